@@ -1,0 +1,90 @@
+"""Super-ticket analysis: which ticket beats the dense baseline by the most (Liang et al. 2021).
+
+Only trials that ran all their epochs (FINISHED) compete: a trial ASHA stopped early has a truncated
+score. The dense baseline is the finished trial that pruned nothing. The super ticket is the pruned
+ticket with the highest mean dev score *above* the dense baseline (ties go to the sparser one). When none
+is above, the winning ticket is the sparsest one that still *matches* the dense model: mean dev score at
+least the dense mean minus its standard deviation over seeds (Chen et al.'s criterion; with one seed
+the std is 0) minus ``tolerance``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class TicketResult:
+    """One trial's outcome.
+
+    Attributes:
+        sparsity: the requested sparsity (fraction); ``head_sparsity``/``ffn_sparsity`` are achieved.
+        seed_scores: final dev score per seed; ``dev_score`` is their mean, ``dev_std`` their std.
+        status: FINISHED, KILLED (stopped early) or FAILED.
+        epochs: epochs the trial reported.
+    """
+
+    trial_id: str
+    run_id: str | None
+    sparsity: float
+    rewind: str
+    status: str
+    heads_kept: int | None = None
+    total_heads: int | None = None
+    ffn_kept: int | None = None
+    total_ffn: int | None = None
+    head_sparsity: float | None = None
+    ffn_sparsity: float | None = None
+    dev_score: float | None = None
+    dev_std: float | None = None
+    seed_scores: dict = field(default_factory=dict)
+    epochs: int = 0
+
+    @property
+    def is_dense(self) -> bool:
+        return self.heads_kept == self.total_heads and self.ffn_kept == self.total_ffn
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def ticket_from_result(trial_id: str, run_id: str | None, config: dict, result: dict | None, status: str,
+                       seeds: tuple[int, ...]) -> TicketResult:
+    """A ``TicketResult`` from a trial's configuration and last reported result (``None`` if it never reported)."""
+    ticket = TicketResult(trial_id, run_id, float(config["sparsity"]), config.get("rewind", "pretrained"), status)
+    if result:
+        for key in ("heads_kept", "total_heads", "ffn_kept", "total_ffn", "head_sparsity", "ffn_sparsity"):
+            setattr(ticket, key, result[key])
+        ticket.dev_score, ticket.dev_std = result["dev_score"], result["dev_score_std"]
+        ticket.seed_scores = {seed: result[f"dev_score_seed{seed}"] for seed in seeds}
+        ticket.epochs = int(result.get("training_iteration", 0))
+    return ticket
+
+
+@dataclass
+class Verdict:
+    """The dense baseline, the super ticket (or ``None``) and the winning ticket (or ``None``)."""
+
+    dense: TicketResult | None
+    super_ticket: TicketResult | None
+    winning_ticket: TicketResult | None
+
+
+def find_super_ticket(tickets: list[TicketResult], tolerance: float = 0.0) -> Verdict:
+    """Pick the dense baseline, the super ticket and the sparsest matching (winning) ticket.
+
+    Args:
+        tickets: every trial of a study.
+        tolerance: extra slack (in dev-score units) for "matching" the dense model.
+    """
+    finished = [t for t in tickets if t.status == "FINISHED" and t.dev_score is not None]
+    dense = next((t for t in finished if t.is_dense), None)
+    if dense is None:
+        return Verdict(None, None, None)
+    pruned = [t for t in finished if not t.is_dense]
+    above = [t for t in pruned if t.dev_score > dense.dev_score]
+    super_ticket = max(above, key=lambda t: (t.dev_score, t.head_sparsity), default=None)
+    threshold = dense.dev_score - dense.dev_std - tolerance
+    matching = [t for t in pruned if t.dev_score >= threshold]
+    winning = max(matching, key=lambda t: (t.head_sparsity, t.ffn_sparsity, t.dev_score), default=None)
+    return Verdict(dense, super_ticket, winning)

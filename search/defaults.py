@@ -1,0 +1,67 @@
+"""Where a study's model and GLUE data come from when no flag says.
+
+Resolution order, first hit wins, and the study prints which one it used:
+
+1. the flag (``--model``, ``--glue-dir``);
+2. the environment (``SUPERTICKETS_MODEL``, ``GLUE_DIR``);
+3. ``supertickets.toml`` in the working directory (or the file ``SUPERTICKETS_CONFIG`` names), keys
+   ``model`` and ``glue_dir``; relative paths are relative to that file. The README's set-up copies
+   ``configs/offline-shared.toml`` there, which points at ``../shared`` (no hub needed);
+4. the papers' defaults from the hub: ``bert-base-uncased`` and ``nyu-mll/glue``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from search.errors import UsageError
+
+HUB_MODEL = "bert-base-uncased"
+CONFIG_FILE = "supertickets.toml"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A resolved default: its ``value`` (``None`` = the hub) and where it came from (``source``)."""
+
+    value: str | None
+    source: str
+
+
+def _config() -> tuple[dict, Path | None]:
+    path = Path(os.environ.get("SUPERTICKETS_CONFIG", CONFIG_FILE))
+    if not path.is_file():
+        if "SUPERTICKETS_CONFIG" in os.environ:
+            raise UsageError(f"config file {path} (SUPERTICKETS_CONFIG) not found: fix the path or unset it")
+        return {}, None
+    try:
+        return tomllib.loads(path.read_text()), path.resolve()
+    except tomllib.TOMLDecodeError as err:
+        raise UsageError(f"config file {path} is not valid TOML ({err}): fix it or remove it") from None
+
+
+def _resolve(flag: str | None, env: str, key: str, fallback: str | None, fallback_source: str) -> Resolved:
+    if flag:
+        return Resolved(flag, "flag")
+    if os.environ.get(env):
+        return Resolved(os.environ[env], f"${env}")
+    config, path = _config()
+    if config.get(key):
+        value = config[key]
+        if not os.path.isabs(value) and (value.startswith(".") or os.sep in value):
+            value = str((path.parent / value).resolve())
+        return Resolved(value, str(path))
+    return Resolved(fallback, fallback_source)
+
+
+def resolve_model(flag: str | None) -> Resolved:
+    """The checkpoint a study fine-tunes (hub id or local directory)."""
+    return _resolve(flag, "SUPERTICKETS_MODEL", "model", HUB_MODEL, "papers' default (hub)")
+
+
+def resolve_glue_dir(flag: str | None) -> Resolved:
+    """The classic GLUE directory, or ``None`` for the hub's ``nyu-mll/glue``."""
+    return _resolve(flag, "GLUE_DIR", "glue_dir", None, "papers' default (hub nyu-mll/glue)")

@@ -1,0 +1,91 @@
+"""What a study shows a person: the trial table, the verdict line, the phase-transition plot, the summary."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from search.analysis import TicketResult, Verdict  # noqa: E402
+
+
+def trial_table(tickets: list[TicketResult], seeds: tuple[int, ...]) -> pd.DataFrame:
+    """One row per trial, sparsest last: sparsity, units kept, dev score per seed and mean, status."""
+    rows = []
+    for t in sorted(tickets, key=lambda t: (t.sparsity, t.trial_id)):
+        row = {"trial": t.trial_id, "sparsity": t.sparsity,
+               "heads kept": f"{t.heads_kept}/{t.total_heads}" if t.heads_kept is not None else "-",
+               "FFN kept": f"{t.ffn_kept}/{t.total_ffn}" if t.ffn_kept is not None else "-"}
+        for seed in seeds:
+            score = t.seed_scores.get(seed)
+            row[f"seed {seed}"] = "-" if score is None else f"{score:.4f}"
+        row["mean"] = "-" if t.dev_score is None else f"{t.dev_score:.4f}"
+        row["epochs"] = t.epochs
+        row["status"] = t.status
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def verdict_line(verdict: Verdict, metric: str) -> str:
+    """One line naming the super ticket (or the winning ticket, or why there is neither)."""
+    dense = verdict.dense
+    if dense is None:
+        return "No super ticket: the dense baseline did not finish, so there is nothing to compare with."
+    base = f"dense {metric} {dense.dev_score:.4f} ± {dense.dev_std:.4f}"
+    if verdict.super_ticket is not None:
+        t = verdict.super_ticket
+        return (f"Super ticket: sparsity {t.sparsity:.2f} ({t.heads_kept}/{t.total_heads} heads, "
+                f"{t.ffn_kept}/{t.total_ffn} FFN blocks kept), dev {metric} {t.dev_score:.4f} vs {base} "
+                f"(+{t.dev_score - dense.dev_score:.4f}); MLflow run {t.run_id}")
+    if verdict.winning_ticket is not None:
+        t = verdict.winning_ticket
+        return (f"No ticket beats the dense model ({base}). Sparsest winning ticket: sparsity "
+                f"{t.sparsity:.2f} ({t.heads_kept}/{t.total_heads} heads, {t.ffn_kept}/{t.total_ffn} FFN "
+                f"blocks kept), dev {metric} {t.dev_score:.4f}; MLflow run {t.run_id}")
+    return f"No ticket beats or matches the dense model ({base})."
+
+
+def phase_transition_plot(tickets: list[TicketResult], verdict: Verdict, metric: str, title: str):
+    """Dev score against head sparsity (%), dense baseline as a line, super ticket marked.
+
+    Each rewinding point is its own curve; per-seed scores are drawn faintly behind the means.
+    Returns the matplotlib figure.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    done = [t for t in tickets if t.dev_score is not None]
+    for rewind in sorted({t.rewind for t in done}):
+        points = sorted((t for t in done if t.rewind == rewind and t.status == "FINISHED"),
+                        key=lambda t: t.head_sparsity)
+        xs = [100 * t.head_sparsity for t in points]
+        ax.plot(xs, [t.dev_score for t in points], "o-", label=f"ticket, rewind={rewind} (mean over seeds)")
+        for t in points:
+            ax.scatter([100 * t.head_sparsity] * len(t.seed_scores), list(t.seed_scores.values()),
+                       color="grey", alpha=0.35, s=12)
+    killed = [t for t in done if t.status == "KILLED"]
+    if killed:
+        ax.scatter([100 * t.head_sparsity for t in killed], [t.dev_score for t in killed], marker="x",
+                   color="tab:red", label="stopped early by ASHA (truncated)")
+    if verdict.dense is not None:
+        ax.axhline(verdict.dense.dev_score, color="black", linestyle="--", label="dense baseline")
+    if verdict.super_ticket is not None:
+        t = verdict.super_ticket
+        ax.scatter([100 * t.head_sparsity], [t.dev_score], marker="*", s=260, color="gold", edgecolor="black",
+                   zorder=5, label=f"super ticket ({100 * t.head_sparsity:.0f}% heads pruned)")
+    ax.set_xlabel("heads pruned (%)  [FFN blocks pruned: floor(sparsity × layers)]")
+    ax.set_ylabel(f"dev {metric}")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def summary(tickets: list[TicketResult], verdict: Verdict, settings: dict) -> dict:
+    """The JSON summary logged on the parent run and saved beside the study."""
+    def pick(t):
+        return None if t is None else t.to_dict()
+
+    return {"settings": settings, "dense": pick(verdict.dense), "super_ticket": pick(verdict.super_ticket),
+            "winning_ticket": pick(verdict.winning_ticket), "trials": [t.to_dict() for t in tickets]}

@@ -1,0 +1,121 @@
+"""``python -m search.run``: search the super ticket of a GLUE task.
+
+Exit codes: 0 done, 2 bad input (one-line message, nothing created), 1 the study itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from search.defaults import CONFIG_FILE
+from search.errors import UsageError
+from spaces.budgets import BUDGETS
+from spaces.structured import METHODS, REWIND_POINTS
+from trainables.tasks import TASKS
+
+DESCRIPTION = f"""\
+Find winning and super tickets of a pre-trained BERT-family encoder on a GLUE task.
+
+A study fine-tunes the dense model once per seed (cached under --storage-path/cache and reused by every
+trial and later study with the same settings), scores every attention head and FFN block by accumulated
+|dL/d gate| on the training split, then lets Optuna (TPE, through Ray Tune) choose the sparsities to try.
+Each trial prunes the lowest-scoring heads and FFN blocks, rewinds the ticket and fine-tunes it; ASHA
+stops hopeless trials early. Everything goes to MLflow; the study ends with a table of the trials and a
+line naming the super ticket (the ticket that beats the dense model by the most).
+
+Model and data, when no flag says: $SUPERTICKETS_MODEL / $GLUE_DIR, then ./{CONFIG_FILE}, then the
+papers' bert-base-uncased and nyu-mll/glue from the hub.
+"""
+
+EPILOG = """\
+examples:
+  python -m search.run --task rte                       # the papers' budget (meant for GPUs)
+  python -m search.run --task rte --budget smoke        # the whole pipeline on 2 CPU cores in minutes
+  python -m search.run --task mrpc --seeds 3 --gpus-per-trial 0.5
+  RAY_ADDRESS=auto python -m search.run --task stsb     # on a running Ray cluster
+  mlflow ui --backend-store-uri sqlite:///$PWD/mlflow.db  # look at the results
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, like every other bad input
+        raise UsageError(f"{message} (see --help)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m search.run", description=DESCRIPTION, epilog=EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_argument_group("what to search")
+    what.add_argument("--task", required=True, help=f"GLUE task: {', '.join(TASKS)}")
+    what.add_argument("--method", default="structured", help=f"pruning method: {', '.join(METHODS)} (default structured)")
+    what.add_argument("--rewind", default="pretrained",
+                      help=f"rewinding point(s): {', '.join(REWIND_POINTS)}; comma-separate several to let Optuna "
+                           "choose (default pretrained: re-fine-tune the ticket from the pre-trained weights)")
+    what.add_argument("--sparsity-min", type=float, help="lowest sparsity searched, a fraction in [0, 1) (default 0)")
+    what.add_argument("--sparsity-max", type=float, help="highest sparsity searched, a fraction in [0, 1) (default 0.6)")
+    what.add_argument("--sparsity-step", type=float, help="sparsity grid step (default 0.05, Liang et al.'s)")
+    what.add_argument("--model", help="hub id or local Hugging Face directory of a BERT-family encoder")
+    what.add_argument("--glue-dir", help="classic GLUE directory (default $GLUE_DIR, else the hub's nyu-mll/glue)")
+
+    budget = p.add_argument_group("budget (defaults come from --budget; any flag here overrides it)")
+    budget.add_argument("--budget", choices=list(BUDGETS), default="paper",
+                        help="smoke: a train subset, short sequences, 4 trials, for 2 CPU cores; paper (default): "
+                             "full data, Adamax lr 5e-5, batch 32, 6 epochs (3 on large tasks), 5 seeds, 16 trials")
+    budget.add_argument("--num-trials", type=int, help="trials in the study, the dense one included")
+    budget.add_argument("--seeds", type=int, help="seeds per trial; the dev score is their mean")
+    budget.add_argument("--epochs", type=int, help="fine-tuning epochs of the dense model and of each ticket")
+    budget.add_argument("--learning-rate", type=float, help="peak learning rate")
+    budget.add_argument("--batch-size", type=int, help="examples per step")
+    budget.add_argument("--optimizer", help="adamw or adamax")
+    budget.add_argument("--max-seq-length", type=int, help="tokens per example")
+    budget.add_argument("--max-train-examples", type=int, help="train on a seeded subset of this size (0: all)")
+    budget.add_argument("--max-dev-examples", type=int, help="evaluate on the first N dev examples (0: all)")
+    budget.add_argument("--grace-period", type=int, help="epochs before ASHA may stop a trial")
+
+    run = p.add_argument_group("where it runs and where results go")
+    run.add_argument("--concurrent-trials", type=int, help="trials at once (default: as many as resources allow)")
+    run.add_argument("--cpus-per-trial", type=float, default=2.0, help="CPUs per trial (default 2)")
+    run.add_argument("--gpus-per-trial", type=float,
+                     help="GPUs per trial, fractions allowed (0.25 packs 4 trials on a GPU); default 1 if CUDA is "
+                          "visible, else 0")
+    run.add_argument("--search-seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
+    run.add_argument("--storage-path", default="supertickets_results",
+                     help="where studies and the dense-model cache are stored; shared storage on a cluster "
+                          "(default ./supertickets_results)")
+    run.add_argument("--study-name", help="name of the study (default <task>-<method>-<date>-<time>)")
+    run.add_argument("--resume", action="store_true", help="resume the interrupted study --study-name")
+    run.add_argument("--mlflow-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else "
+                                          "sqlite:///<cwd>/mlflow.db)")
+    run.add_argument("--match-tolerance", type=float, default=0.0,
+                     help="slack below the dense score (minus its seed std) that still counts as matching")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        if args.resume and not args.study_name:
+            raise UsageError("--resume needs --study-name of the study to resume")
+        from search.settings import build_settings
+
+        settings = build_settings(args)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    from search.study import run_study
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    outcome = run_study(settings)
+    print()
+    print(outcome.table)
+    print()
+    print(outcome.line)
+    print(f"Open it: mlflow ui --backend-store-uri {outcome.tracking_uri}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

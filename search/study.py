@@ -1,0 +1,191 @@
+"""Run one study: dense fine-tunes first, then the Ray Tune + Optuna search, then the super-ticket verdict.
+
+Data flows one way: settings -> space -> Tuner (trials in ``trainables``) -> MLflow (``search.tracking``)
+-> analysis and report. Nothing is created (Ray, MLflow run, folders) before the settings are valid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import optuna
+import ray
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+
+from search.analysis import TicketResult, Verdict, find_super_ticket, ticket_from_result
+from search.optuna_search import PruningAwareOptunaSearch
+from search.report import phase_transition_plot, summary, trial_table, verdict_line
+from search.settings import StudySettings
+from search.tracking import MlflowTrialCallback, experiment_id, resolve_tracking_uri
+from spaces.structured import METHODS
+from trainables.cache import prepare_dense
+from trainables.tasks import get_task
+from trainables.trial import TrialContext, tune_trainable
+
+#: Environment the trials need from the driver (offline switches, caches).
+FORWARDED_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "HF_DATASETS_CACHE")
+STATE_FILE = "supertickets.json"
+
+
+@dataclass
+class StudyOutcome:
+    """What a study found, with where it was recorded."""
+
+    tickets: list[TicketResult]
+    verdict: Verdict
+    parent_run_id: str
+    tracking_uri: str
+    table: str
+    line: str
+
+
+def _start_ray(settings: StudySettings) -> bool:
+    """Join ``$RAY_ADDRESS`` or start a local instance; returns True when this process started it."""
+    if ray.is_initialized():
+        return False
+    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    if not os.environ.get("RAY_ADDRESS"):
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local instance
+    ray.init(address=os.environ.get("RAY_ADDRESS"), runtime_env={"env_vars": env}, include_dashboard=False,
+             configure_logging=False)
+    return True
+
+
+def _context(settings: StudySettings) -> TrialContext:
+    return TrialContext(model=settings.model, task=settings.task, data=settings.data, finetune=settings.finetune,
+                        seeds=settings.seeds, cache_dir=str(settings.cache_dir),
+                        threads=max(1, int(settings.cpus_per_trial)))
+
+
+def _prepare_dense(settings: StudySettings, context: TrialContext, say) -> list[dict]:
+    """Fine-tune the dense model of every seed (in parallel, as Ray tasks) unless the cache has it."""
+    task = ray.remote(prepare_dense).options(num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial)
+    done = ray.get([task.remote(context.dense_spec(seed), context.cache_dir) for seed in settings.seeds])
+    for item in done:
+        state = "reused from cache" if item["reused"] else "computed"
+        say(f"dense fine-tune seed {item['seed']} (key {item['key']}): {state}; final dev score "
+            f"{item['history'][-1]['dev_score']:.4f}")
+    return done
+
+
+def _tickets(results, callback: MlflowTrialCallback, settings: StudySettings) -> list[TicketResult]:
+    tickets = []
+    for result in results:
+        trial_id = result.metrics.get("trial_id") or os.path.basename(result.path)
+        entry = callback.runs.get(trial_id, {})
+        status = entry.get("status") or ("FAILED" if result.error else "FINISHED")
+        last = result.metrics if result.metrics and "dev_score" in result.metrics else None
+        tickets.append(ticket_from_result(trial_id, entry.get("run_id"), result.config, last, status, settings.seeds))
+    return tickets
+
+
+def run_study(settings: StudySettings, say=print) -> StudyOutcome:
+    """Run the study described by ``settings`` and record it in MLflow.
+
+    Args:
+        settings: validated settings (``search.settings.build_settings``).
+        say: where progress lines go.
+
+    Returns:
+        the trials, the verdict and where they were logged. Trials that fail are recorded as FAILED;
+        the others still count.
+    """
+    task = get_task(settings.task)
+    say(f"study {settings.study_name}: task {task.name} (dev score = {task.primary_metric}), method "
+        f"{settings.method}, rewind {','.join(settings.rewind)}, budget {settings.budget}")
+    say(f"model: {settings.model}  [{settings.model_source}]")
+    say(f"data:  {settings.glue_dir or 'hub nyu-mll/glue'}  [{settings.glue_source}]")
+
+    tracking_uri = resolve_tracking_uri(settings.mlflow_uri)
+    client = MlflowClient(tracking_uri)
+    state_path = settings.study_dir / STATE_FILE
+    if settings.resume and state_path.exists():
+        parent_run_id = json.loads(state_path.read_text())["parent_run_id"]
+        client.update_run(parent_run_id, status="RUNNING")
+    else:
+        experiment = experiment_id(client, task.name)
+        parent_run_id = client.create_run(experiment, run_name=settings.study_name,
+                                          tags={"supertickets.study": settings.study_name}).info.run_id
+        for key, value in settings.params().items():
+            client.log_param(parent_run_id, key, value)
+        settings.study_dir.mkdir(parents=True, exist_ok=True)
+        state_path.write_text(json.dumps({"parent_run_id": parent_run_id, "tracking_uri": tracking_uri}))
+    say(f"MLflow: {tracking_uri}  (parent run {parent_run_id})")
+    experiment = client.get_run(parent_run_id).info.experiment_id
+
+    started_ray = _start_ray(settings)
+    status = RunStatus.to_string(RunStatus.FAILED)
+    try:
+        context = _context(settings)
+        _prepare_dense(settings, context, say)
+        space = METHODS[settings.method](settings.sparsity, settings.rewind)
+        callback = MlflowTrialCallback(tracking_uri, experiment, parent_run_id,
+                                       {"task": task.name, "seeds": ",".join(map(str, settings.seeds)),
+                                        "model": settings.model})
+        trainable = tune.with_resources(tune.with_parameters(tune_trainable, context=context),
+                                        {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
+        path = str(settings.study_dir)
+        if settings.resume and tune.Tuner.can_restore(path):
+            say(f"resuming the interrupted study in {path}")
+            tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
+        else:
+            searcher = PruningAwareOptunaSearch(space, metric="dev_score", mode="max",
+                                                sampler=optuna.samplers.TPESampler(seed=settings.search_seed),
+                                                points_to_evaluate=[space.dense_point()])
+            scheduler = ASHAScheduler(time_attr="training_iteration", max_t=settings.finetune.epochs,
+                                      grace_period=settings.grace_period, reduction_factor=2)
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(metric="dev_score", mode="max", search_alg=searcher, scheduler=scheduler,
+                                            num_samples=settings.num_trials,
+                                            max_concurrent_trials=settings.concurrent_trials),
+                run_config=tune.RunConfig(name=settings.study_name, storage_path=settings.storage_path,
+                                          callbacks=[callback], verbose=1,
+                                          failure_config=tune.FailureConfig(max_failures=0)))
+        results = tuner.fit()
+        live = next((c for c in tuner._local_tuner.get_run_config().callbacks or []
+                     if isinstance(c, MlflowTrialCallback)), callback)
+        tickets = _tickets(results, live, settings)
+        outcome = _report(settings, tickets, client, parent_run_id, tracking_uri)
+        status = RunStatus.to_string(RunStatus.FINISHED)
+        return outcome
+    except KeyboardInterrupt:
+        status = RunStatus.to_string(RunStatus.KILLED)
+        raise
+    finally:
+        client.set_terminated(parent_run_id, status=status)
+        if started_ray:
+            ray.shutdown()
+
+
+def _report(settings: StudySettings, tickets, client: MlflowClient, parent_run_id: str, uri: str) -> StudyOutcome:
+    task = get_task(settings.task)
+    verdict = find_super_ticket(tickets, settings.match_tolerance)
+    table = trial_table(tickets, settings.seeds).to_string(index=False)
+    line = verdict_line(verdict, task.primary_metric)
+    figure = phase_transition_plot(tickets, verdict, task.primary_metric,
+                                   f"{task.name.upper()}: structured tickets, {os.path.basename(settings.model)}")
+    data = summary(tickets, verdict, settings.params())
+    data["verdict"] = line
+    client.log_figure(parent_run_id, figure, "phase_transition.png")
+    client.log_dict(parent_run_id, data, "summary.json")
+    client.log_text(parent_run_id, table + "\n", "trials.txt")
+    figure.savefig(settings.study_dir / "phase_transition.png", dpi=120)
+    (settings.study_dir / "summary.json").write_text(json.dumps(data, indent=2))
+    tags = {"super_ticket": "yes" if verdict.super_ticket else "none"}
+    if verdict.dense is not None:
+        tags["dense.dev_score"] = f"{verdict.dense.dev_score:.4f}"
+        client.log_metric(parent_run_id, "dense_dev_score", verdict.dense.dev_score)
+    for name, ticket in (("super_ticket", verdict.super_ticket), ("winning_ticket", verdict.winning_ticket)):
+        if ticket is not None:
+            tags.update({f"{name}.sparsity": f"{ticket.sparsity:.2f}", f"{name}.run_id": ticket.run_id or "",
+                         f"{name}.dev_score": f"{ticket.dev_score:.4f}"})
+            client.log_metric(parent_run_id, f"{name}_dev_score", ticket.dev_score)
+    for key, value in tags.items():
+        client.set_tag(parent_run_id, key, value)
+    return StudyOutcome(tickets, verdict, parent_run_id, uri, table, line)

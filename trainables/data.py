@@ -1,0 +1,106 @@
+"""GLUE data: load a task's train and dev splits and tokenise them, all through ``datasets``.
+
+Data comes from a classic ``GLUE_DIR`` (``<glue_dir>/RTE/train.tsv`` ...) or, when no directory is
+given, from the hub dataset ``nyu-mll/glue``. Tokenisation is a cached ``Dataset.map``; padding is
+dynamic, done per batch by ``DataCollatorWithPadding``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import datasets
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+
+from trainables.tasks import GlueTask
+
+HUB_DATASET = "nyu-mll/glue"
+MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "labels")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """How much of a task a trial reads.
+
+    Attributes:
+        glue_dir: a classic GLUE directory, or ``None`` for the hub's ``nyu-mll/glue``.
+        max_seq_length: tokens per example after truncation.
+        max_train_examples: keep a seeded random subset of this many training examples (``None``: all).
+        max_dev_examples: keep the first this many dev examples (``None``: all).
+    """
+
+    glue_dir: str | None
+    max_seq_length: int
+    max_train_examples: int | None = None
+    max_dev_examples: int | None = None
+
+
+def _classic_split(task: GlueTask, glue_dir: str, file: str) -> datasets.Dataset:
+    spec = task.classic
+    path = os.path.join(glue_dir, spec.folder, file)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: point --glue-dir at a classic GLUE directory holding {spec.folder}/")
+    # Quote characters are literal text in GLUE TSVs (quoting=3); "NA"/"null" are words, not missing values.
+    options = dict(delimiter="\t", quoting=3, encoding="utf-8-sig", keep_default_na=False,
+                   usecols=list(spec.columns))
+    if spec.names is not None:
+        options.update(column_names=list(spec.names), header=None)
+    ds = datasets.load_dataset("csv", data_files={"split": path}, split="split", **options)
+    ds = ds.rename_columns({k: v for k, v in spec.columns.items() if k != v})
+    if task.label_names is not None:
+        names = list(task.label_names)
+        ds = ds.map(lambda b: {"label": [names.index(x) for x in b["label"]]}, batched=True)
+    return ds
+
+
+def load_raw(task: GlueTask, glue_dir: str | None) -> datasets.DatasetDict:
+    """Load the train and dev splits of ``task`` with columns ``task.text_columns + ("label",)``.
+
+    Labels are class ids (int) or, for STS-B, float scores in [0, 5].
+
+    Raises:
+        FileNotFoundError: ``glue_dir`` is given but lacks the task's files.
+    """
+    if glue_dir is None:
+        hub = datasets.load_dataset(HUB_DATASET, task.hub_config)
+        raw = datasets.DatasetDict(train=hub["train"], validation=hub[task.dev_split])
+    else:
+        raw = datasets.DatasetDict(
+            train=_classic_split(task, glue_dir, task.classic.train_file),
+            validation=_classic_split(task, glue_dir, task.classic.dev_file),
+        )
+    label_type = "float32" if task.is_regression else "int64"
+    return raw.select_columns([*task.text_columns, "label"]).cast_column("label", datasets.Value(label_type))
+
+
+def load_tokenized(task: GlueTask, tokenizer: PreTrainedTokenizerBase, settings: DataSettings,
+                   seed: int = 0) -> datasets.DatasetDict:
+    """Train and dev splits of ``task``, tokenised, unpadded, in torch format.
+
+    Args:
+        seed: picks the training subset when ``settings.max_train_examples`` is set.
+
+    Returns:
+        ``DatasetDict(train=..., validation=...)`` with columns among ``MODEL_INPUTS``.
+    """
+    raw = load_raw(task, settings.glue_dir)
+    if settings.max_train_examples is not None and settings.max_train_examples < len(raw["train"]):
+        raw["train"] = raw["train"].shuffle(seed=seed).select(range(settings.max_train_examples))
+    if settings.max_dev_examples is not None and settings.max_dev_examples < len(raw["validation"]):
+        raw["validation"] = raw["validation"].select(range(settings.max_dev_examples))
+
+    def tokenize(batch):
+        encoded = tokenizer(*[batch[c] for c in task.text_columns], truncation=True,
+                            max_length=settings.max_seq_length)
+        encoded["labels"] = batch["label"]
+        return encoded
+
+    tokenized = raw.map(tokenize, batched=True, remove_columns=raw["train"].column_names)
+    keep = [c for c in MODEL_INPUTS if c in tokenized["train"].column_names]
+    return tokenized.with_format("torch", columns=keep)
+
+
+def collator(tokenizer: PreTrainedTokenizerBase) -> DataCollatorWithPadding:
+    """Pads each batch to its longest example (dynamic padding)."""
+    return DataCollatorWithPadding(tokenizer)

@@ -1,0 +1,113 @@
+"""Fine-tuning and evaluation of a (possibly gated) model on one GLUE task.
+
+One ``FineTuneRun`` owns a model, its optimizer and its data order for one seed; a trial with several
+seeds steps several runs epoch by epoch so it can report the mean dev score after each epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from transformers import get_linear_schedule_with_warmup
+
+from trainables.metrics import compute_metrics, predictions_from_logits
+from trainables.tasks import GlueTask
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax}
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """Hyper-parameters of one fine-tune.
+
+    Attributes:
+        learning_rate: peak learning rate (linear warm-up, then linear decay to 0).
+        epochs: passes over the training split.
+        batch_size: examples per optimiser step (and per evaluation batch).
+        optimizer: ``adamw`` or ``adamax`` (Liang et al. use Adamax, Prasanna et al. Adam).
+        warmup_ratio: fraction of all steps spent warming up.
+        weight_decay: decoupled weight decay (AdamW) or L2 (Adamax).
+        max_grad_norm: gradient clipping threshold.
+    """
+
+    learning_rate: float
+    epochs: int
+    batch_size: int
+    optimizer: str = "adamax"
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def pick_device() -> torch.device:
+    """The first CUDA device when one is visible (Ray sets ``CUDA_VISIBLE_DEVICES`` per trial), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, task: GlueTask, device: torch.device) -> dict[str, float]:
+    """Every dev metric of ``task`` on ``loader`` (eval mode), plus ``dev_score`` (the primary metric)."""
+    model.eval()
+    logits, labels = [], []
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        logits.append(model(**batch).logits.float().cpu().numpy())
+        labels.append(batch["labels"].cpu().numpy())
+    predictions = predictions_from_logits(np.concatenate(logits), task)
+    return compute_metrics(task, predictions, np.concatenate(labels))
+
+
+class FineTuneRun:
+    """Fine-tune one model for one seed, one epoch at a time.
+
+    Args:
+        model: the model to train (already masked through its gates, if it is a ticket).
+        train_set: the tokenised training split (unpadded).
+        collate: pads a list of examples into a batch (dynamic padding).
+        settings: the hyper-parameters.
+        seed: seeds the data order and dropout of this run.
+        device: where the model lives.
+    """
+
+    def __init__(self, model: nn.Module, train_set, collate, settings: FinetuneSettings, seed: int,
+                 device: torch.device):
+        self.model, self.settings, self.device, self.seed = model.to(device), settings, device, seed
+        self.loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, collate_fn=collate,
+                                 generator=torch.Generator().manual_seed(seed))
+        self.epoch = 0
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = OPTIMIZERS[settings.optimizer](params, lr=settings.learning_rate,
+                                                        weight_decay=settings.weight_decay)
+        total = settings.epochs * len(self.loader)
+        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, int(settings.warmup_ratio * total), total)
+
+    def train_epoch(self) -> float:
+        """One pass over the training split; returns the mean training loss."""
+        self.model.train()
+        torch.manual_seed(self.seed * 1000 + self.epoch)  # dropout
+        losses = []
+        started = time.perf_counter()
+        for batch in self.loader:
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            loss = self.model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+        self.epoch += 1
+        log.info("seed %d epoch %d/%d: train loss %.4f (%.0f s)", self.seed, self.epoch, self.settings.epochs,
+                 float(np.mean(losses)), time.perf_counter() - started)
+        return float(np.mean(losses))

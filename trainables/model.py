@@ -1,0 +1,107 @@
+"""Loading a BERT-family encoder and finding its prunable units.
+
+The number of layers and heads per layer are read from the model's config, never assumed to be
+BERT-base's (12 x 12); the FFN size is read from the module itself.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig
+
+from trainables.tasks import GlueTask
+
+
+@dataclass(frozen=True)
+class EncoderLayout:
+    """Where a model family keeps the modules the gates attach to.
+
+    Attributes:
+        layers: dotted path, from ``model.base_model``, to the ``ModuleList`` of transformer layers.
+        head_projection: dotted path, inside a layer, to the linear map whose *input* is the
+            concatenated head outputs ``(batch, seq, heads * head_dim)`` (BERT: ``attention.output.dense``).
+        ffn_output: dotted path, inside a layer, to the FFN's second linear map, whose *output* is the
+            FFN block's contribution before the residual connection (BERT: ``output.dense``).
+    """
+
+    layers: str
+    head_projection: str
+    ffn_output: str
+
+
+_BERT_LIKE = EncoderLayout("encoder.layer", "attention.output.dense", "output.dense")
+_DISTILBERT = EncoderLayout("transformer.layer", "attention.out_lin", "ffn.lin2")
+
+#: Model types (``config.model_type``) whose layout is known; anything else is refused up front.
+LAYOUTS: dict[str, EncoderLayout] = {
+    "bert": _BERT_LIKE, "roberta": _BERT_LIKE, "xlm-roberta": _BERT_LIKE, "electra": _BERT_LIKE,
+    "camembert": _BERT_LIKE, "distilbert": _DISTILBERT,
+}
+
+
+class UnsupportedModelError(ValueError):
+    """The checkpoint is not a BERT-family encoder this project can gate."""
+
+
+def layout_for(config: PretrainedConfig) -> EncoderLayout:
+    """The layout of ``config``'s model family.
+
+    Raises:
+        UnsupportedModelError: the model type is not one of ``LAYOUTS`` or is configured as a decoder.
+    """
+    if config.model_type not in LAYOUTS or getattr(config, "is_decoder", False):
+        raise UnsupportedModelError(
+            f"model type {config.model_type!r} is not a supported encoder: use a BERT-family encoder "
+            f"({', '.join(LAYOUTS)})")
+    return LAYOUTS[config.model_type]
+
+
+def load_config(model_name_or_path: str) -> PretrainedConfig:
+    """The Hugging Face config of a hub id or local directory (raises ``OSError`` when unreachable)."""
+    return AutoConfig.from_pretrained(model_name_or_path)
+
+
+def load_model(model_name_or_path: str, task: GlueTask, seed: int) -> nn.Module:
+    """The pre-trained encoder with a new classification (or regression) head.
+
+    The head's initial weights are drawn from ``seed``, so the same seed always gives the same starting
+    point: this is the ``pretrained`` rewinding point of a trial with that seed.
+    """
+    torch.manual_seed(seed)
+    kwargs = {"num_labels": task.num_labels}
+    if task.is_regression:
+        kwargs["problem_type"] = "regression"
+    return AutoModelForSequenceClassification.from_pretrained(model_name_or_path, **kwargs)
+
+
+@dataclass(frozen=True)
+class EncoderShape:
+    """Counts of prunable structured units: ``num_layers`` x ``num_heads`` heads, one FFN block per layer."""
+
+    num_layers: int
+    num_heads: int
+
+    @property
+    def total_heads(self) -> int:
+        return self.num_layers * self.num_heads
+
+
+def encoder_shape(config: PretrainedConfig) -> EncoderShape:
+    """Layers and heads per layer, from the config (``num_hidden_layers``, ``num_attention_heads``)."""
+    return EncoderShape(config.num_hidden_layers, config.num_attention_heads)
+
+
+def encoder_layers(model: nn.Module) -> tuple[EncoderLayout, list[nn.Module]]:
+    """The layout of ``model`` and its transformer layers, in order (layer 0 nearest the embeddings)."""
+    layout = layout_for(model.config)
+    layers = operator.attrgetter(layout.layers)(model.base_model)
+    return layout, list(layers)
+
+
+def submodule(layer: nn.Module, path: str) -> nn.Module:
+    """``layer``'s submodule at the dotted ``path``."""
+    return operator.attrgetter(path)(layer)

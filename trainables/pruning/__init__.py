@@ -1,0 +1,1 @@
+"""Pruning methods: each module turns scores of a fine-tuned (or pre-trained) model into a ticket mask."""
