@@ -148,9 +148,7 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
                                           callbacks=[callback], verbose=1,
                                           failure_config=tune.FailureConfig(max_failures=0)))
         results = tuner.fit()
-        live = next((c for c in tuner._local_tuner.get_run_config().callbacks or []
-                     if isinstance(c, MlflowTrialCallback)), callback)
-        tickets = _tickets(results, live, settings)
+        tickets = _tickets(results, callback, settings)
         outcome = _report(settings, tickets, client, parent_run_id, tracking_uri)
         status = RunStatus.to_string(RunStatus.FINISHED)
         return outcome

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
 from trainables.data import DataSettings, collator, load_tokenized
-from trainables.finetune import FineTuneRun, FinetuneSettings, evaluate, pick_device
+from trainables.finetune import FineTuneRun, FinetuneSettings, evaluate, pick_device, show_progress
 from trainables.model import load_model
 from trainables.pruning.structured import unit_importance
 from trainables.tasks import get_task
@@ -153,7 +153,6 @@ def prepare_dense(spec: DenseSpec, cache_root: str) -> dict:
     Returns:
         ``{"seed", "key", "reused", "history"}``.
     """
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "0")) or torch.get_num_threads()))
+    show_progress()
     result = ensure_dense(spec, cache_root)
     return {"seed": spec.seed, "key": spec.key(), "reused": result.reused, "history": result.history}

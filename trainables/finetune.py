@@ -21,6 +21,21 @@ from trainables.tasks import GlueTask
 
 log = logging.getLogger(__name__)
 
+
+def show_progress() -> None:
+    """Send this package's INFO lines (epochs, scores) to stdout, which Ray forwards to the driver.
+
+    ``logging.basicConfig`` is not enough inside a Ray worker: its root logger already has handlers.
+    """
+    package = logging.getLogger("trainables")
+    package.setLevel(logging.INFO)
+    if not package.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        package.addHandler(handler)
+        package.propagate = False
+
+
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax}
 
 

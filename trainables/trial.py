@@ -20,7 +20,7 @@ from transformers import AutoTokenizer
 
 from trainables.cache import DenseResult, DenseSpec, ensure_dense
 from trainables.data import DataSettings, collator, load_tokenized
-from trainables.finetune import FineTuneRun, FinetuneSettings, evaluate, pick_device
+from trainables.finetune import FineTuneRun, FinetuneSettings, evaluate, pick_device, show_progress
 from trainables.gates import UnitGates
 from trainables.pruning.structured import StructuredMask, normalize_by_layer, structured_mask
 from trainables.rewinding import rewound_model
@@ -137,5 +137,5 @@ def tune_trainable(config: dict, context: TrialContext) -> None:
     """The Ray Tune entry point: ``run_ticket_trial`` reporting through ``ray.tune.report``."""
     from ray import tune
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    show_progress()
     run_ticket_trial(config, context, tune.report)

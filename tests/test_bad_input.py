@@ -1,0 +1,74 @@
+"""Every bad input: one line naming the problem and the fix, exit code 2, no traceback, nothing created."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from search.run import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for var in ("GLUE_DIR", "SUPERTICKETS_MODEL", "SUPERTICKETS_CONFIG", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def gpt2_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gpt2")
+    (path / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 8}))
+    return str(path)
+
+
+def _cases(model_dir, glue_dir, gpt2_dir):
+    ok = ["--model", model_dir, "--glue-dir", glue_dir, "--budget", "smoke"]
+    return {
+        "unknown task": (["--task", "squad", *ok], "unknown task 'squad'"),
+        "unknown method": (["--task", "rte", "--method", "snip", *ok], "unknown method 'snip'"),
+        "unknown rewinding point": (["--task", "rte", "--rewind", "halfway", *ok], "unknown rewinding point 'halfway'"),
+        "sparsity above 1": (["--task", "rte", "--sparsity-max", "1.2", *ok], "must lie in [0, 1)"),
+        "sparsity in percent": (["--task", "rte", "--sparsity-max", "30", *ok], "not percent"),
+        "negative sparsity": (["--task", "rte", "--sparsity-min", "-0.1", *ok], "must lie in [0, 1)"),
+        "inverted range": (["--task", "rte", "--sparsity-min", "0.5", "--sparsity-max", "0.2", *ok], "inverted"),
+        "missing GLUE dir": (["--task", "rte", "--model", model_dir, "--glue-dir", "/no/such/glue"],
+                             "GLUE directory /no/such/glue not found"),
+        "missing model path": (["--task", "rte", "--model", "/no/such/model", "--glue-dir", glue_dir],
+                               "model path /no/such/model not found"),
+        "not an encoder": (["--task", "rte", "--model", gpt2_dir, "--glue-dir", glue_dir],
+                           "'gpt2' is not a supported encoder"),
+        "bad flag value": (["--task", "rte", "--seeds", "two", *ok], "invalid int value"),
+        "zero seeds": (["--task", "rte", "--seeds", "0", *ok], "--seeds 0 must be at least 1"),
+    }
+
+
+@pytest.mark.parametrize("case", ["unknown task", "unknown method", "unknown rewinding point", "sparsity above 1",
+                                  "sparsity in percent", "negative sparsity", "inverted range", "missing GLUE dir",
+                                  "missing model path", "not an encoder", "bad flag value", "zero seeds"])
+def test_bad_input_gets_one_line_and_exit_2(case, workdir, capsys, model_dir, glue_dir, gpt2_dir):
+    argv, expected = _cases(model_dir, glue_dir, gpt2_dir)[case]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and expected in err, err
+    assert list(workdir.iterdir()) == []  # no mlflow.db, no results folder, nothing half-written
+
+
+def test_cli_exit_code_and_no_traceback(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ROOT}
+    done = subprocess.run([sys.executable, "-m", "search.run", "--task", "squad"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_explains_the_defaults():
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0

@@ -1,0 +1,100 @@
+"""The dense fine-tune is cached per key and reused; rewinding restores the exact weights."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from trainables.cache import DenseSpec, ensure_dense
+from trainables.data import DataSettings
+from trainables.finetune import FinetuneSettings
+from trainables.rewinding import rewound_model
+from trainables.tasks import get_task
+from trainables.trial import TrialContext, run_ticket_trial
+
+
+@pytest.fixture(scope="module")
+def tiny_spec(model_dir, glue_dir):
+    return DenseSpec(model=model_dir, task="rte", seed=0,
+                     finetune=FinetuneSettings(learning_rate=1e-4, epochs=1, batch_size=16, optimizer="adamw"),
+                     data=DataSettings(glue_dir, max_seq_length=32, max_train_examples=32, max_dev_examples=32))
+
+
+@pytest.fixture(scope="module")
+def cache_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def dense(tiny_spec, cache_root):
+    return ensure_dense(tiny_spec, cache_root)
+
+
+def test_second_request_with_the_same_key_reuses_the_cache(tiny_spec, cache_root, dense):
+    assert dense.reused is False
+    record = dense.directory / "record.json"
+    stamp = record.stat().st_mtime_ns
+    again = ensure_dense(tiny_spec, cache_root)
+    assert again.reused is True and again.directory == dense.directory
+    assert record.stat().st_mtime_ns == stamp  # nothing was recomputed or rewritten
+    assert torch.equal(again.head_importance, dense.head_importance)
+    assert json.loads(record.read_text())["key"] == tiny_spec.key()
+
+
+def test_key_changes_with_any_fine_tuning_setting(tiny_spec):
+    other_seed = DenseSpec(**{**tiny_spec.__dict__, "seed": 1})
+    other_lr = DenseSpec(**{**tiny_spec.__dict__, "finetune": FinetuneSettings(2e-4, 1, 16, "adamw")})
+    assert len({tiny_spec.key(), other_seed.key(), other_lr.key()}) == 3
+
+
+def test_cached_scores_have_the_model_shape(dense):
+    assert dense.head_importance.shape == (6, 12) and dense.ffn_importance.shape == (6,)
+    assert (dense.head_importance >= 0).all() and dense.head_importance.sum() > 0
+    assert len(dense.history) == 1 and 0.0 <= dense.history[0]["dev_score"] <= 1.0
+
+
+def test_rewinding_to_pretrained_restores_the_pretrained_weights(model_dir, dense):
+    pretrained = load_file(f"{model_dir}/model.safetensors")
+    model = rewound_model("pretrained", model_dir, get_task("rte"), 0, dense)
+    encoder = model.bert.state_dict()
+    compared = 0
+    for name, tensor in pretrained.items():
+        key = name.removeprefix("bert.")
+        if key in encoder:
+            assert torch.equal(encoder[key], tensor), name
+            compared += 1
+    assert compared >= 100  # every encoder weight, not a handful
+    fine_tuned = dense.weights()
+    moved = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(model.state_dict()[moved], fine_tuned[moved])  # fine-tuning did change it
+    # the classifier starts where the dense run of the same seed started
+    first = rewound_model("pretrained", model_dir, get_task("rte"), 0, dense)
+    assert torch.equal(first.classifier.weight, model.classifier.weight)
+
+
+def test_rewinding_none_keeps_the_fine_tuned_weights(model_dir, dense):
+    model = rewound_model("none", model_dir, get_task("rte"), 0, dense)
+    fine_tuned = dense.weights()
+    assert all(torch.equal(v, fine_tuned[k]) for k, v in model.state_dict().items())
+
+
+def test_unknown_rewinding_point_is_refused(model_dir, dense):
+    with pytest.raises(ValueError, match="unknown rewinding point"):
+        rewound_model("step:10", model_dir, get_task("rte"), 0, dense)
+
+
+def test_trial_reports_its_ticket_and_scores(tiny_spec, cache_root, dense):
+    context = TrialContext(model=tiny_spec.model, task="rte", data=tiny_spec.data, finetune=tiny_spec.finetune,
+                           seeds=(0,), cache_dir=str(cache_root))
+    reports = []
+    run_ticket_trial({"method": "structured", "sparsity": 0.3, "rewind": "none"}, context, reports.append)
+    assert len(reports) == 1 and reports[0]["planned_epochs"] == 1
+    report = reports[0]
+    assert (report["heads_kept"], report["ffn_kept"]) == (72 - 21, 6 - 1)
+    mask = json.loads(report["mask"])["0"]
+    assert sum(map(sum, mask["head"])) == report["heads_kept"]
+    dense_reports = []
+    run_ticket_trial({"method": "structured", "sparsity": 0.0, "rewind": "pretrained"}, context, dense_reports.append)
+    assert dense_reports[-1]["reused_dense"] is True  # sparsity 0 from pre-trained is the cached dense run
+    assert dense_reports[-1]["dev_score"] == dense.history[-1]["dev_score"]
