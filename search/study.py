@@ -73,14 +73,34 @@ def _prepare_dense(settings: StudySettings, context: TrialContext, say) -> list[
     return done
 
 
-def _tickets(results, callback: MlflowTrialCallback, settings: StudySettings) -> list[TicketResult]:
+def _child_runs(client: MlflowClient, experiment: str, parent_run_id: str) -> dict[str, object]:
+    """The study's child runs by Ray trial id (MLflow is the record, also across a resume).
+
+    A trial cut off by an interruption and resumed has two runs; the newer one (the resumed trial) wins.
+    """
+    runs = client.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+                              order_by=["attributes.start_time ASC"])
+    return {run.data.tags.get("ray.trial_id"): run for run in runs}
+
+
+def _close_interrupted(client: MlflowClient, experiment: str, parent_run_id: str) -> None:
+    """Runs left RUNNING by an interrupted study were cut off: mark them KILLED before resuming."""
+    for run in _child_runs(client, experiment, parent_run_id).values():
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, status="KILLED")
+
+
+def _tickets(results, client: MlflowClient, experiment: str, parent_run_id: str,
+             settings: StudySettings) -> list[TicketResult]:
+    children = _child_runs(client, experiment, parent_run_id)
     tickets = []
     for result in results:
         trial_id = result.metrics.get("trial_id") or os.path.basename(result.path)
-        entry = callback.runs.get(trial_id, {})
-        status = entry.get("status") or ("FAILED" if result.error else "FINISHED")
+        run = children.get(trial_id)
+        status = run.info.status if run else ("FAILED" if result.error else "FINISHED")
         last = result.metrics if result.metrics and "dev_score" in result.metrics else None
-        tickets.append(ticket_from_result(trial_id, entry.get("run_id"), result.config, last, status, settings.seeds))
+        tickets.append(ticket_from_result(trial_id, run.info.run_id if run else None, result.config, last, status,
+                                          settings.seeds))
     return tickets
 
 
@@ -100,6 +120,13 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
         f"{settings.method}, rewind {','.join(settings.rewind)}, budget {settings.budget}")
     say(f"model: {settings.model}  [{settings.model_source}]")
     say(f"data:  {settings.glue_dir or 'hub nyu-mll/glue'}  [{settings.glue_source}]")
+    if os.path.isdir(settings.model) and settings.glue_dir is not None:
+        # Nothing comes from the hub: make sure nothing waits on it, here or in the workers.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    if settings.budget == "paper" and settings.gpus_per_trial == 0:
+        say("note: the paper budget is meant for GPUs; on a few CPU cores it takes many hours "
+            "(try --budget smoke, or fewer --seeds/--epochs/--num-trials)")
 
     tracking_uri = resolve_tracking_uri(settings.mlflow_uri)
     client = MlflowClient(tracking_uri)
@@ -107,6 +134,7 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
     if settings.resume and state_path.exists():
         parent_run_id = json.loads(state_path.read_text())["parent_run_id"]
         client.update_run(parent_run_id, status="RUNNING")
+        _close_interrupted(client, client.get_run(parent_run_id).info.experiment_id, parent_run_id)
     else:
         experiment = experiment_id(client, task.name)
         parent_run_id = client.create_run(experiment, run_name=settings.study_name,
@@ -148,7 +176,7 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
                                           callbacks=[callback], verbose=1,
                                           failure_config=tune.FailureConfig(max_failures=0)))
         results = tuner.fit()
-        tickets = _tickets(results, callback, settings)
+        tickets = _tickets(results, client, experiment, parent_run_id, settings)
         outcome = _report(settings, tickets, client, parent_run_id, tracking_uri)
         status = RunStatus.to_string(RunStatus.FINISHED)
         return outcome

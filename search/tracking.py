@@ -62,7 +62,7 @@ class MlflowTrialCallback(Callback):
         trial_params: parameters shared by every trial (task, method, seeds, ...), logged on each child.
 
     Attributes:
-        runs: ``{trial_id: {"run_id", "status", "result"}}`` for the study's analysis.
+        runs: ``{trial_id: {"run_id", "status", "result"}}`` of the trials this process has seen.
     """
 
     def __init__(self, tracking_uri: str, experiment: str, parent_run_id: str, trial_params: dict):

@@ -1,0 +1,29 @@
+"""MLflow bookkeeping across an interrupted and resumed study."""
+
+import time
+
+from mlflow.tracking import MlflowClient
+
+from search.study import _child_runs, _close_interrupted
+from search.tracking import experiment_id
+
+
+def test_resume_closes_cut_off_runs_and_prefers_the_resumed_one(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = experiment_id(client, "rte")
+    assert experiment_id(client, "rte") == experiment  # one experiment per task, created once
+    parent = client.create_run(experiment, run_name="study").info.run_id
+    tags = {"mlflow.parentRunId": parent, "ray.trial_id": "t1"}
+    done = client.create_run(experiment, tags={**tags, "ray.trial_id": "t0"}).info.run_id
+    client.set_terminated(done, status="FINISHED")
+    cut_off = client.create_run(experiment, tags=tags).info.run_id  # the process died: left RUNNING
+
+    _close_interrupted(client, experiment, parent)
+    assert client.get_run(cut_off).info.status == "KILLED"
+    assert client.get_run(done).info.status == "FINISHED"
+
+    time.sleep(0.01)
+    resumed = client.create_run(experiment, tags=tags).info.run_id
+    client.set_terminated(resumed, status="FINISHED")
+    children = _child_runs(client, experiment, parent)
+    assert children["t1"].info.run_id == resumed and children["t0"].info.run_id == done
