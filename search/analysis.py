@@ -51,7 +51,8 @@ class TicketResult:
 def ticket_from_result(trial_id: str, run_id: str | None, config: dict, result: dict | None, status: str,
                        seeds: tuple[int, ...]) -> TicketResult:
     """A ``TicketResult`` from a trial's configuration and last reported result (``None`` if it never reported)."""
-    ticket = TicketResult(trial_id, run_id, float(config["sparsity"]), config.get("rewind", "pretrained"), status)
+    sparsity = round(float(config["sparsity"]), 6)  # the grid's float noise (0.35000000000000003) dropped
+    ticket = TicketResult(trial_id, run_id, sparsity, config.get("rewind", "pretrained"), status)
     if result:
         for key in ("heads_kept", "total_heads", "ffn_kept", "total_ffn", "head_sparsity", "ffn_sparsity"):
             setattr(ticket, key, result[key])

@@ -21,7 +21,7 @@ from search.analysis import TicketResult, Verdict, find_super_ticket, ticket_fro
 from search.optuna_search import PruningAwareOptunaSearch
 from search.report import phase_transition_plot, summary, trial_table, verdict_line
 from search.settings import StudySettings
-from search.tracking import MlflowTrialCallback, experiment_id, resolve_tracking_uri
+from search.tracking import MlflowTrialCallback, experiment_id, log_params, resolve_tracking_uri
 from spaces.structured import METHODS
 from trainables.cache import prepare_dense
 from trainables.tasks import get_task
@@ -139,8 +139,7 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
         experiment = experiment_id(client, task.name)
         parent_run_id = client.create_run(experiment, run_name=settings.study_name,
                                           tags={"supertickets.study": settings.study_name}).info.run_id
-        for key, value in settings.params().items():
-            client.log_param(parent_run_id, key, value)
+        log_params(client, parent_run_id, settings.params())
         settings.study_dir.mkdir(parents=True, exist_ok=True)
         state_path.write_text(json.dumps({"parent_run_id": parent_run_id, "tracking_uri": tracking_uri}))
     say(f"MLflow: {tracking_uri}  (parent run {parent_run_id})")

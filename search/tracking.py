@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from mlflow.entities import RunStatus
+from mlflow.entities import Param, RunStatus
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
@@ -31,6 +31,13 @@ def resolve_tracking_uri(flag: str | None) -> str:
     elif "://" not in uri:  # a bare path: a local file store would need MLFLOW_ALLOW_FILE_STORE
         uri = "sqlite:///" + str(Path(uri).resolve())
     return uri
+
+
+def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
+    """Log ``params`` in one call (MLflow takes at most 100 per batch)."""
+    items = [Param(key, str(value)) for key, value in params.items()]
+    for start in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[start:start + 100])
 
 
 def experiment_id(client: MlflowClient, task: str) -> str:
@@ -87,19 +94,17 @@ class MlflowTrialCallback(Callback):
         name = f"{config.get('method', 'structured')}-s{float(config['sparsity']):.2f}-{config.get('rewind')}"
         run = self.client.create_run(self.experiment, run_name=name,
                                      tags={"mlflow.parentRunId": self.parent_run_id, "ray.trial_id": trial.trial_id})
-        params = {**self.trial_params, "method": config.get("method"), "sparsity": config["sparsity"],
-                  "rewind": config.get("rewind")}
-        for key, value in params.items():
-            self.client.log_param(run.info.run_id, key, value)
+        params = {**self.trial_params, "method": config.get("method"),
+                  "sparsity": round(float(config["sparsity"]), 6), "rewind": config.get("rewind")}
+        log_params(self.client, run.info.run_id, params)
         self.runs[trial.trial_id] = {"run_id": run.info.run_id, "status": "RUNNING", "result": None}
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         entry = self.runs[trial.trial_id]
         run_id = entry["run_id"]
         if entry["result"] is None:  # the ticket is fixed for the trial: log it with its first report
-            for key in TICKET_PARAMS:
-                self.client.log_param(run_id, key, result[key])
-            self.client.log_param(run_id, "reused_dense_finetune", result.get("reused_dense", False))
+            log_params(self.client, run_id, {**{key: result[key] for key in TICKET_PARAMS},
+                                             "reused_dense_finetune": result.get("reused_dense", False)})
             self.client.log_dict(run_id, json.loads(result["mask"]), "mask.json")
         step = int(result.get("epoch", result.get("training_iteration", 0)))
         for key, value in _metrics(result).items():

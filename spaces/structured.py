@@ -7,6 +7,7 @@ rewinding point is fixed unless several are allowed, in which case Optuna choose
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 #: Rewinding points of structured tickets: ``pretrained`` re-fine-tunes the ticket from the pre-trained
@@ -52,7 +53,9 @@ class StructuredSpace:
     method: str = "structured"
 
     def __call__(self, trial) -> dict:
-        trial.suggest_float("sparsity", self.sparsity.low, self.sparsity.high, step=self.sparsity.step)
+        with warnings.catch_warnings():  # the dense point (0) may lie below --sparsity-min: that is intended
+            warnings.filterwarnings("ignore", message="Fixed parameter sparsity")
+            trial.suggest_float("sparsity", self.sparsity.low, self.sparsity.high, step=self.sparsity.step)
         constants = {"method": self.method}
         if len(self.rewind) > 1:
             trial.suggest_categorical("rewind", list(self.rewind))
