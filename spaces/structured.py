@@ -63,6 +63,13 @@ class StructuredSpace:
             constants["rewind"] = self.rewind[0]
         return constants
 
+    def grid_points(self) -> list[dict]:
+        """Every point of the searched grid (the dense point included), as the parameters Optuna sets."""
+        count = round((self.sparsity.high - self.sparsity.low) / self.sparsity.step)
+        values = sorted({0.0, *(round(self.sparsity.low + i * self.sparsity.step, 6) for i in range(count + 1))})
+        rewinds = self.rewind if len(self.rewind) > 1 else (None,)
+        return [{"sparsity": s, **({"rewind": r} if r else {})} for r in rewinds for s in values]
+
     def dense_point(self) -> dict:
         """The first configuration a study evaluates: the dense model (sparsity 0)."""
         point = {"sparsity": 0.0}

@@ -71,3 +71,21 @@ def test_without_a_better_ticket_the_sparsest_matching_one_is_named():
 def test_tracking_uri_is_absolute(tmp_path, monkeypatch, given, expected):
     monkeypatch.chdir(tmp_path)
     assert resolve_tracking_uri(given) == expected.replace("/ABS", str(tmp_path))
+
+
+def test_each_grid_point_runs_once_and_the_search_ends_when_all_are_tried():
+    space = StructuredSpace(SparsityRange(0.0, 0.2, 0.05))  # 5 points: 0, .05, .1, .15, .2
+    searcher = PruningAwareOptunaSearch(space, metric="dev_score", mode="max",
+                                        sampler=optuna.samplers.TPESampler(seed=0),
+                                        points_to_evaluate=[space.dense_point()])
+    seen = []
+    for i in range(8):
+        config = searcher.suggest(str(i))
+        if config == searcher.FINISHED:
+            break
+        seen.append(round(config["sparsity"], 6))
+        searcher.on_trial_result(str(i), {"dev_score": 0.5, "training_iteration": 1})
+        searcher.on_trial_complete(str(i), {"dev_score": 0.5, "training_iteration": 1, "planned_epochs": 1})
+    assert sorted(seen) == [0.0, 0.05, 0.1, 0.15, 0.2] and seen[0] == 0.0
+    completed = [t for t in searcher.optuna_study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(round(t.params["sparsity"], 6) for t in completed) == sorted(seen)  # Optuna saw what ran
