@@ -98,3 +98,16 @@ def test_trial_reports_its_ticket_and_scores(tiny_spec, cache_root, dense):
     run_ticket_trial({"method": "structured", "sparsity": 0.0, "rewind": "pretrained"}, context, dense_reports.append)
     assert dense_reports[-1]["reused_dense"] is True  # sparsity 0 from pre-trained is the cached dense run
     assert dense_reports[-1]["dev_score"] == dense.history[-1]["dev_score"]
+
+
+def test_trial_fine_tunes_a_pruned_ticket_from_pretrained(tiny_spec, cache_root, dense):
+    context = TrialContext(model=tiny_spec.model, task="rte", data=tiny_spec.data, finetune=tiny_spec.finetune,
+                           seeds=(0, 1), cache_dir=str(cache_root))
+    reports = []
+    run_ticket_trial({"method": "structured", "sparsity": 0.5, "rewind": "pretrained"}, context, reports.append)
+    assert [r["epoch"] for r in reports] == [1] and reports[0]["planned_epochs"] == 1
+    report = reports[0]
+    assert report["reused_dense"] is False and (report["heads_kept"], report["ffn_kept"]) == (36, 3)
+    seeds = [report["dev_score_seed0"], report["dev_score_seed1"]]
+    assert report["dev_score"] == pytest.approx(sum(seeds) / 2)  # the reported score is the mean over seeds
+    assert set(json.loads(report["mask"])) == {"0", "1"}  # each seed's ticket comes from its own dense run

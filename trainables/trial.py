@@ -107,23 +107,23 @@ def run_ticket_trial(config: dict, context: TrialContext, report: Callable[[dict
 
     tokenizer = AutoTokenizer.from_pretrained(context.model)
     collate = collator(tokenizer)
-    runs, gates = [], []
+    tickets = []  # (seed, model, tokenised data, dev loader)
     for seed in context.seeds:
         data = load_tokenized(task, tokenizer, context.data, seed=seed)
         # Rewind, then mask: the gates zero the pruned units for training and evaluation alike.
         model = rewound_model(rewind, context.model, task, seed, dense[seed]).to(device)
-        unit_gates = UnitGates(model)
-        masks[seed].apply(unit_gates)
-        gates.append(unit_gates)
+        masks[seed].apply(UnitGates(model))
         dev = DataLoader(data["validation"], batch_size=context.finetune.batch_size, collate_fn=collate)
-        runs.append((FineTuneRun(model, data["train"], collate, context.finetune, seed, device), dev))
+        tickets.append((seed, model, data, dev))
 
     if rewind == "none":  # pruned, not retrained: one evaluation
-        per_seed = [evaluate(run.model, dev, task, device) for run, dev in runs]
+        per_seed = [evaluate(model, dev, task, device) for _, model, _, dev in tickets]
         report({**_mean_report(per_seed, context.seeds), **ticket, "epoch": 0, "planned_epochs": 1,
                 "reused_dense": False})
         return
 
+    runs = [(FineTuneRun(model, data["train"], collate, context.finetune, seed, device), dev)
+            for seed, model, data, dev in tickets]
     for epoch in range(context.finetune.epochs):
         per_seed = []
         for run, dev in runs:
