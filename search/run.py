@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 
 from search.defaults import CONFIG_FILE
@@ -93,6 +94,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def resume_command(argv: list[str], study_name: str) -> str:
+    """The command line that resumes the study ``study_name`` started with ``argv``."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--study-name":
+            skip = True
+        elif arg != "--resume" and not arg.startswith("--study-name="):
+            kept.append(arg)
+    return " ".join(["python -m search.run", *map(shlex.quote, kept), "--study-name", study_name, "--resume"])
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
@@ -108,7 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     from search.study import run_study
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    outcome = run_study(settings)
+    try:
+        outcome = run_study(settings)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted; finished trials are kept. Resume with: "
+              f"{resume_command(sys.argv[1:] if argv is None else argv, settings.study_name)}", file=sys.stderr)
+        return 130
     print()
     print(outcome.table)
     print()

@@ -90,11 +90,21 @@ def _close_interrupted(client: MlflowClient, experiment: str, parent_run_id: str
             client.set_terminated(run.info.run_id, status="KILLED")
 
 
+def _interrupted(results, client: MlflowClient, experiment: str, parent_run_id: str) -> bool:
+    """True when ``fit()`` returned before every trial ended: a trial never started, or a child run is
+    still RUNNING (the callback closes every run whose trial ends, whatever the ending)."""
+    if any(result.config is None for result in results):
+        return True
+    return any(run.info.status == "RUNNING" for run in _child_runs(client, experiment, parent_run_id).values())
+
+
 def _tickets(results, client: MlflowClient, experiment: str, parent_run_id: str,
              settings: StudySettings) -> list[TicketResult]:
     children = _child_runs(client, experiment, parent_run_id)
     tickets = []
     for result in results:
+        if result.config is None:  # never started
+            continue
         trial_id = result.metrics.get("trial_id") or os.path.basename(result.path)
         run = children.get(trial_id)
         status = run.info.status if run else ("FAILED" if result.error else "FINISHED")
@@ -175,6 +185,10 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
                                           callbacks=[callback], verbose=1,
                                           failure_config=tune.FailureConfig(max_failures=0)))
         results = tuner.fit()
+        if _interrupted(results, client, experiment, parent_run_id):
+            # Ctrl-C (or SIGUSR1): Tune saved its state and returned early instead of raising.
+            _close_interrupted(client, experiment, parent_run_id)
+            raise KeyboardInterrupt
         tickets = _tickets(results, client, experiment, parent_run_id, settings)
         outcome = _report(settings, tickets, client, parent_run_id, tracking_uri)
         status = RunStatus.to_string(RunStatus.FINISHED)

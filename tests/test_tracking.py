@@ -27,3 +27,12 @@ def test_resume_closes_cut_off_runs_and_prefers_the_resumed_one(tmp_path):
     client.set_terminated(resumed, status="FINISHED")
     children = _child_runs(client, experiment, parent)
     assert children["t1"].info.run_id == resumed and children["t0"].info.run_id == done
+
+
+def test_resume_command_names_the_study_once():
+    from search.run import resume_command
+
+    assert resume_command(["--task", "rte", "--study-name", "old", "--resume"], "old") == \
+        "python -m search.run --task rte --study-name old --resume"
+    assert resume_command(["--task", "rte", "--model", "/a b"], "rte-x") == \
+        "python -m search.run --task rte --model '/a b' --study-name rte-x --resume"
