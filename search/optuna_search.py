@@ -50,6 +50,7 @@ class PruningAwareOptunaSearch(OptunaSearch):
         return min(same_rest or free, key=lambda p: abs(p["sparsity"] - proposal["sparsity"]))
 
     def suggest(self, trial_id: str):
+        """Optuna's proposal, or the nearest untried grid point when it is taken; FINISHED when none is left."""
         config = super().suggest(trial_id)
         if not isinstance(config, dict) or _key(config) not in self._taken:
             if isinstance(config, dict):
@@ -69,6 +70,7 @@ class PruningAwareOptunaSearch(OptunaSearch):
         return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        """Tell Optuna the trial's end: PRUNED when it stopped before its planned epochs, else as Ray does."""
         if error or not stopped_early(result) or trial_id in self._completed_trials:
             return super().on_trial_complete(trial_id, result, error)
         self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)

@@ -46,6 +46,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
+    """The command line: every flag with its default and units (fractions, epochs, counts)."""
     p = _Parser(prog="python -m search.run", description=DESCRIPTION, epilog=EPILOG,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     what = p.add_argument_group("what to search")
@@ -108,6 +109,7 @@ def resume_command(argv: list[str], study_name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 done, 2 bad input, 130 interrupted). ``argv`` defaults to sys.argv."""
     try:
         args = parser().parse_args(argv)
         if args.resume and not args.study_name:

@@ -52,10 +52,12 @@ class StudySettings:
 
     @property
     def study_dir(self) -> Path:
+        """Where Ray Tune keeps this study (trial folders, state for --resume, plot, summary)."""
         return Path(self.storage_path) / self.study_name
 
     @property
     def cache_dir(self) -> Path:
+        """The dense-model cache shared by every study under the same storage path."""
         return Path(self.storage_path) / "cache"
 
     def params(self) -> dict:

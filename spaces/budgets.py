@@ -39,6 +39,7 @@ class Budget:
     grace_period: int
 
     def epochs_for(self, task: str) -> int:
+        """Fine-tuning epochs of ``task`` under this budget."""
         return self.epochs.get(task, self.epochs[None])
 
 
