@@ -52,6 +52,7 @@ class TrialContext:
     threads: int = 1
 
     def dense_spec(self, seed: int) -> DenseSpec:
+        """The cache key of the dense fine-tune of ``seed`` under this study's settings."""
         return DenseSpec(self.model, self.task, seed, self.finetune, self.data)
 
 
@@ -129,8 +130,11 @@ def run_ticket_trial(config: dict, context: TrialContext, report: Callable[[dict
         for run, dev in runs:
             run.train_epoch()
             per_seed.append(evaluate(run.model, dev, task, device))
-        report({**_mean_report(per_seed, context.seeds), **ticket, "epoch": epoch + 1,
-                "planned_epochs": context.finetune.epochs, "reused_dense": False})
+        mean = _mean_report(per_seed, context.seeds)
+        log.info("ticket %s sparsity %.2f epoch %d/%d: dev %s %.4f (mean of %d seeds)", task.name, sparsity,
+                 epoch + 1, context.finetune.epochs, task.primary_metric, mean["dev_score"], len(runs))
+        report({**mean, **ticket, "epoch": epoch + 1, "planned_epochs": context.finetune.epochs,
+                "reused_dense": False})
 
 
 def tune_trainable(config: dict, context: TrialContext) -> None:

@@ -42,6 +42,7 @@ class StructuredMask:
 
     @classmethod
     def dense(cls, num_layers: int, num_heads: int) -> "StructuredMask":
+        """The mask that keeps every head and FFN block."""
         return cls(torch.ones(num_layers, num_heads, dtype=torch.bool), torch.ones(num_layers, dtype=torch.bool))
 
     @property
@@ -78,6 +79,7 @@ class StructuredMask:
 
     @classmethod
     def from_dict(cls, data: dict) -> "StructuredMask":
+        """Inverse of ``to_dict`` (reads ``mask.json`` back)."""
         return cls(torch.tensor(data["head"], dtype=torch.bool), torch.tensor(data["ffn"], dtype=torch.bool))
 
 
