@@ -29,6 +29,7 @@ class TicketResult:
     sparsity: float
     rewind: str
     status: str
+    control: str = "good"
     heads_kept: int | None = None
     total_heads: int | None = None
     ffn_kept: int | None = None
@@ -52,7 +53,8 @@ def ticket_from_result(trial_id: str, run_id: str | None, config: dict, result: 
                        seeds: tuple[int, ...]) -> TicketResult:
     """A ``TicketResult`` from a trial's configuration and last reported result (``None`` if it never reported)."""
     sparsity = round(float(config["sparsity"]), 6)  # the grid's float noise (0.35000000000000003) dropped
-    ticket = TicketResult(trial_id, run_id, sparsity, config.get("rewind", "pretrained"), status)
+    ticket = TicketResult(trial_id, run_id, sparsity, config.get("rewind", "pretrained"), status,
+                          config.get("control", "good"))
     if result:
         for key in ("heads_kept", "total_heads", "ffn_kept", "total_ffn", "head_sparsity", "ffn_sparsity"):
             setattr(ticket, key, result[key])

@@ -50,16 +50,17 @@ def verdict_line(verdict: Verdict, metric: str) -> str:
 def phase_transition_plot(tickets: list[TicketResult], verdict: Verdict, metric: str, title: str):
     """Dev score against head sparsity (%), dense baseline as a line, super ticket marked.
 
-    Each rewinding point is its own curve; per-seed scores are drawn faintly behind the means.
+    Each (control, rewinding point) is its own curve; per-seed scores are drawn faintly behind the means.
     Returns the matplotlib figure.
     """
     fig, ax = plt.subplots(figsize=(7, 4.2))
     done = [t for t in tickets if t.dev_score is not None]
-    for rewind in sorted({t.rewind for t in done}):
-        points = sorted((t for t in done if t.rewind == rewind and t.status == "FINISHED"),
+    for control, rewind in sorted({(t.control, t.rewind) for t in done}):
+        points = sorted((t for t in done if (t.control, t.rewind) == (control, rewind) and t.status == "FINISHED"),
                         key=lambda t: t.head_sparsity)
         xs = [100 * t.head_sparsity for t in points]
-        ax.plot(xs, [t.dev_score for t in points], "o-", label=f"ticket, rewind={rewind} (mean over seeds)")
+        ax.plot(xs, [t.dev_score for t in points], "o-",
+                label=f"{control} ticket, rewind={rewind} (mean over seeds)")
         for t in points:
             ax.scatter([100 * t.head_sparsity] * len(t.seed_scores), list(t.seed_scores.values()),
                        color="grey", alpha=0.35, s=12)

@@ -52,6 +52,9 @@ def parser() -> argparse.ArgumentParser:
     what = p.add_argument_group("what to search")
     what.add_argument("--task", required=True, help=f"GLUE task: {', '.join(TASKS)}")
     what.add_argument("--method", default="structured", help=f"pruning method: {', '.join(METHODS)} (default structured)")
+    what.add_argument("--control", default="good",
+                      help="good (default): prune the least important units; random: as many units, chosen "
+                           "uniformly (seeded); bad: as many units, the most important ones (Prasanna et al.)")
     what.add_argument("--rewind", default="pretrained",
                       help=f"rewinding point(s): {', '.join(REWIND_POINTS)}; comma-separate several to let Optuna "
                            "choose (default pretrained: re-fine-tune the ticket from the pre-trained weights)")

@@ -10,7 +10,7 @@ from pathlib import Path
 from search.defaults import resolve_glue_dir, resolve_model
 from search.errors import UsageError
 from spaces.budgets import BUDGETS
-from spaces.structured import METHODS, REWIND_POINTS, SparsityRange, sparsity_range_for
+from spaces.structured import CONTROLS, METHODS, REWIND_POINTS, SparsityRange, sparsity_range_for
 from trainables.data import DataSettings
 from trainables.finetune import OPTIMIZERS, FinetuneSettings
 from trainables.model import UnsupportedModelError, layout_for, load_config
@@ -27,6 +27,7 @@ class StudySettings:
 
     task: str
     method: str
+    control: str
     rewind: tuple[str, ...]
     model: str
     model_source: str
@@ -122,6 +123,8 @@ def build_settings(args) -> StudySettings:
         raise UsageError(err.args[0] + " (see --help)") from None
     if args.method not in METHODS:
         raise UsageError(f"unknown method {args.method!r}: choose one of {', '.join(METHODS)}")
+    if args.control not in CONTROLS:
+        raise UsageError(f"unknown control {args.control!r}: choose one of {', '.join(CONTROLS)}")
     rewind = tuple(r.strip() for r in args.rewind.split(",") if r.strip())
     bad = [r for r in rewind if r not in REWIND_POINTS]
     if bad or not rewind:
@@ -165,7 +168,7 @@ def build_settings(args) -> StudySettings:
                         max_dev_examples=pick(args.max_dev_examples, budget.max_dev_examples) or None)
     name = args.study_name or f"{task.name}-{args.method}-{datetime.now():%Y%m%d-%H%M%S}"
     return StudySettings(
-        task=task.name, method=args.method, rewind=rewind, model=model_path, model_source=model.source,
+        task=task.name, method=args.method, control=args.control, rewind=rewind, model=model_path, model_source=model.source,
         glue_dir=glue_dir, glue_source=glue.source, budget=budget.name, sparsity=sparsity,
         num_trials=counts["--num-trials"], seeds=tuple(range(counts["--seeds"])), finetune=finetune, data=data,
         grace_period=min(pick(args.grace_period, budget.grace_period), finetune.epochs),

@@ -127,7 +127,7 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
     """
     task = get_task(settings.task)
     say(f"study {settings.study_name}: task {task.name} (dev score = {task.primary_metric}), method "
-        f"{settings.method}, rewind {','.join(settings.rewind)}, budget {settings.budget}")
+        f"{settings.method} ({settings.control} tickets), rewind {','.join(settings.rewind)}, budget {settings.budget}")
     say(f"model: {settings.model}  [{settings.model_source}]")
     say(f"data:  {settings.glue_dir or 'hub nyu-mll/glue'}  [{settings.glue_source}]")
     if os.path.isdir(settings.model) and settings.glue_dir is not None:
@@ -160,7 +160,7 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
     try:
         context = _context(settings)
         _prepare_dense(settings, context, say)
-        space = METHODS[settings.method](settings.sparsity, settings.rewind)
+        space = METHODS[settings.method](settings.sparsity, settings.rewind, control=settings.control)
         callback = MlflowTrialCallback(tracking_uri, experiment, parent_run_id,
                                        {"task": task.name, "seeds": ",".join(map(str, settings.seeds)),
                                         "model": settings.model})

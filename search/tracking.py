@@ -91,10 +91,11 @@ class MlflowTrialCallback(Callback):
         if trial.trial_id in self.runs:
             return
         config = trial.config
-        name = f"{config.get('method', 'structured')}-s{float(config['sparsity']):.2f}-{config.get('rewind')}"
+        name = (f"{config.get('method', 'structured')}-{config.get('control', 'good')}-s{float(config['sparsity']):.2f}"
+                f"-{config.get('rewind')}")
         run = self.client.create_run(self.experiment, run_name=name,
                                      tags={"mlflow.parentRunId": self.parent_run_id, "ray.trial_id": trial.trial_id})
-        params = {**self.trial_params, "method": config.get("method"),
+        params = {**self.trial_params, "method": config.get("method"), "control": config.get("control", "good"),
                   "sparsity": round(float(config["sparsity"]), 6), "rewind": config.get("rewind")}
         log_params(self.client, run.info.run_id, params)
         self.runs[trial.trial_id] = {"run_id": run.info.run_id, "status": "RUNNING", "result": None}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 #: Rewinding points of structured tickets: ``pretrained`` re-fine-tunes the ticket from the pre-trained
 #: weights (the default); ``none`` only evaluates the masked fine-tuned model.
+from trainables.pruning.controls import CONTROLS  # noqa: E402,F401  (re-exported: the space's choices)
 from trainables.rewinding import REWIND_POINTS  # noqa: E402  (re-exported: the space's choices)
 
 
@@ -51,12 +52,13 @@ class StructuredSpace:
     sparsity: SparsityRange
     rewind: tuple[str, ...] = ("pretrained",)
     method: str = "structured"
+    control: str = "good"
 
     def __call__(self, trial) -> dict:
         with warnings.catch_warnings():  # the dense point (0) may lie below --sparsity-min: that is intended
             warnings.filterwarnings("ignore", message="Fixed parameter sparsity")
             trial.suggest_float("sparsity", self.sparsity.low, self.sparsity.high, step=self.sparsity.step)
-        constants = {"method": self.method}
+        constants = {"method": self.method, "control": self.control}
         if len(self.rewind) > 1:
             trial.suggest_categorical("rewind", list(self.rewind))
         else:

@@ -32,6 +32,7 @@ def _cases(model_dir, glue_dir, gpt2_dir):
     return {
         "unknown task": (["--task", "squad", *ok], "unknown task 'squad'"),
         "unknown method": (["--task", "rte", "--method", "snip", *ok], "unknown method 'snip'"),
+        "unknown control": (["--task", "rte", "--control", "worst", *ok], "unknown control 'worst'"),
         "unknown rewinding point": (["--task", "rte", "--rewind", "halfway", *ok], "unknown rewinding point 'halfway'"),
         "sparsity above 1": (["--task", "rte", "--sparsity-max", "1.2", *ok], "must lie in [0, 1)"),
         "sparsity in percent": (["--task", "rte", "--sparsity-max", "30", *ok], "not percent"),
@@ -48,7 +49,7 @@ def _cases(model_dir, glue_dir, gpt2_dir):
     }
 
 
-@pytest.mark.parametrize("case", ["unknown task", "unknown method", "unknown rewinding point", "sparsity above 1",
+@pytest.mark.parametrize("case", ["unknown task", "unknown method", "unknown control", "unknown rewinding point", "sparsity above 1",
                                   "sparsity in percent", "negative sparsity", "inverted range", "missing GLUE dir",
                                   "missing model path", "not an encoder", "bad flag value", "zero seeds"])
 def test_bad_input_gets_one_line_and_exit_2(case, workdir, capsys, model_dir, glue_dir, gpt2_dir):

@@ -111,3 +111,15 @@ def test_trial_fine_tunes_a_pruned_ticket_from_pretrained(tiny_spec, cache_root,
     seeds = [report["dev_score_seed0"], report["dev_score_seed1"]]
     assert report["dev_score"] == pytest.approx(sum(seeds) / 2)  # the reported score is the mean over seeds
     assert set(json.loads(report["mask"])) == {"0", "1"}  # each seed's ticket comes from its own dense run
+
+
+def test_control_tickets_in_a_trial_match_the_good_counts(tiny_spec, cache_root, dense):
+    context = TrialContext(model=tiny_spec.model, task="rte", data=tiny_spec.data, finetune=tiny_spec.finetune,
+                           seeds=(0,), cache_dir=str(cache_root))
+    masks = {}
+    for control in ("good", "random", "bad"):
+        reports = []
+        run_ticket_trial({"sparsity": 0.3, "rewind": "none", "control": control}, context, reports.append)
+        masks[control] = json.loads(reports[0]["mask"])["0"]
+        assert (reports[0]["heads_kept"], reports[0]["ffn_kept"]) == (51, 5)
+    assert masks["good"]["head"] != masks["random"]["head"] != masks["bad"]["head"]

@@ -21,7 +21,7 @@ def _searcher():
 def test_dense_point_comes_first_and_stopped_trials_are_pruned():
     searcher = _searcher()
     first = searcher.suggest("a")
-    assert first == {"sparsity": 0.0, "method": "structured", "rewind": "pretrained"}
+    assert first == {"sparsity": 0.0, "method": "structured", "control": "good", "rewind": "pretrained"}
     second = searcher.suggest("b")
     assert 0.0 <= second["sparsity"] <= 0.5 and round(second["sparsity"] / 0.05, 6) % 1 == 0  # on the grid
     for trial_id in ("a", "b"):
@@ -40,8 +40,10 @@ def test_mlflow_status_of_each_ending():
 
 def _ticket(trial_id, sparsity, score, status="FINISHED", std=0.0):
     heads = 72 - int(sparsity * 72)
-    return TicketResult(trial_id, f"run-{trial_id}", sparsity, "pretrained", status, heads, 72,
-                        6 - int(sparsity * 6), 6, 1 - heads / 72, int(sparsity * 6) / 6, score, std, {0: score}, 3)
+    return TicketResult(trial_id, f"run-{trial_id}", sparsity, "pretrained", status, heads_kept=heads, total_heads=72,
+                        ffn_kept=6 - int(sparsity * 6), total_ffn=6, head_sparsity=1 - heads / 72,
+                        ffn_sparsity=int(sparsity * 6) / 6, dev_score=score, dev_std=std, seed_scores={0: score},
+                        epochs=3)
 
 
 def test_super_ticket_is_the_best_ticket_above_dense():

@@ -22,6 +22,7 @@ from trainables.cache import DenseResult, DenseSpec, ensure_dense
 from trainables.data import DataSettings, collator, load_tokenized
 from trainables.finetune import FineTuneRun, FinetuneSettings, evaluate, pick_device, show_progress
 from trainables.gates import UnitGates
+from trainables.pruning.controls import control_scores
 from trainables.pruning.structured import StructuredMask, normalize_by_layer, structured_mask
 from trainables.rewinding import rewound_model
 from trainables.tasks import get_task
@@ -56,9 +57,11 @@ class TrialContext:
         return DenseSpec(self.model, self.task, seed, self.finetune, self.data)
 
 
-def ticket_mask(dense: DenseResult, sparsity: float) -> StructuredMask:
-    """The structured ticket of a dense run at ``sparsity`` (heads normalised per layer, global ranking)."""
-    return structured_mask(normalize_by_layer(dense.head_importance), dense.ffn_importance, sparsity)
+def ticket_mask(dense: DenseResult, sparsity: float, control: str = "good", seed: int = 0) -> StructuredMask:
+    """The structured ticket of a dense run at ``sparsity`` (heads normalised per layer, global ranking), or its
+    ``random``/``bad`` control with the same counts (``trainables.pruning.controls``; ``seed`` seeds ``random``)."""
+    scores = (normalize_by_layer(dense.head_importance), dense.ffn_importance)
+    return structured_mask(*control_scores(scores, control, seed), sparsity)
 
 
 def _mean_report(per_seed: list[dict], seeds: tuple[int, ...]) -> dict:
@@ -73,24 +76,26 @@ def run_ticket_trial(config: dict, context: TrialContext, report: Callable[[dict
     """Run one trial and call ``report(metrics)`` after every epoch.
 
     Args:
-        config: ``{"method": "structured", "sparsity": fraction in [0, 1), "rewind": "pretrained"|"none"}``.
+        config: ``{"method": "structured", "sparsity": fraction in [0, 1), "rewind": "pretrained"|"none",
+            "control": "good"|"random"|"bad"}`` (``control`` defaults to ``good``).
         context: the study's fixed settings.
         report: receives, per epoch, ``dev_score`` (mean over seeds of the primary metric), its std,
             ``dev_score_seed<k>``, every metric's mean, ``epoch``, ``planned_epochs`` and the ticket's
             ``heads_kept``, ``ffn_kept``, ``head_sparsity``, ``ffn_sparsity`` and ``mask`` (JSON, per seed).
 
     Raises:
-        ValueError: unknown method or rewinding point, or sparsity outside [0, 1).
+        ValueError: unknown method, control or rewinding point, or sparsity outside [0, 1).
     """
     if config.get("method", "structured") != "structured":
         raise ValueError(f"unknown method {config['method']!r}: this trainable runs 'structured'")
     sparsity, rewind = float(config["sparsity"]), config.get("rewind", "pretrained")
+    control = config.get("control", "good")
     torch.set_num_threads(context.threads)
     task, device = get_task(context.task), pick_device()
 
     # Prune: one ticket per seed, from that seed's dense fine-tune (cached once per study key).
     dense = {seed: ensure_dense(context.dense_spec(seed), context.cache_dir) for seed in context.seeds}
-    masks = {seed: ticket_mask(dense[seed], sparsity) for seed in context.seeds}
+    masks = {seed: ticket_mask(dense[seed], sparsity, control, seed) for seed in context.seeds}
     first = masks[context.seeds[0]]
     ticket = {"sparsity": sparsity, "heads_kept": first.heads_kept, "ffn_kept": first.ffn_kept,
               "total_heads": first.head.numel(), "total_ffn": first.ffn.numel(),
