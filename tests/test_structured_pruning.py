@@ -125,13 +125,12 @@ def test_importance_equals_finite_difference_of_the_loss(model_dir, rte_batch):
     head, ffn = unit_importance(model, [rte_batch])
     assert head.shape == (6, 12) and ffn.shape == (6,)
     gates = UnitGates(model)
-    gates.head, gates.ffn = gates.head.double(), gates.ffn.double()
     eps = 1e-4
 
     def loss_with(which, index, delta):
-        gates.head.fill_(1.0)
-        gates.ffn.fill_(1.0)
-        getattr(gates, which)[index] += delta
+        values = {"head": torch.ones(6, 12, dtype=torch.float64), "ffn": torch.ones(6, dtype=torch.float64)}
+        values[which][index] += delta
+        gates.set(values["head"], values["ffn"])
         with torch.no_grad():
             return model(**rte_batch).loss.item()
 

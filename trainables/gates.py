@@ -30,6 +30,10 @@ class UnitGates:
         device = next(model.parameters()).device
         self.head = torch.ones(shape.num_layers, shape.num_heads, device=device)
         self.ffn = torch.ones(shape.num_layers, device=device)
+        # Per layer: may the hook skip the multiplication? Decided when gates change, never in the forward
+        # pass (reading a GPU tensor there would synchronise the device on every layer of every step).
+        self._skip_heads = [True] * shape.num_layers
+        self._skip_ffn = [True] * shape.num_layers
         layout, layers = encoder_layers(model)
         if len(layers) != shape.num_layers:
             raise ValueError(f"config says {shape.num_layers} layers, the model has {len(layers)}")
@@ -43,9 +47,9 @@ class UnitGates:
     def _gate_heads(self, layer: int):
         def hook(module, inputs):
             context = inputs[0]  # (batch, seq, heads * head_dim)
-            gate = self.head[layer]
-            if not gate.requires_grad and bool(torch.all(gate == 1)):
+            if self._skip_heads[layer]:
                 return None
+            gate = self.head[layer]
             batch, seq, width = context.shape
             heads = gate.shape[0]
             gated = context.view(batch, seq, heads, width // heads) * gate.view(1, 1, heads, 1).to(context.dtype)
@@ -55,20 +59,30 @@ class UnitGates:
 
     def _gate_ffn(self, layer: int):
         def hook(module, inputs, output):
-            gate = self.ffn[layer]
-            if not gate.requires_grad and bool(gate == 1):
+            if self._skip_ffn[layer]:
                 return None
-            return output * gate.to(output.dtype)
+            return output * self.ffn[layer].to(output.dtype)
 
         return hook
 
     def set(self, head_mask: torch.Tensor, ffn_mask: torch.Tensor) -> None:
-        """Apply a ticket mask: ``head_mask`` ``(num_layers, num_heads)`` and ``ffn_mask`` ``(num_layers,)``, 1 = kept."""
+        """Set the gates: ``head_mask`` ``(num_layers, num_heads)`` and ``ffn_mask`` ``(num_layers,)``; a 0/1 ticket
+        mask (1 = kept) or any real values. Boolean masks become float32; floating ones keep their dtype.
+
+        Raises:
+            ValueError: the shapes differ from the model's.
+        """
         if head_mask.shape != self.head.shape or ffn_mask.shape != self.ffn.shape:
             raise ValueError(f"mask shapes {tuple(head_mask.shape)}, {tuple(ffn_mask.shape)} do not match the "
                              f"model's {tuple(self.head.shape)}, {tuple(self.ffn.shape)}")
-        self.head = head_mask.detach().to(self.head.device, torch.float32).clone()
-        self.ffn = ffn_mask.detach().to(self.ffn.device, torch.float32).clone()
+
+        def as_gate(mask):
+            dtype = mask.dtype if mask.is_floating_point() else torch.float32
+            return mask.detach().to(self.head.device, dtype).clone()
+
+        self.head, self.ffn = as_gate(head_mask), as_gate(ffn_mask)
+        self._skip_heads = (self.head == 1).all(dim=1).tolist()
+        self._skip_ffn = (self.ffn == 1).tolist()
 
     def track_gradients(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Make fresh leaf gates (same values) that require grad, and return ``(head, ffn)``.
@@ -77,12 +91,9 @@ class UnitGates:
         """
         self.head = self.head.detach().clone().requires_grad_(True)
         self.ffn = self.ffn.detach().clone().requires_grad_(True)
+        self._skip_heads = [False] * len(self._skip_heads)  # the gradient flows through the multiplication
+        self._skip_ffn = [False] * len(self._skip_ffn)
         return self.head, self.ffn
-
-    def freeze(self) -> None:
-        """Stop tracking gradients of the gates (values unchanged)."""
-        self.head = self.head.detach()
-        self.ffn = self.ffn.detach()
 
     def remove(self) -> None:
         """Detach every hook: the model runs ungated again."""

@@ -40,11 +40,6 @@ class StructuredMask:
     head: torch.Tensor
     ffn: torch.Tensor
 
-    @classmethod
-    def dense(cls, num_layers: int, num_heads: int) -> "StructuredMask":
-        """The mask that keeps every head and FFN block."""
-        return cls(torch.ones(num_layers, num_heads, dtype=torch.bool), torch.ones(num_layers, dtype=torch.bool))
-
     @property
     def heads_kept(self) -> int:
         return int(self.head.sum())
