@@ -114,6 +114,39 @@ def _tickets(results, client: MlflowClient, experiment: str, parent_run_id: str,
     return tickets
 
 
+def _parent_run(settings: StudySettings, client: MlflowClient, tracking_uri: str) -> str:
+    """The study's MLflow parent run: the stored one when resuming (its cut-off child runs closed as KILLED),
+    else a new one in the task's experiment with the settings as params."""
+    state_path = settings.study_dir / STATE_FILE
+    if settings.resume and state_path.exists():
+        parent_run_id = json.loads(state_path.read_text())["parent_run_id"]
+        client.update_run(parent_run_id, status="RUNNING")
+        _close_interrupted(client, client.get_run(parent_run_id).info.experiment_id, parent_run_id)
+        return parent_run_id
+    experiment = experiment_id(client, settings.task)
+    parent_run_id = client.create_run(experiment, run_name=settings.study_name,
+                                      tags={"supertickets.study": settings.study_name}).info.run_id
+    log_params(client, parent_run_id, settings.params())
+    settings.study_dir.mkdir(parents=True, exist_ok=True)
+    state_path.write_text(json.dumps({"parent_run_id": parent_run_id, "tracking_uri": tracking_uri}))
+    return parent_run_id
+
+
+def _new_tuner(settings: StudySettings, trainable, space, callback: MlflowTrialCallback) -> tune.Tuner:
+    """TPE (seeded) through ``OptunaSearch``, the dense point first, ASHA on the per-epoch dev score."""
+    searcher = PruningAwareOptunaSearch(space, metric="dev_score", mode="max",
+                                        sampler=optuna.samplers.TPESampler(seed=settings.search_seed),
+                                        points_to_evaluate=[space.dense_point()])
+    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=settings.finetune.epochs,
+                              grace_period=settings.grace_period, reduction_factor=2)
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(metric="dev_score", mode="max", search_alg=searcher, scheduler=scheduler,
+                                    num_samples=settings.num_trials, max_concurrent_trials=settings.concurrent_trials),
+        run_config=tune.RunConfig(name=settings.study_name, storage_path=settings.storage_path, callbacks=[callback],
+                                  verbose=1, failure_config=tune.FailureConfig(max_failures=0)))
+
+
 def run_study(settings: StudySettings, say=print) -> StudyOutcome:
     """Run the study described by ``settings`` and record it in MLflow.
 
@@ -140,18 +173,7 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
 
     tracking_uri = resolve_tracking_uri(settings.mlflow_uri)
     client = MlflowClient(tracking_uri)
-    state_path = settings.study_dir / STATE_FILE
-    if settings.resume and state_path.exists():
-        parent_run_id = json.loads(state_path.read_text())["parent_run_id"]
-        client.update_run(parent_run_id, status="RUNNING")
-        _close_interrupted(client, client.get_run(parent_run_id).info.experiment_id, parent_run_id)
-    else:
-        experiment = experiment_id(client, task.name)
-        parent_run_id = client.create_run(experiment, run_name=settings.study_name,
-                                          tags={"supertickets.study": settings.study_name}).info.run_id
-        log_params(client, parent_run_id, settings.params())
-        settings.study_dir.mkdir(parents=True, exist_ok=True)
-        state_path.write_text(json.dumps({"parent_run_id": parent_run_id, "tracking_uri": tracking_uri}))
+    parent_run_id = _parent_run(settings, client, tracking_uri)
     say(f"MLflow: {tracking_uri}  (parent run {parent_run_id})")
     experiment = client.get_run(parent_run_id).info.experiment_id
 
@@ -171,19 +193,7 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
             say(f"resuming the interrupted study in {path}")
             tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
         else:
-            searcher = PruningAwareOptunaSearch(space, metric="dev_score", mode="max",
-                                                sampler=optuna.samplers.TPESampler(seed=settings.search_seed),
-                                                points_to_evaluate=[space.dense_point()])
-            scheduler = ASHAScheduler(time_attr="training_iteration", max_t=settings.finetune.epochs,
-                                      grace_period=settings.grace_period, reduction_factor=2)
-            tuner = tune.Tuner(
-                trainable,
-                tune_config=tune.TuneConfig(metric="dev_score", mode="max", search_alg=searcher, scheduler=scheduler,
-                                            num_samples=settings.num_trials,
-                                            max_concurrent_trials=settings.concurrent_trials),
-                run_config=tune.RunConfig(name=settings.study_name, storage_path=settings.storage_path,
-                                          callbacks=[callback], verbose=1,
-                                          failure_config=tune.FailureConfig(max_failures=0)))
+            tuner = _new_tuner(settings, trainable, space, callback)
         results = tuner.fit()
         if _interrupted(results, client, experiment, parent_run_id):
             # Ctrl-C (or SIGUSR1): Tune saved its state and returned early instead of raising.
