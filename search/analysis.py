@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from spaces.structured import grid_value
+
 
 @dataclass
 class TicketResult:
@@ -52,8 +54,7 @@ class TicketResult:
 def ticket_from_result(trial_id: str, run_id: str | None, config: dict, result: dict | None, status: str,
                        seeds: tuple[int, ...]) -> TicketResult:
     """A ``TicketResult`` from a trial's configuration and last reported result (``None`` if it never reported)."""
-    sparsity = round(float(config["sparsity"]), 6)  # the grid's float noise (0.35000000000000003) dropped
-    ticket = TicketResult(trial_id, run_id, sparsity, config.get("rewind", "pretrained"), status,
+    ticket = TicketResult(trial_id, run_id, grid_value(config["sparsity"]), config.get("rewind", "pretrained"), status,
                           config.get("control", "good"))
     if result:
         for key in ("heads_kept", "total_heads", "ffn_kept", "total_ffn", "head_sparsity", "ffn_sparsity"):

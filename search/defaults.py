@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from search.errors import UsageError
+from trainables.data import HUB_DATASET
 
 HUB_MODEL = "bert-base-uncased"
 CONFIG_FILE = "supertickets.toml"
@@ -64,4 +65,4 @@ def resolve_model(flag: str | None) -> Resolved:
 
 def resolve_glue_dir(flag: str | None) -> Resolved:
     """The classic GLUE directory, or ``None`` for the hub's ``nyu-mll/glue``."""
-    return _resolve(flag, "GLUE_DIR", "glue_dir", None, "papers' default (hub nyu-mll/glue)")
+    return _resolve(flag, "GLUE_DIR", "glue_dir", None, f"papers' default (hub {HUB_DATASET})")

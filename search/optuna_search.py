@@ -16,6 +16,8 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from spaces.structured import grid_value
+
 
 def stopped_early(result: dict | None) -> bool:
     """True when ``result`` (a trial's last report) came before its ``planned_epochs``-th report."""
@@ -25,7 +27,7 @@ def stopped_early(result: dict | None) -> bool:
 
 
 def _key(config: dict) -> tuple:
-    return tuple(sorted((k, round(v, 6) if isinstance(v, float) else v) for k, v in config.items()))
+    return tuple(sorted((k, grid_value(v) if isinstance(v, float) else v) for k, v in config.items()))
 
 
 class PruningAwareOptunaSearch(OptunaSearch):

@@ -24,6 +24,7 @@ from search.settings import StudySettings
 from search.tracking import MlflowTrialCallback, experiment_id, log_params, resolve_tracking_uri
 from spaces.structured import METHODS
 from trainables.cache import prepare_dense
+from trainables.data import HUB_DATASET
 from trainables.tasks import get_task
 from trainables.trial import TrialContext, tune_trainable
 
@@ -162,7 +163,7 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
     say(f"study {settings.study_name}: task {task.name} (dev score = {task.primary_metric}), method "
         f"{settings.method} ({settings.control} tickets), rewind {','.join(settings.rewind)}, budget {settings.budget}")
     say(f"model: {settings.model}  [{settings.model_source}]")
-    say(f"data:  {settings.glue_dir or 'hub nyu-mll/glue'}  [{settings.glue_source}]")
+    say(f"data:  {settings.glue_dir or 'hub ' + HUB_DATASET}  [{settings.glue_source}]")
     if os.path.isdir(settings.model) and settings.glue_dir is not None:
         # Nothing comes from the hub: make sure nothing waits on it, here or in the workers.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -10,15 +10,17 @@ import json
 import os
 from pathlib import Path
 
-from mlflow.entities import Param, RunStatus
+import time
+
+from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
 from search.optuna_search import stopped_early
+from spaces.structured import grid_value
+from trainables.metrics import METRICS
 
 EXPERIMENT_PREFIX = "supertickets"
-#: Result keys logged as per-epoch metrics besides ``dev_score*`` (the task's metrics).
-METRIC_KEYS = ("accuracy", "f1", "mcc", "pearson", "spearman")
 TICKET_PARAMS = ("heads_kept", "ffn_kept", "total_heads", "total_ffn", "head_sparsity", "ffn_sparsity")
 
 
@@ -56,7 +58,7 @@ def trial_status(result: dict | None, errored: bool) -> str:
 
 def _metrics(result: dict) -> dict[str, float]:
     return {k: float(v) for k, v in result.items()
-            if (k.startswith("dev_score") or k in METRIC_KEYS) and isinstance(v, (int, float))}
+            if (k.startswith("dev_score") or k in METRICS) and isinstance(v, (int, float))}
 
 
 class MlflowTrialCallback(Callback):
@@ -96,7 +98,7 @@ class MlflowTrialCallback(Callback):
         run = self.client.create_run(self.experiment, run_name=name,
                                      tags={"mlflow.parentRunId": self.parent_run_id, "ray.trial_id": trial.trial_id})
         params = {**self.trial_params, "method": config.get("method"), "control": config.get("control", "good"),
-                  "sparsity": round(float(config["sparsity"]), 6), "rewind": config.get("rewind")}
+                  "sparsity": grid_value(config["sparsity"]), "rewind": config.get("rewind")}
         log_params(self.client, run.info.run_id, params)
         self.runs[trial.trial_id] = {"run_id": run.info.run_id, "status": "RUNNING", "result": None}
 
@@ -107,9 +109,8 @@ class MlflowTrialCallback(Callback):
             log_params(self.client, run_id, {**{key: result[key] for key in TICKET_PARAMS},
                                              "reused_dense_finetune": result.get("reused_dense", False)})
             self.client.log_dict(run_id, json.loads(result["mask"]), "mask.json")
-        step = int(result.get("epoch", result.get("training_iteration", 0)))
-        for key, value in _metrics(result).items():
-            self.client.log_metric(run_id, key, value, step=step)
+        step, now = int(result.get("epoch", result.get("training_iteration", 0))), int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(key, value, now, step) for key, value in _metrics(result).items()])
         entry["result"] = result
 
     def _end(self, trial, errored: bool):

@@ -16,6 +16,11 @@ from trainables.pruning.controls import CONTROLS  # noqa: E402,F401  (re-exporte
 from trainables.rewinding import REWIND_POINTS  # noqa: E402  (re-exported: the space's choices)
 
 
+def grid_value(sparsity: float) -> float:
+    """``sparsity`` without the grid's float noise (0.05 * 7 = 0.35000000000000003 -> 0.35)."""
+    return round(float(sparsity), 6)
+
+
 @dataclass(frozen=True)
 class SparsityRange:
     """Bounds (fractions in [0, 1)) and grid step of the searched sparsity."""
@@ -68,7 +73,7 @@ class StructuredSpace:
     def grid_points(self) -> list[dict]:
         """Every point of the searched grid (the dense point included), as the parameters Optuna sets."""
         count = round((self.sparsity.high - self.sparsity.low) / self.sparsity.step)
-        values = sorted({0.0, *(round(self.sparsity.low + i * self.sparsity.step, 6) for i in range(count + 1))})
+        values = sorted({0.0, *(grid_value(self.sparsity.low + i * self.sparsity.step) for i in range(count + 1))})
         rewinds = self.rewind if len(self.rewind) > 1 else (None,)
         return [{"sparsity": s, **({"rewind": r} if r else {})} for r in rewinds for s in values]
 

@@ -121,8 +121,9 @@ class FineTuneRun:
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
+            losses.append(loss.detach())  # .item() here would synchronise a GPU on every step
         self.epoch += 1
+        mean_loss = torch.stack(losses).mean().item()
         log.info("seed %d epoch %d/%d: train loss %.4f (%.0f s)", self.seed, self.epoch, self.settings.epochs,
-                 float(np.mean(losses)), time.perf_counter() - started)
-        return float(np.mean(losses))
+                 mean_loss, time.perf_counter() - started)
+        return mean_loss

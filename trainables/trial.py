@@ -114,8 +114,12 @@ def run_ticket_trial(config: dict, context: TrialContext, report: Callable[[dict
     tokenizer = AutoTokenizer.from_pretrained(context.model)
     collate = collator(tokenizer)
     tickets = []  # (seed, model, tokenised data, dev loader)
+    splits = {}  # the seed only matters when it draws a training subset
     for seed in context.seeds:
-        data = load_tokenized(task, tokenizer, context.data, seed=seed)
+        subset_seed = seed if context.data.max_train_examples else None
+        if subset_seed not in splits:
+            splits[subset_seed] = load_tokenized(task, tokenizer, context.data, seed=subset_seed or 0)
+        data = splits[subset_seed]
         # Rewind, then mask: the gates zero the pruned units for training and evaluation alike.
         model = rewound_model(rewind, context.model, task, seed, dense[seed]).to(device)
         masks[seed].apply(UnitGates(model))
