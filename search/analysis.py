@@ -45,9 +45,11 @@ class TicketResult:
 
     @property
     def is_dense(self) -> bool:
+        """True when the ticket kept every head and FFN block (the dense baseline)."""
         return self.heads_kept == self.total_heads and self.ffn_kept == self.total_ffn
 
     def to_dict(self) -> dict:
+        """JSON-ready form (as in ``summary.json``)."""
         return asdict(self)
 
 

@@ -82,6 +82,7 @@ class MlflowTrialCallback(Callback):
 
     @property
     def client(self) -> MlflowClient:
+        """A client made on first use (it does not pickle; Tune pickles callbacks)."""
         if self._client is None:
             self._client = MlflowClient(self.tracking_uri)
         return self._client
@@ -90,6 +91,7 @@ class MlflowTrialCallback(Callback):
         return {**self.__dict__, "_client": None}
 
     def on_trial_start(self, iteration, trials, trial, **info):
+        """Open the trial's child run with its configuration (method, control, sparsity, rewind) as params."""
         if trial.trial_id in self.runs:
             return
         config = trial.config
@@ -103,6 +105,7 @@ class MlflowTrialCallback(Callback):
         self.runs[trial.trial_id] = {"run_id": run.info.run_id, "status": "RUNNING", "result": None}
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        """Log one epoch's dev metrics at ``step = epoch``; on the first report also the units kept and the mask."""
         entry = self.runs[trial.trial_id]
         run_id = entry["run_id"]
         if entry["result"] is None:  # the ticket is fixed for the trial: log it with its first report
@@ -121,7 +124,9 @@ class MlflowTrialCallback(Callback):
         self.client.set_terminated(entry["run_id"], status=entry["status"])
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        """Close the run FINISHED, or KILLED when ASHA stopped it before its planned epochs."""
         self._end(trial, errored=False)
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        """Close the run FAILED; the other trials go on."""
         self._end(trial, errored=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -60,9 +60,6 @@ class FinetuneSettings:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def pick_device() -> torch.device:

@@ -94,6 +94,7 @@ class EncoderShape:
 
     @property
     def total_heads(self) -> int:
+        """``num_layers * num_heads``."""
         return self.num_layers * self.num_heads
 
 

@@ -60,6 +60,7 @@ class GlueTask:
 
     @property
     def is_regression(self) -> bool:
+        """True for STS-B: one output, mean-squared-error loss, correlation metrics."""
         return self.num_labels == 1
 
 

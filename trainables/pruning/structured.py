@@ -42,10 +42,12 @@ class StructuredMask:
 
     @property
     def heads_kept(self) -> int:
+        """Number of heads kept, over all layers."""
         return int(self.head.sum())
 
     @property
     def ffn_kept(self) -> int:
+        """Number of FFN blocks kept (one per layer at most)."""
         return int(self.ffn.sum())
 
     @property
@@ -60,6 +62,7 @@ class StructuredMask:
 
     @property
     def is_dense(self) -> bool:
+        """True when nothing is pruned."""
         return bool(self.head.all() and self.ffn.all())
 
     def apply(self, gates: UnitGates) -> None:
