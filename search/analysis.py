@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from spaces.structured import grid_value
+from spaces.sparsity import grid_value
 
 
 @dataclass
@@ -20,7 +20,10 @@ class TicketResult:
     """One trial's outcome.
 
     Attributes:
-        sparsity: the requested sparsity (fraction); ``head_sparsity``/``ffn_sparsity`` are achieved.
+        sparsity: the requested sparsity (fraction).
+        achieved_sparsity: the fraction of the encoder's prunable weights the ticket masks (structured: the
+            weights its pruned heads and FFN blocks disable); ``head_sparsity``/``ffn_sparsity`` for structured
+            tickets, ``weights_kept``/``total_weights`` for unstructured ones.
         seed_scores: final dev score per seed; ``dev_score`` is their mean, ``dev_std`` their std.
         status: FINISHED, KILLED (stopped early) or FAILED.
         epochs: epochs the trial reported.
@@ -32,6 +35,10 @@ class TicketResult:
     rewind: str
     status: str
     control: str = "good"
+    method: str = "structured"
+    achieved_sparsity: float | None = None
+    weights_kept: int | None = None
+    total_weights: int | None = None
     heads_kept: int | None = None
     total_heads: int | None = None
     ffn_kept: int | None = None
@@ -45,8 +52,19 @@ class TicketResult:
 
     @property
     def is_dense(self) -> bool:
-        """True when the ticket kept every head and FFN block (the dense baseline)."""
+        """True when the ticket masked nothing (the dense baseline)."""
+        if self.achieved_sparsity is not None:
+            return self.achieved_sparsity == 0.0
         return self.heads_kept == self.total_heads and self.ffn_kept == self.total_ffn
+
+    @property
+    def kept(self) -> str:
+        """What the ticket kept, in its own units (``51/72 heads, 5/6 FFN`` or ``62.9% of weights``)."""
+        if self.heads_kept is not None:
+            return f"{self.heads_kept}/{self.total_heads} heads, {self.ffn_kept}/{self.total_ffn} FFN"
+        if self.weights_kept is not None:
+            return f"{100 * self.weights_kept / self.total_weights:.1f}% of weights"
+        return "-"
 
     def to_dict(self) -> dict:
         """JSON-ready form (as in ``summary.json``)."""
@@ -57,10 +75,12 @@ def ticket_from_result(trial_id: str, run_id: str | None, config: dict, result: 
                        seeds: tuple[int, ...]) -> TicketResult:
     """A ``TicketResult`` from a trial's configuration and last reported result (``None`` if it never reported)."""
     ticket = TicketResult(trial_id, run_id, grid_value(config["sparsity"]), config.get("rewind", "pretrained"), status,
-                          config.get("control", "good"))
+                          config.get("control", "good"), config.get("method", "structured"))
     if result:
-        for key in ("heads_kept", "total_heads", "ffn_kept", "total_ffn", "head_sparsity", "ffn_sparsity"):
-            setattr(ticket, key, result[key])
+        for key in ("heads_kept", "total_heads", "ffn_kept", "total_ffn", "head_sparsity", "ffn_sparsity",
+                    "achieved_sparsity", "weights_kept", "total_weights"):
+            if key in result:
+                setattr(ticket, key, result[key])
         ticket.dev_score, ticket.dev_std = result["dev_score"], result["dev_score_std"]
         ticket.seed_scores = {seed: result[f"dev_score_seed{seed}"] for seed in seeds}
         ticket.epochs = int(result.get("training_iteration", 0))
@@ -89,8 +109,12 @@ def find_super_ticket(tickets: list[TicketResult], tolerance: float = 0.0) -> Ve
         return Verdict(None, None, None)
     pruned = [t for t in finished if not t.is_dense]
     above = [t for t in pruned if t.dev_score > dense.dev_score]
-    super_ticket = max(above, key=lambda t: (t.dev_score, t.head_sparsity), default=None)
+    super_ticket = max(above, key=lambda t: (t.dev_score, _sparsity(t)), default=None)
     threshold = dense.dev_score - dense.dev_std - tolerance
     matching = [t for t in pruned if t.dev_score >= threshold]
-    winning = max(matching, key=lambda t: (t.head_sparsity, t.ffn_sparsity, t.dev_score), default=None)
+    winning = max(matching, key=lambda t: (_sparsity(t), t.dev_score), default=None)
     return Verdict(dense, super_ticket, winning)
+
+
+def _sparsity(ticket: TicketResult) -> float:
+    return ticket.achieved_sparsity if ticket.achieved_sparsity is not None else ticket.head_sparsity

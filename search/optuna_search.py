@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from spaces.structured import grid_value
+from spaces.sparsity import grid_value
 
 
 def stopped_early(result: dict | None) -> bool:

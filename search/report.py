@@ -12,12 +12,13 @@ from search.analysis import TicketResult, Verdict  # noqa: E402
 
 
 def trial_table(tickets: list[TicketResult], seeds: tuple[int, ...]) -> pd.DataFrame:
-    """One row per trial, sparsest last: sparsity, units kept, dev score per seed and mean, status."""
+    """One row per trial, by method, control, rewinding point, then sparsity: requested and achieved sparsity
+    (fraction of the prunable weights masked), what was kept, dev score per seed and mean, epochs, status."""
     rows = []
-    for t in sorted(tickets, key=lambda t: (t.sparsity, t.trial_id)):
-        row = {"trial": t.trial_id, "sparsity": t.sparsity,
-               "heads kept": f"{t.heads_kept}/{t.total_heads}" if t.heads_kept is not None else "-",
-               "FFN kept": f"{t.ffn_kept}/{t.total_ffn}" if t.ffn_kept is not None else "-"}
+    for t in sorted(tickets, key=lambda t: (t.method, t.control, t.rewind, t.sparsity, t.trial_id)):
+        row = {"trial": t.trial_id, "method": t.method, "control": t.control, "rewind": t.rewind,
+               "sparsity": t.sparsity,
+               "achieved": "-" if t.achieved_sparsity is None else f"{t.achieved_sparsity:.3f}", "kept": t.kept}
         for seed in seeds:
             score = t.seed_scores.get(seed)
             row[f"seed {seed}"] = "-" if score is None else f"{score:.4f}"
@@ -36,49 +37,54 @@ def verdict_line(verdict: Verdict, metric: str) -> str:
     base = f"dense {metric} {dense.dev_score:.4f} ± {dense.dev_std:.4f}"
     if verdict.super_ticket is not None:
         t = verdict.super_ticket
-        return (f"Super ticket: sparsity {t.sparsity:.2f} ({t.heads_kept}/{t.total_heads} heads, "
-                f"{t.ffn_kept}/{t.total_ffn} FFN blocks kept), dev {metric} {t.dev_score:.4f} vs {base} "
-                f"(+{t.dev_score - dense.dev_score:.4f}); MLflow run {t.run_id}")
+        return (f"Super ticket: {t.method} ({t.control}) at sparsity {t.sparsity:.2f} ({t.kept} kept), dev "
+                f"{metric} {t.dev_score:.4f} vs {base} (+{t.dev_score - dense.dev_score:.4f}); MLflow run {t.run_id}")
     if verdict.winning_ticket is not None:
         t = verdict.winning_ticket
-        return (f"No ticket beats the dense model ({base}). Sparsest winning ticket: sparsity "
-                f"{t.sparsity:.2f} ({t.heads_kept}/{t.total_heads} heads, {t.ffn_kept}/{t.total_ffn} FFN "
-                f"blocks kept), dev {metric} {t.dev_score:.4f}; MLflow run {t.run_id}")
+        return (f"No ticket beats the dense model ({base}). Sparsest winning ticket: {t.method} ({t.control}) at "
+                f"sparsity {t.sparsity:.2f} ({t.kept} kept), dev {metric} {t.dev_score:.4f}; MLflow run {t.run_id}")
     return f"No ticket beats or matches the dense model ({base})."
 
 
-def phase_transition_plot(tickets: list[TicketResult], verdict: Verdict, metric: str, title: str):
-    """Dev score against head sparsity (%), dense baseline as a line, super ticket marked.
+def _x(ticket: TicketResult) -> float:
+    """Percent of the prunable encoder weights masked (structured: the weights the pruned units disable)."""
+    return 100 * (ticket.achieved_sparsity if ticket.achieved_sparsity is not None else ticket.head_sparsity)
 
-    Each (control, rewinding point) is its own curve; per-seed scores are drawn faintly behind the means.
-    Returns the matplotlib figure.
+
+def phase_transition_plot(tickets: list[TicketResult], verdict: Verdict, metric: str, title: str):
+    """Dev score against achieved sparsity (% of prunable weights masked), dense baseline as a line, super ticket
+    marked.
+
+    Each (method, control, rewinding point) is its own curve; per-seed scores are drawn faintly behind the
+    means. Returns the matplotlib figure.
     """
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
     done = [t for t in tickets if t.dev_score is not None]
-    for control, rewind in sorted({(t.control, t.rewind) for t in done}):
-        points = sorted((t for t in done if (t.control, t.rewind) == (control, rewind) and t.status == "FINISHED"),
-                        key=lambda t: t.head_sparsity)
-        xs = [100 * t.head_sparsity for t in points]
-        ax.plot(xs, [t.dev_score for t in points], "o-",
-                label=f"{control} ticket, rewind={rewind} (mean over seeds)")
+    curves = sorted({(t.method, t.control, t.rewind) for t in done if not t.is_dense})
+    for method, control, rewind in curves:
+        points = sorted((t for t in done if (t.method, t.control, t.rewind) == (method, control, rewind)
+                         and t.status == "FINISHED" and not t.is_dense), key=_x)
+        if verdict.dense is not None:
+            points = [verdict.dense, *points]  # every curve starts at the dense model
+        ax.plot([_x(t) for t in points], [t.dev_score for t in points], "o-",
+                label=f"{method}, {control} ticket, rewind={rewind}")
         for t in points:
-            ax.scatter([100 * t.head_sparsity] * len(t.seed_scores), list(t.seed_scores.values()),
-                       color="grey", alpha=0.35, s=12)
+            ax.scatter([_x(t)] * len(t.seed_scores), list(t.seed_scores.values()), color="grey", alpha=0.35, s=12)
     killed = [t for t in done if t.status == "KILLED"]
     if killed:
-        ax.scatter([100 * t.head_sparsity for t in killed], [t.dev_score for t in killed], marker="x",
+        ax.scatter([_x(t) for t in killed], [t.dev_score for t in killed], marker="x",
                    color="tab:red", label="stopped early by ASHA (truncated)")
     if verdict.dense is not None:
         ax.axhline(verdict.dense.dev_score, color="black", linestyle="--", label="dense baseline")
     if verdict.super_ticket is not None:
         t = verdict.super_ticket
-        ax.scatter([100 * t.head_sparsity], [t.dev_score], marker="*", s=260, color="gold", edgecolor="black",
-                   zorder=5, label=f"super ticket ({100 * t.head_sparsity:.0f}% heads pruned)")
-    ax.set_xlabel("heads pruned (%)  [FFN blocks pruned: floor(sparsity × layers)]")
+        ax.scatter([_x(t)], [t.dev_score], marker="*", s=260, color="gold", edgecolor="black",
+                   zorder=5, label=f"super ticket ({t.method}, {_x(t):.0f}% of weights masked)")
+    ax.set_xlabel("sparsity achieved: % of prunable encoder weights masked (Q, K, V, attention output, FFN)")
     ax.set_ylabel(f"dev {metric}")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

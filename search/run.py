@@ -13,28 +13,32 @@ import sys
 from search.defaults import CONFIG_FILE
 from search.errors import UsageError
 from spaces.budgets import BUDGETS
-from spaces.structured import METHODS, REWIND_POINTS
+from spaces.registry import METHODS, all_options
 from trainables.tasks import TASKS
 
 DESCRIPTION = f"""\
 Find winning and super tickets of a pre-trained BERT-family encoder on a GLUE task.
 
 A study fine-tunes the dense model once per seed (cached under --storage-path/cache and reused by every
-trial and later study with the same settings), scores every attention head and FFN block by accumulated
-|dL/d gate| on the training split, then lets Optuna (TPE, through Ray Tune) choose the sparsities to try.
-Each trial prunes the lowest-scoring heads and FFN blocks, rewinds the ticket and fine-tunes it; ASHA
-stops hopeless trials early. Everything goes to MLflow; the study ends with a table of the trials and a
-line naming the super ticket (the ticket that beats the dense model by the most).
+trial and later study with the same settings), then lets Optuna (TPE, through Ray Tune) choose the
+sparsities (and, when several are allowed, the methods, controls and rewinding points) to try. Each trial
+prunes a ticket with its method, rewinds it and fine-tunes it; ASHA stops hopeless trials early. Everything
+goes to MLflow; the study ends with a table of the trials and a line naming the super ticket (the ticket
+that beats the dense model by the most).
 
 Model and data, when no flag says: $SUPERTICKETS_MODEL / $GLUE_DIR, then ./{CONFIG_FILE}, then the
 papers' bert-base-uncased and nyu-mll/glue from the hub.
-"""
+
+methods (--method):
+""" + "".join(f"  {name:<11} {space.summary}\n" for name, space in METHODS.items())
 
 EPILOG = """\
 examples:
   python -m search.run --task rte                       # the papers' budget (meant for GPUs)
   python -m search.run --task rte --budget smoke        # the whole pipeline on 2 CPU cores in minutes
   python -m search.run --task mrpc --seeds 3 --gpus-per-trial 0.5
+  python -m search.run --task mrpc --method imp --rewind step:200
+  python -m search.run --task mrpc --method magnitude --control good,random,bad --sparsity-min 0.5 --sparsity-max 0.5
   RAY_ADDRESS=auto python -m search.run --task stsb     # on a running Ray cluster
   mlflow ui --backend-store-uri sqlite:///$PWD/mlflow.db  # look at the results
 """
@@ -51,18 +55,33 @@ def parser() -> argparse.ArgumentParser:
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     what = p.add_argument_group("what to search")
     what.add_argument("--task", required=True, help=f"GLUE task: {', '.join(TASKS)}")
-    what.add_argument("--method", default="structured", help=f"pruning method: {', '.join(METHODS)} (default structured)")
+    what.add_argument("--method", default="structured",
+                      help=f"pruning method(s): {', '.join(METHODS)} (default structured); comma-separate several "
+                           "to compare them in one study")
     what.add_argument("--control", default="good",
-                      help="good (default): prune the least important units; random: as many units, chosen "
-                           "uniformly (seeded); bad: as many units, the most important ones (Prasanna et al.)")
+                      help="good (default): prune the least important units or smallest weights; random: as many, "
+                           "chosen uniformly (seeded); bad: as many, the most important units or largest weights "
+                           "(Prasanna et al.; structured and magnitude); comma-separate several to compare them")
     what.add_argument("--rewind", default="pretrained",
-                      help=f"rewinding point(s): {', '.join(REWIND_POINTS)}; comma-separate several to let Optuna "
-                           "choose (default pretrained: re-fine-tune the ticket from the pre-trained weights)")
+                      help="rewinding point(s): pretrained (default: re-fine-tune the ticket from the pre-trained "
+                           "weights), step:K (the dense fine-tune's weights after K optimiser steps), none (the "
+                           "fine-tuned weights, pruned, evaluated once); comma-separate several to let Optuna choose")
     what.add_argument("--sparsity-min", type=float, help="lowest sparsity searched, a fraction in [0, 1) (default 0)")
-    what.add_argument("--sparsity-max", type=float, help="highest sparsity searched, a fraction in [0, 1) (default 0.6)")
-    what.add_argument("--sparsity-step", type=float, help="sparsity grid step (default 0.05, Liang et al.'s)")
+    what.add_argument("--sparsity-max", type=float,
+                      help="highest sparsity searched, a fraction in [0, 1) (default: 0.6 structured, 0.9 others)")
+    what.add_argument("--sparsity-step", type=float,
+                      help="sparsity grid step (default: 0.05 structured, Liang et al.'s; 0.1 others)")
     what.add_argument("--model", help="hub id or local Hugging Face directory of a BERT-family encoder")
     what.add_argument("--glue-dir", help="classic GLUE directory (default $GLUE_DIR, else the hub's nyu-mll/glue)")
+
+    options = p.add_argument_group("method options ([methods] each applies to)")
+    for option in all_options().values():
+        owners = "/".join(m for m, space in METHODS.items() if option in space.options)
+        text = f"[{owners}] {option.help}"
+        if option.type is bool:
+            options.add_argument(option.flag, dest=option.name, action="store_true", default=None, help=text)
+        else:
+            options.add_argument(option.flag, dest=option.name, type=option.type, choices=option.choices, help=text)
 
     budget = p.add_argument_group("budget (defaults come from --budget; any flag here overrides it)")
     budget.add_argument("--budget", choices=list(BUDGETS), default="paper",

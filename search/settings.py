@@ -10,7 +10,12 @@ from pathlib import Path
 from search.defaults import resolve_glue_dir, resolve_model
 from search.errors import UsageError
 from spaces.budgets import BUDGETS
-from spaces.structured import CONTROLS, METHODS, REWIND_POINTS, SparsityRange, sparsity_range_for
+from spaces.registry import METHODS, all_options
+from spaces.sparsity import SparsityRange
+from trainables.pruning.controls import CONTROLS
+from trainables.pruning.imp import ImpSchedule
+from trainables.pruning.tamt import MissingMlmHeadError, TamtSettings, check_mlm_head
+from trainables.rewinding import rewind_step
 from trainables.data import DataSettings
 from trainables.finetune import OPTIMIZERS, FinetuneSettings
 from trainables.model import UnsupportedModelError, layout_for, load_config
@@ -26,8 +31,8 @@ class StudySettings:
     """
 
     task: str
-    method: str
-    control: str
+    method: tuple[str, ...]
+    control: tuple[str, ...]
     rewind: tuple[str, ...]
     model: str
     model_source: str
@@ -49,7 +54,12 @@ class StudySettings:
     mlflow_uri: str | None
     match_tolerance: float
     resume: bool = False
-    extra: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+
+    @property
+    def rewind_steps(self) -> tuple[int, ...]:
+        """The K of every ``step:K`` rewinding point: the dense fine-tune saves these checkpoints."""
+        return tuple(k for k in (rewind_step(r) for r in self.rewind) if k is not None)
 
     @property
     def study_dir(self) -> Path:
@@ -63,12 +73,14 @@ class StudySettings:
 
     def params(self) -> dict:
         """Flat parameters for the study's MLflow parent run."""
-        flat = {k: v for k, v in asdict(self).items() if k not in ("finetune", "data", "sparsity", "extra")}
+        flat = {k: v for k, v in asdict(self).items() if k not in ("finetune", "data", "sparsity", "options")}
         flat.update({f"finetune.{k}": v for k, v in asdict(self.finetune).items()})
         flat.update({f"data.{k}": v for k, v in asdict(self.data).items()})
         flat.update({f"sparsity.{k}": v for k, v in asdict(self.sparsity).items()})
+        flat.update(self.options)
         flat["seeds"] = ",".join(map(str, self.seeds))
-        flat["rewind"] = ",".join(self.rewind)
+        for name in ("method", "control", "rewind"):
+            flat[name] = ",".join(getattr(self, name))
         return flat
 
 
@@ -121,17 +133,10 @@ def build_settings(args) -> StudySettings:
         task = get_task(args.task)
     except KeyError as err:
         raise UsageError(err.args[0] + " (see --help)") from None
-    if args.method not in METHODS:
-        raise UsageError(f"unknown method {args.method!r}: choose one of {', '.join(METHODS)}")
-    if args.control not in CONTROLS:
-        raise UsageError(f"unknown control {args.control!r}: choose one of {', '.join(CONTROLS)}")
-    rewind = tuple(r.strip() for r in args.rewind.split(",") if r.strip())
-    bad = [r for r in rewind if r not in REWIND_POINTS]
-    if bad or not rewind:
-        raise UsageError(f"unknown rewinding point {','.join(bad) or args.rewind!r}: choose from "
-                         f"{', '.join(REWIND_POINTS)} (comma-separate several to let the search choose)")
+    methods, controls, rewind = _choices(args)
+    options = _method_options(args, methods)
     budget = BUDGETS[args.budget]
-    default_range = sparsity_range_for(task.name)
+    default_range = METHODS[methods[0]].sparsity_for(task.name)
     sparsity = SparsityRange(
         args.sparsity_min if args.sparsity_min is not None else default_range.low,
         args.sparsity_max if args.sparsity_max is not None else default_range.high,
@@ -166,9 +171,14 @@ def build_settings(args) -> StudySettings:
     data = DataSettings(glue_dir=glue_dir, max_seq_length=counts["--max-seq-length"],
                         max_train_examples=pick(args.max_train_examples, budget.max_train_examples) or None,
                         max_dev_examples=pick(args.max_dev_examples, budget.max_dev_examples) or None)
-    name = args.study_name or f"{task.name}-{args.method}-{datetime.now():%Y%m%d-%H%M%S}"
+    if options.get("tamt_objective") == "mlm" and "tamt" in methods:
+        try:
+            check_mlm_head(model_path)
+        except MissingMlmHeadError as err:
+            raise UsageError(str(err)) from None
+    name = args.study_name or f"{task.name}-{'+'.join(methods)}-{datetime.now():%Y%m%d-%H%M%S}"
     return StudySettings(
-        task=task.name, method=args.method, control=args.control, rewind=rewind, model=model_path, model_source=model.source,
+        task=task.name, method=methods, control=controls, rewind=rewind, model=model_path, model_source=model.source,
         glue_dir=glue_dir, glue_source=glue.source, budget=budget.name, sparsity=sparsity,
         num_trials=counts["--num-trials"], seeds=tuple(range(counts["--seeds"])), finetune=finetune, data=data,
         grace_period=min(pick(args.grace_period, budget.grace_period), finetune.epochs),
@@ -176,7 +186,66 @@ def build_settings(args) -> StudySettings:
         gpus_per_trial=args.gpus_per_trial if args.gpus_per_trial is not None else _default_gpus(),
         search_seed=args.search_seed, storage_path=str(Path(args.storage_path).expanduser().resolve()),
         study_name=name, mlflow_uri=args.mlflow_uri, match_tolerance=args.match_tolerance,
-        resume=args.resume)
+        resume=args.resume, options=options)
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+
+
+def _choices(args) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """``--method``, ``--control`` and ``--rewind`` as tuples, each value checked, and every control
+    applicable to every method."""
+    methods = _split(args.method)
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise UsageError(f"unknown method {','.join(bad) or args.method!r}: choose from {', '.join(METHODS)} "
+                         "(comma-separate several to compare them in one study)")
+    controls = _split(args.control)
+    bad = [c for c in controls if c not in CONTROLS]
+    if bad or not controls:
+        raise UsageError(f"unknown control {','.join(bad) or args.control!r}: choose from {', '.join(CONTROLS)}")
+    for method in methods:
+        missing = [c for c in controls if c not in METHODS[method].controls]
+        if missing:
+            with_controls = [m for m, space in METHODS.items() if len(space.controls) > 1]
+            raise UsageError(f"--control {','.join(missing)} does not apply to --method {method}: controls exist "
+                             f"for {', '.join(with_controls)} tickets")
+    rewind = _split(args.rewind)
+    for point in rewind or (args.rewind,):
+        try:
+            rewind_step(point)
+        except ValueError as err:
+            raise UsageError(f"{err} (comma-separate several to let the search choose)") from None
+    return methods, controls, rewind
+
+
+def _method_options(args, methods: tuple[str, ...]) -> dict:
+    """The options of the study's methods: flags given, else the declared defaults; paths made absolute;
+    schedules and TAMT settings checked. A flag of a method the study does not run is an error."""
+    wanted = {o.name: o for m in methods for o in METHODS[m].options}
+    for name, option in all_options().items():
+        if getattr(args, name, None) is not None and name not in wanted:
+            owners = [m for m, space in METHODS.items() if option in space.options]
+            raise UsageError(f"{option.flag} applies to --method {' or '.join(owners)}, not "
+                             f"{','.join(methods)}: drop it or add that method")
+    options = {}
+    for name, option in wanted.items():
+        value = getattr(args, name, None)
+        value = option.default if value is None else value
+        if option.choices is not None and value not in option.choices:
+            raise UsageError(f"{option.flag} {value!r} unknown: choose {' or '.join(map(str, option.choices))}")
+        if option.path:
+            value = str(Path(value).expanduser().resolve())
+        options[name] = value
+    try:
+        if "imp" in methods:
+            ImpSchedule.from_options(options).validate()
+        if "tamt" in methods:
+            TamtSettings.from_options(options).validate()
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return options
 
 
 def _default_gpus() -> float:

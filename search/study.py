@@ -22,7 +22,7 @@ from search.optuna_search import PruningAwareOptunaSearch
 from search.report import phase_transition_plot, summary, trial_table, verdict_line
 from search.settings import StudySettings
 from search.tracking import MlflowTrialCallback, experiment_id, log_params, resolve_tracking_uri
-from spaces.structured import METHODS
+from spaces.search_space import TicketSpace
 from trainables.cache import prepare_dense
 from trainables.data import HUB_DATASET
 from trainables.tasks import get_task
@@ -66,7 +66,8 @@ def _context(settings: StudySettings) -> TrialContext:
 def _prepare_dense(settings: StudySettings, context: TrialContext, say) -> list[dict]:
     """Fine-tune the dense model of every seed (in parallel, as Ray tasks) unless the cache has it."""
     task = ray.remote(prepare_dense).options(num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial)
-    done = ray.get([task.remote(context.dense_spec(seed), context.cache_dir) for seed in settings.seeds])
+    done = ray.get([task.remote(context.dense_spec(seed), context.cache_dir, settings.rewind_steps)
+                    for seed in settings.seeds])
     for item in done:
         state = "reused from cache" if item["reused"] else "computed"
         say(f"dense fine-tune seed {item['seed']} (key {item['key']}): {state}; final dev score "
@@ -161,7 +162,8 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
     """
     task = get_task(settings.task)
     say(f"study {settings.study_name}: task {task.name} (dev score = {task.primary_metric}), method "
-        f"{settings.method} ({settings.control} tickets), rewind {','.join(settings.rewind)}, budget {settings.budget}")
+        f"{','.join(settings.method)} ({','.join(settings.control)} tickets), rewind {','.join(settings.rewind)}, "
+        f"budget {settings.budget}")
     say(f"model: {settings.model}  [{settings.model_source}]")
     say(f"data:  {settings.glue_dir or 'hub ' + HUB_DATASET}  [{settings.glue_source}]")
     if os.path.isdir(settings.model) and settings.glue_dir is not None:
@@ -183,7 +185,7 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
     try:
         context = _context(settings)
         _prepare_dense(settings, context, say)
-        space = METHODS[settings.method](settings.sparsity, settings.rewind, control=settings.control)
+        space = TicketSpace(settings.sparsity, settings.method, settings.control, settings.rewind, settings.options)
         callback = MlflowTrialCallback(tracking_uri, experiment, parent_run_id,
                                        {"task": task.name, "seeds": ",".join(map(str, settings.seeds)),
                                         "model": settings.model})
@@ -219,7 +221,8 @@ def _report(settings: StudySettings, tickets, client: MlflowClient, parent_run_i
     table = trial_table(tickets, settings.seeds).to_string(index=False)
     line = verdict_line(verdict, task.primary_metric)
     figure = phase_transition_plot(tickets, verdict, task.primary_metric,
-                                   f"{task.name.upper()}: structured tickets, {os.path.basename(settings.model)}")
+                                   f"{task.name.upper()}: {', '.join(settings.method)} tickets, "
+                                   f"{os.path.basename(settings.model)}")
     data = summary(tickets, verdict, settings.params())
     data["verdict"] = line
     client.log_figure(parent_run_id, figure, "phase_transition.png")

@@ -17,11 +17,15 @@ from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
 from search.optuna_search import stopped_early
-from spaces.structured import grid_value
+from spaces.sparsity import grid_value
 from trainables.metrics import METRICS
 
 EXPERIMENT_PREFIX = "supertickets"
-TICKET_PARAMS = ("heads_kept", "ffn_kept", "total_heads", "total_ffn", "head_sparsity", "ffn_sparsity")
+#: Facts about a trial's ticket, logged as params with its first report when present (structured counts,
+#: unstructured counts, the achieved sparsity counted on the masked weights, IMP rounds, TAMT losses).
+TICKET_PARAMS = ("heads_kept", "ffn_kept", "total_heads", "total_ffn", "head_sparsity", "ffn_sparsity",
+                 "weights_kept", "total_weights", "achieved_sparsity", "imp_rounds", "imp_levels",
+                 "tamt_first_loss", "tamt_last_loss", "tamt_reused", "replayed")
 
 
 def resolve_tracking_uri(flag: str | None) -> str:
@@ -58,7 +62,7 @@ def trial_status(result: dict | None, errored: bool) -> str:
 
 def _metrics(result: dict) -> dict[str, float]:
     return {k: float(v) for k, v in result.items()
-            if (k.startswith("dev_score") or k in METRICS) and isinstance(v, (int, float))}
+            if (k.startswith("dev_score") or k in METRICS or k == "achieved_sparsity") and isinstance(v, (int, float))}
 
 
 class MlflowTrialCallback(Callback):
@@ -91,7 +95,8 @@ class MlflowTrialCallback(Callback):
         return {**self.__dict__, "_client": None}
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        """Open the trial's child run with its configuration (method, control, sparsity, rewind) as params."""
+        """Open the trial's child run with its configuration (method, control, sparsity, rewind, method options)
+        as params."""
         if trial.trial_id in self.runs:
             return
         config = trial.config
@@ -99,19 +104,24 @@ class MlflowTrialCallback(Callback):
                 f"-{config.get('rewind')}")
         run = self.client.create_run(self.experiment, run_name=name,
                                      tags={"mlflow.parentRunId": self.parent_run_id, "ray.trial_id": trial.trial_id})
-        params = {**self.trial_params, "method": config.get("method"), "control": config.get("control", "good"),
-                  "sparsity": grid_value(config["sparsity"]), "rewind": config.get("rewind")}
+        params = {**self.trial_params, **config, "method": config.get("method", "structured"),
+                  "control": config.get("control", "good"), "sparsity": grid_value(config["sparsity"]),
+                  "rewind": config.get("rewind")}
         log_params(self.client, run.info.run_id, params)
         self.runs[trial.trial_id] = {"run_id": run.info.run_id, "status": "RUNNING", "result": None}
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        """Log one epoch's dev metrics at ``step = epoch``; on the first report also the units kept and the mask."""
+        """Log one epoch's dev metrics (and the achieved sparsity) at ``step = epoch``; on the first report also
+        the ticket's counts as params and its mask as artifacts (``mask.json``, ``mask/<file per seed>``)."""
         entry = self.runs[trial.trial_id]
         run_id = entry["run_id"]
         if entry["result"] is None:  # the ticket is fixed for the trial: log it with its first report
-            log_params(self.client, run_id, {**{key: result[key] for key in TICKET_PARAMS},
+            log_params(self.client, run_id, {**{key: result[key] for key in TICKET_PARAMS if key in result},
                                              "reused_dense_finetune": result.get("reused_dense", False)})
             self.client.log_dict(run_id, json.loads(result["mask"]), "mask.json")
+            for path in json.loads(result.get("mask_files", "[]")):
+                if os.path.exists(path):  # on shared storage; a node-local path from another node is skipped
+                    self.client.log_artifact(run_id, path, "mask")
         step, now = int(result.get("epoch", result.get("training_iteration", 0))), int(time.time() * 1000)
         self.client.log_batch(run_id, metrics=[Metric(key, value, now, step) for key, value in _metrics(result).items()])
         entry["result"] = result

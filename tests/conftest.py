@@ -14,6 +14,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODEL = SHARED / "models" / "all-MiniLM-L6-v2"
 GLUE = SHARED / "data" / "glue"
+WIKITEXT = SHARED / "data" / "wikitext-2"
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +27,11 @@ def model_dir() -> str:
 @pytest.fixture(scope="session")
 def glue_dir() -> str:
     return str(GLUE)
+
+
+@pytest.fixture(scope="session")
+def wikitext_dir() -> Path:
+    return WIKITEXT
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +49,15 @@ def rte_batch(tokenizer, glue_dir):
 
     data = load_tokenized(get_task("rte"), tokenizer, DataSettings(glue_dir, 64, 8, 8))
     return collator(tokenizer)([data["train"][i] for i in range(8)])
+
+
+@pytest.fixture(scope="session")
+def tiny_spec(model_dir, glue_dir):
+    """A dense fine-tune that takes seconds: 32 RTE pairs, 32 tokens, one epoch of 2 steps."""
+    from trainables.cache import DenseSpec
+    from trainables.data import DataSettings
+    from trainables.finetune import FinetuneSettings
+
+    return DenseSpec(model=model_dir, task="rte", seed=0,
+                     finetune=FinetuneSettings(learning_rate=1e-4, epochs=1, batch_size=16, optimizer="adamw"),
+                     data=DataSettings(glue_dir, max_seq_length=32, max_train_examples=32, max_dev_examples=32))

@@ -7,11 +7,12 @@ from search.analysis import TicketResult, find_super_ticket
 from search.optuna_search import PruningAwareOptunaSearch
 from search.report import verdict_line
 from search.tracking import resolve_tracking_uri, trial_status
-from spaces.structured import SparsityRange, StructuredSpace
+from spaces.search_space import TicketSpace
+from spaces.sparsity import SparsityRange
 
 
 def _searcher():
-    space = StructuredSpace(SparsityRange(0.0, 0.5, 0.05))
+    space = TicketSpace(SparsityRange(0.0, 0.5, 0.05))
     searcher = PruningAwareOptunaSearch(space, metric="dev_score", mode="max",
                                         sampler=optuna.samplers.TPESampler(seed=0),
                                         points_to_evaluate=[space.dense_point()])
@@ -53,7 +54,7 @@ def test_super_ticket_is_the_best_ticket_above_dense():
     assert verdict.dense.trial_id == "d"
     assert verdict.super_ticket.trial_id == "b"  # the killed trial's truncated score does not compete
     assert verdict.winning_ticket.trial_id == "b"
-    assert "Super ticket: sparsity 0.30" in verdict_line(verdict, "accuracy")
+    assert "Super ticket: structured (good) at sparsity 0.30 (51/72 heads, 5/6 FFN kept)" in verdict_line(verdict, "accuracy")
     assert "run-b" in verdict_line(verdict, "accuracy")
 
 
@@ -76,7 +77,7 @@ def test_tracking_uri_is_absolute(tmp_path, monkeypatch, given, expected):
 
 
 def test_each_grid_point_runs_once_and_the_search_ends_when_all_are_tried():
-    space = StructuredSpace(SparsityRange(0.0, 0.2, 0.05))  # 5 points: 0, .05, .1, .15, .2
+    space = TicketSpace(SparsityRange(0.0, 0.2, 0.05))  # 5 points: 0, .05, .1, .15, .2
     searcher = PruningAwareOptunaSearch(space, metric="dev_score", mode="max",
                                         sampler=optuna.samplers.TPESampler(seed=0),
                                         points_to_evaluate=[space.dense_point()])

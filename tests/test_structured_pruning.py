@@ -72,7 +72,7 @@ def test_pruned_heads_and_ffn_blocks_contribute_exactly_zero(rte_model, rte_batc
     inputs = {k: v for k, v in rte_batch.items() if k != "labels"}
     gates = UnitGates(rte_model)
     mask = _ticket()
-    mask.apply(gates)
+    mask.set_gates(gates)
     try:
         with torch.no_grad():
             before = rte_model(**inputs).logits.clone()
@@ -104,7 +104,7 @@ def test_gating_a_head_equals_zeroing_its_columns_of_the_output_projection(model
     gated, zeroed = load_model(model_dir, task, 0).eval(), load_model(model_dir, task, 0).eval()
     gates = UnitGates(gated)
     mask = _ticket()
-    mask.apply(gates)
+    mask.set_gates(gates)
     with torch.no_grad():
         for layer, heads in enumerate(mask.head):
             attention_out = zeroed.bert.encoder.layer[layer].attention.output.dense

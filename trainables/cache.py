@@ -82,6 +82,14 @@ class DenseResult:
         """The fine-tuned state dict (every parameter and buffer, classifier included)."""
         return load_file(self.directory / "model.safetensors")
 
+    def step_weights(self, step: int) -> dict[str, torch.Tensor]:
+        """The state dict after ``step`` optimiser steps (saved by ``ensure_dense``/``ensure_step``).
+
+        Raises:
+            FileNotFoundError: that step was never saved.
+        """
+        return load_file(self.directory / "steps" / f"step-{step}.safetensors")
+
 
 def _read(directory: Path, reused: bool) -> DenseResult:
     record = json.loads((directory / "record.json").read_text())
@@ -89,70 +97,145 @@ def _read(directory: Path, reused: bool) -> DenseResult:
     return DenseResult(directory, record["history"], scores["head"], scores["ffn"], reused)
 
 
-def _compute(spec: DenseSpec, target: Path) -> None:
-    started = time.perf_counter()
+def fine_tune(spec: DenseSpec, model: torch.nn.Module, on_step=None, stop_after: int | None = None,
+              label: str = "dense") -> tuple[list[dict], dict]:
+    """Fine-tune ``model`` on ``spec``'s task, data and settings with ``spec.seed`` (data order, dropout).
+
+    The dense fine-tune, IMP's level fine-tunes and the replay up to a rewinding step all go through here,
+    so the same spec always gives the same sequence of optimiser steps.
+
+    Args:
+        spec: task, data, fine-tuning settings and seed.
+        model: the model to train (already masked if it is a ticket); trained in place.
+        on_step: ``on_step(step, model)`` after every optimiser step.
+        stop_after: stop after this many optimiser steps (no evaluation then).
+        label: names the run in the progress lines.
+
+    Returns:
+        ``(history, data_info)``: per-epoch dev metrics with the epoch's ``train_loss`` (empty when stopped
+        early), and the sizes of the train and dev splits.
+    """
     task = get_task(spec.task)
     device = pick_device()
     tokenizer = AutoTokenizer.from_pretrained(spec.model)
     data = load_tokenized(task, tokenizer, spec.data, seed=spec.seed)
     collate = collator(tokenizer)
-    model = load_model(spec.model, task, spec.seed)
     run = FineTuneRun(model, data["train"], collate, spec.finetune, spec.seed, device)
     dev = DataLoader(data["validation"], batch_size=spec.finetune.batch_size, collate_fn=collate)
     history = []
     for epoch in range(spec.finetune.epochs):
-        loss = run.train_epoch()
+        loss = run.train_epoch(on_step, stop_after)
+        if stop_after is not None and run.step >= stop_after:
+            return [], {}
         metrics = evaluate(model, dev, task, device)
         history.append({**metrics, "train_loss": loss})
-        log.info("dense %s seed %d epoch %d/%d: dev %s %.4f", spec.task, spec.seed, epoch + 1,
+        log.info("%s %s seed %d epoch %d/%d: dev %s %.4f", label, spec.task, spec.seed, epoch + 1,
                  spec.finetune.epochs, task.primary_metric, metrics["dev_score"])
-    train = DataLoader(data["train"], batch_size=spec.finetune.batch_size, collate_fn=collate)
-    head, ffn = unit_importance(model, train, device)
+    return history, {"train_examples": len(data["train"]), "dev_examples": len(data["validation"]),
+                     "train_loader": DataLoader(data["train"], batch_size=spec.finetune.batch_size,
+                                                collate_fn=collate), "device": device}
 
+
+def _save_step(directory: Path, step: int, model: torch.nn.Module) -> None:
+    """Write the weights after ``step`` optimiser steps to ``directory/steps/step-<step>.safetensors``."""
+    folder = directory / "steps"
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".partial-step-{step}.safetensors"
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, partial)
+    os.replace(partial, folder / f"step-{step}.safetensors")
+
+
+def _compute(spec: DenseSpec, target: Path, steps: tuple[int, ...] = ()) -> None:
+    started = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
     try:
+        model = load_model(spec.model, get_task(spec.task), spec.seed)
+
+        def on_step(step, trained):
+            if step in steps:
+                _save_step(scratch, step, trained)
+
+        history, info = fine_tune(spec, model, on_step)
+        head, ffn = unit_importance(model, info["train_loader"], info["device"])
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                   scratch / "model.safetensors")
         save_file({"head": head, "ffn": ffn}, scratch / "importance.safetensors")
         record = {"key": spec.key(), "spec": asdict(spec), "history": history,
-                  "seconds": time.perf_counter() - started, "device": str(device),
-                  "train_examples": len(data["train"]), "dev_examples": len(data["validation"])}
+                  "seconds": time.perf_counter() - started, "device": str(info["device"]),
+                  "train_examples": info["train_examples"], "dev_examples": info["dev_examples"]}
         (scratch / "record.json").write_text(json.dumps(record, indent=2))
         os.replace(scratch, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def ensure_dense(spec: DenseSpec, cache_root: str | os.PathLike) -> DenseResult:
+def ensure_dense(spec: DenseSpec, cache_root: str | os.PathLike, steps: tuple[int, ...] = ()) -> DenseResult:
     """The dense fine-tune and importance scores of ``spec``: read from the cache, or computed and stored.
 
     Args:
         spec: what the dense model depends on.
         cache_root: the study's cache folder (``<storage>/cache``); must be shared by every node of a
             cluster.
+        steps: optimiser steps whose weights a study rewinds to (``step:K``); saved during the fine-tune, or,
+            when the fine-tune is cached already without them, by replaying it up to each step.
 
     Returns:
         the cached result; ``reused`` says whether it was there already.
     """
     target = Path(cache_root).resolve() / "dense" / spec.key()
-    if (target / "record.json").exists():
-        return _read(target, reused=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if (target / "record.json").exists():  # another trial finished it while we waited
-            return _read(target, reused=True)
-        log.info("dense fine-tune %s seed %d (key %s): computing once for every trial", spec.task, spec.seed,
-                 spec.key())
-        _compute(spec, target)
-    return _read(target, reused=False)
+    if not (target / "record.json").exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(target) + ".lock"):
+            if not (target / "record.json").exists():  # else another trial finished it while we waited
+                log.info("dense fine-tune %s seed %d (key %s): computing once for every trial", spec.task,
+                         spec.seed, spec.key())
+                _compute(spec, target, tuple(steps))
+                return _read(target, reused=False)
+    result = _read(target, reused=True)
+    for step in steps:
+        ensure_step(spec, result, step)
+    return result
 
 
-def prepare_dense(spec: DenseSpec, cache_root: str) -> dict:
+def ensure_step(spec: DenseSpec, dense: DenseResult, step: int) -> Path:
+    """The weights of ``spec``'s dense fine-tune after ``step`` optimiser steps (rewinding point ``step:K``).
+
+    Saved by the dense fine-tune when the study asked for the step; otherwise computed here once by
+    replaying the fine-tune from the same seed up to ``step`` (the same data order, dropout and schedule,
+    so on a CPU the weights are identical; on a GPU only up to its non-deterministic kernels).
+
+    Returns:
+        the path of ``<dense>/steps/step-<step>.safetensors``.
+
+    Raises:
+        ValueError: ``step`` is not in ``1 .. total steps of the fine-tune``.
+    """
+    path = dense.directory / "steps" / f"step-{step}.safetensors"
+    if path.exists():
+        return path
+    with FileLock(str(dense.directory / "steps.lock")):
+        if path.exists():
+            return path
+        record = json.loads((dense.directory / "record.json").read_text())
+        batches = -(-record["train_examples"] // spec.finetune.batch_size)
+        total = spec.finetune.epochs * batches
+        if not 1 <= step <= total:
+            raise ValueError(f"rewinding step {step} is outside the dense fine-tune's 1..{total} steps: pass "
+                             f"--rewind step:K with K in that range")
+        log.info("replaying the dense fine-tune %s seed %d up to step %d (rewinding checkpoint)", spec.task,
+                 spec.seed, step)
+        model = load_model(spec.model, get_task(spec.task), spec.seed)
+        fine_tune(spec, model, stop_after=step, label="replay")
+        _save_step(dense.directory, step, model)
+    return path
+
+
+def prepare_dense(spec: DenseSpec, cache_root: str, steps: tuple[int, ...] = ()) -> dict:
     """``ensure_dense`` as a Ray task: logs progress and returns a small summary, not the weights.
 
     Returns:
         ``{"seed", "key", "reused", "history"}``.
     """
     show_progress()
-    result = ensure_dense(spec, cache_root)
+    result = ensure_dense(spec, cache_root, steps)
     return {"seed": spec.seed, "key": spec.key(), "reused": result.reused, "history": result.history}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -98,19 +99,35 @@ class FineTuneRun:
         self.loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, collate_fn=collate,
                                  generator=torch.Generator().manual_seed(seed))
         self.epoch = 0
+        self.step = 0  # optimiser steps taken so far, over all epochs
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = OPTIMIZERS[settings.optimizer](params, lr=settings.learning_rate,
                                                         weight_decay=settings.weight_decay)
         total = settings.epochs * len(self.loader)
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, int(settings.warmup_ratio * total), total)
 
-    def train_epoch(self) -> float:
-        """One pass over the training split; returns the mean training loss."""
+    @property
+    def total_steps(self) -> int:
+        """Optimiser steps of the whole fine-tune (``epochs * batches per epoch``)."""
+        return self.settings.epochs * len(self.loader)
+
+    def train_epoch(self, on_step: Callable[[int, nn.Module], None] | None = None,
+                    stop_after: int | None = None) -> float:
+        """One pass over the training split; returns the mean training loss.
+
+        Args:
+            on_step: called as ``on_step(step, model)`` after every optimiser step (``step`` counts from 1
+                over the whole run); the dense fine-tune saves its rewinding checkpoints there.
+            stop_after: end the epoch early once the run has taken this many optimiser steps in all (used to
+                replay a fine-tune up to a rewinding point).
+        """
         self.model.train()
         torch.manual_seed(self.seed * 1000 + self.epoch)  # dropout
         losses = []
         started = time.perf_counter()
         for batch in self.loader:
+            if stop_after is not None and self.step >= stop_after:
+                break
             batch = {k: v.to(self.device) for k, v in batch.items()}
             loss = self.model(**batch).loss
             loss.backward()
@@ -118,9 +135,12 @@ class FineTuneRun:
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
             losses.append(loss.detach())  # .item() here would synchronise a GPU on every step
+            if on_step is not None:
+                on_step(self.step, self.model)
         self.epoch += 1
-        mean_loss = torch.stack(losses).mean().item()
+        mean_loss = torch.stack(losses).mean().item() if losses else float("nan")
         log.info("seed %d epoch %d/%d: train loss %.4f (%.0f s)", self.seed, self.epoch, self.settings.epochs,
                  mean_loss, time.perf_counter() - started)
         return mean_loss

@@ -27,15 +27,28 @@ class EncoderLayout:
             concatenated head outputs ``(batch, seq, heads * head_dim)`` (BERT: ``attention.output.dense``).
         ffn_output: dotted path, inside a layer, to the FFN's second linear map, whose *output* is the
             FFN block's contribution before the residual connection (BERT: ``output.dense``).
+        matrices: dotted paths, inside a layer, of the linear maps whose weights unstructured pruning may
+            remove, in the order query, key, value, attention output, FFN in, FFN out (METHODS.md section 2).
+        pooler: dotted path, from ``model.base_model``, of the pooler's linear map (``None``: no pooler).
+        word_embeddings: dotted path, from ``model.base_model``, of the word-embedding table.
     """
 
     layers: str
     head_projection: str
     ffn_output: str
+    matrices: tuple[str, ...]
+    pooler: str | None
+    word_embeddings: str
 
 
-_BERT_LIKE = EncoderLayout("encoder.layer", "attention.output.dense", "output.dense")
-_DISTILBERT = EncoderLayout("transformer.layer", "attention.out_lin", "ffn.lin2")
+_BERT_LIKE = EncoderLayout("encoder.layer", "attention.output.dense", "output.dense",
+                           ("attention.self.query", "attention.self.key", "attention.self.value",
+                            "attention.output.dense", "intermediate.dense", "output.dense"),
+                           "pooler.dense", "embeddings.word_embeddings")
+_DISTILBERT = EncoderLayout("transformer.layer", "attention.out_lin", "ffn.lin2",
+                            ("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin",
+                             "ffn.lin1", "ffn.lin2"),
+                            None, "embeddings.word_embeddings")
 
 #: Model types (``config.model_type``) whose layout is known; anything else is refused up front.
 LAYOUTS: dict[str, EncoderLayout] = {

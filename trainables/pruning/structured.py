@@ -16,14 +16,19 @@ Rounding: at sparsity ``s`` a ticket prunes ``floor(s * total_heads)`` heads (at
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
 import torch
 from torch import nn
 
 from trainables.gates import UnitGates
+from trainables.model import load_config
+from trainables.pruning.controls import control_scores
+from trainables.pruning.tickets import Ticket, TicketRequest
 
 _EPS = 1e-9  # guards floor() against 0.29 * 100 = 28.999999999999996
 
@@ -39,6 +44,19 @@ class StructuredMask:
 
     head: torch.Tensor
     ffn: torch.Tensor
+    head_weights: int = 0
+    ffn_weights: int = 0
+    total_weights: int = 0
+
+    def with_sizes(self, config) -> "StructuredMask":
+        """This mask with the weight counts of ``config``'s encoder, so ``achieved_sparsity`` counts weights:
+        a head disables its rows of Q, K, V and its columns of the attention output (4 * head_dim * hidden),
+        an FFN block both FFN matrices (2 * hidden * intermediate); the total is every layer's six matrices."""
+        hidden, inner = config.hidden_size, config.intermediate_size
+        head_dim = hidden // config.num_attention_heads
+        per_layer = 4 * hidden * hidden + 2 * hidden * inner
+        return StructuredMask(self.head, self.ffn, 4 * head_dim * hidden, 2 * hidden * inner,
+                              per_layer * self.head.shape[0])
 
     @property
     def heads_kept(self) -> int:
@@ -65,15 +83,40 @@ class StructuredMask:
         """True when nothing is pruned."""
         return bool(self.head.all() and self.ffn.all())
 
-    def apply(self, gates: UnitGates) -> None:
+    @property
+    def achieved_sparsity(self) -> float:
+        """Fraction of the encoder's prunable weights the pruned units disable (see ``with_sizes``); the head
+        sparsity when the sizes are unknown."""
+        if not self.total_weights:
+            return self.head_sparsity
+        pruned = ((~self.head).sum() * self.head_weights + (~self.ffn).sum() * self.ffn_weights).item()
+        return pruned / self.total_weights
+
+    def set_gates(self, gates: UnitGates) -> None:
         """Set ``gates`` to this mask (pruned units get gate 0)."""
         gates.set(self.head.float(), self.ffn.float())
 
+    def apply(self, model: nn.Module) -> UnitGates:
+        """Gate ``model``'s heads and FFN blocks with this mask; returns the gates (hooks stay on the model)."""
+        gates = UnitGates(model)
+        self.set_gates(gates)
+        return gates
+
+    def summary(self) -> dict:
+        """Flat counts for MLflow: heads and FFN blocks kept and in all, their sparsities, achieved sparsity."""
+        return {"heads_kept": self.heads_kept, "total_heads": self.head.numel(), "ffn_kept": self.ffn_kept,
+                "total_ffn": self.ffn.numel(), "head_sparsity": self.head_sparsity,
+                "ffn_sparsity": self.ffn_sparsity, "achieved_sparsity": self.achieved_sparsity}
+
     def to_dict(self) -> dict:
         """JSON-ready form: lists of 0/1 per layer, plus the counts."""
-        return {"head": self.head.int().tolist(), "ffn": self.ffn.int().tolist(),
-                "heads_kept": self.heads_kept, "ffn_kept": self.ffn_kept,
-                "heads_kept_per_layer": self.head.sum(dim=1).tolist()}
+        return {"kind": "structured", "head": self.head.int().tolist(), "ffn": self.ffn.int().tolist(),
+                **self.summary(), "heads_kept_per_layer": self.head.sum(dim=1).tolist()}
+
+    def save(self, path) -> Path:
+        """Write ``to_dict()`` as JSON to ``path``; returns it."""
+        Path(path).write_text(json.dumps(self.to_dict()))
+        return Path(path)
 
     @classmethod
     def from_dict(cls, data: dict) -> "StructuredMask":
@@ -170,3 +213,14 @@ def structured_mask(head_scores: torch.Tensor, ffn_scores: torch.Tensor, sparsit
     ffn_keep = torch.ones(num_layers, dtype=torch.bool)
     ffn_keep[torch.argsort(ffn_scores, stable=True)[:n_ffn]] = False
     return StructuredMask(head_keep, ffn_keep)
+
+
+def make_ticket(request: TicketRequest) -> Ticket:
+    """The structured ticket of a ``TicketRequest``: the dense run's head scores normalised per layer, its FFN
+    scores, ranked by the request's control (``trainables.pruning.controls``), at the requested sparsity.
+    A dense ticket replays the dense fine-tune."""
+    dense = request.dense
+    scores = control_scores((normalize_by_layer(dense.head_importance), dense.ffn_importance), request.control,
+                            request.spec.seed)
+    mask = structured_mask(*scores, request.sparsity).with_sizes(load_config(request.spec.model))
+    return Ticket(mask, replay=dense.history if mask.is_dense else None)

@@ -1,0 +1,72 @@
+"""How a pruning method declares what a study of it may vary (one ``MethodSpace`` per method module).
+
+A ``MethodSpace`` names the method, its default sparsity range per task, the controls and rewinding points
+it accepts, and its own options. The command line, the settings checks and the search space are all built
+from these declarations, so a new method is a new module in ``spaces/`` plus a line in
+``spaces.registry`` (and its pruning module in ``trainables/pruning/``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from spaces.sparsity import SparsityRange
+
+
+@dataclass(frozen=True)
+class Option:
+    """One method option: a key of the trial configuration and the flag ``--<name with dashes>``.
+
+    Attributes:
+        name: configuration key, e.g. ``imp_rate`` (flag ``--imp-rate``).
+        type: ``float``, ``int``, ``str`` or ``bool`` (a bool is an on/off flag).
+        default: value when the flag is not given.
+        help: what it does, with units.
+        choices: allowed values, if a closed set.
+        path: the value is a file or folder, made absolute before the trials start.
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple | None = None
+    path: bool = False
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag."""
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class MethodSpace:
+    """What a study of one pruning method searches and accepts.
+
+    Attributes:
+        name: the ``--method`` value.
+        summary: one line for ``--help``.
+        units: what sparsity counts (for outputs).
+        sparsity: default sparsity range per task (``None`` key: any other task).
+        controls: the controls the method has (``good`` always).
+        options: the method's own options.
+    """
+
+    name: str
+    summary: str
+    units: str
+    sparsity: dict = field(default_factory=lambda: {None: SparsityRange()})
+    controls: tuple[str, ...] = ("good",)
+    options: tuple[Option, ...] = ()
+
+    def sparsity_for(self, task: str) -> SparsityRange:
+        """The default sparsity range of ``task``."""
+        return self.sparsity.get(task, self.sparsity[None])
+
+
+#: Options of every unstructured method: which matrices besides the six per layer are prunable.
+PRUNABLE_OPTIONS = (
+    Option("prune_pooler", bool, False, "also prune the pooler's dense matrix (Chen et al.)"),
+    Option("prune_embeddings", bool, False, "also prune the word-embedding table (TAMT)"),
+)

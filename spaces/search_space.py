@@ -1,0 +1,64 @@
+"""The define-by-run space a study hands to ``OptunaSearch``: the dimensions a study searches.
+
+``sparsity`` is always searched (on the grid of ``SparsityRange``). ``method``, ``control`` and ``rewind`` are
+searched when a study allows more than one value (``--method structured,magnitude``, ``--control
+good,random,bad``, ``--rewind pretrained,step:200``), else fixed. Method options are constants of every trial,
+so they are recorded with it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from dataclasses import dataclass, field
+
+from spaces.sparsity import SparsityRange
+
+#: The categorical dimensions, in the order Optuna suggests them.
+CHOICES = ("method", "control", "rewind")
+
+
+@dataclass(frozen=True)
+class TicketSpace:
+    """Picklable, so Ray can ship it; calling it with an Optuna trial suggests the searched dimensions and
+    returns the constant part of the trial's configuration.
+
+    Attributes:
+        sparsity: bounds and grid of the searched sparsity.
+        method, control, rewind: the allowed values of each; one value = fixed, several = searched.
+        options: method options, the same for every trial.
+    """
+
+    sparsity: SparsityRange
+    method: tuple[str, ...] = ("structured",)
+    control: tuple[str, ...] = ("good",)
+    rewind: tuple[str, ...] = ("pretrained",)
+    options: dict = field(default_factory=dict)
+
+    def _searched(self) -> list[str]:
+        return [name for name in CHOICES if len(getattr(self, name)) > 1]
+
+    def __call__(self, trial) -> dict:
+        with warnings.catch_warnings():  # the dense point (0) may lie below --sparsity-min: that is intended
+            warnings.filterwarnings("ignore", message="Fixed parameter sparsity")
+            trial.suggest_float("sparsity", self.sparsity.low, self.sparsity.high, step=self.sparsity.step)
+        constants = dict(self.options)
+        for name in CHOICES:
+            values = getattr(self, name)
+            if len(values) > 1:
+                trial.suggest_categorical(name, list(values))
+            else:
+                constants[name] = values[0]
+        return constants
+
+    def grid_points(self) -> list[dict]:
+        """Every point of the searched grid (the dense point once), as the parameters Optuna sets."""
+        searched = self._searched()
+        combos = [dict(zip(searched, values)) for values in itertools.product(*(getattr(self, n) for n in searched))]
+        points = [{"sparsity": 0.0, **combos[0]}]
+        points += [{"sparsity": s, **c} for c in combos for s in self.sparsity.values() if s != 0.0]
+        return points
+
+    def dense_point(self) -> dict:
+        """The first configuration a study evaluates: the dense model (sparsity 0)."""
+        return self.grid_points()[0]

@@ -1,0 +1,33 @@
+"""Task-agnostic mask training (Liu et al. 2022): one mask per sparsity, trained on unlabeled text and
+shared by every task."""
+
+from spaces.method import PRUNABLE_OPTIONS, MethodSpace, Option
+from spaces.sparsity import SparsityRange
+from trainables.pruning.tamt import INITS, OBJECTIVES, TamtSettings
+
+_D = TamtSettings()
+
+SPACE = MethodSpace(
+    name="tamt",
+    summary="task-agnostic mask training: scores on frozen pre-trained weights, KD or MLM on unlabeled text",
+    units="weights of the prunable matrices (each matrix at the target sparsity)",
+    sparsity={None: SparsityRange(0.0, 0.9, 0.1)},
+    options=(
+        Option("tamt_objective", str, _D.objective, "kd: distil the dense model's hidden states (any "
+               "checkpoint); mlm: masked-LM loss (checkpoints with an MLM head)", choices=OBJECTIVES),
+        Option("tamt_corpus", str, "../shared/data/wikitext-2", "unlabeled text: a file, or a folder of .txt "
+               "files (default ../shared/data/wikitext-2)", path=True),
+        Option("tamt_steps", int, _D.steps, f"mask-training steps (default {_D.steps})"),
+        Option("tamt_batch_size", int, _D.batch_size, f"text blocks per mask-training step (default {_D.batch_size})"),
+        Option("tamt_max_seq_length", int, _D.max_seq_length, f"tokens per text block (default {_D.max_seq_length})"),
+        Option("tamt_learning_rate", float, _D.learning_rate, f"Adam learning rate of the scores (default "
+               f"{_D.learning_rate})"),
+        Option("tamt_reset_every", int, _D.reset_every, f"steps between per-matrix threshold resets (default "
+               f"{_D.reset_every})"),
+        Option("tamt_init", str, _D.init, "initial scores: magnitude (|w|, default) or constant (kept "
+               "--tamt-init-score, pruned 0); both start from the one-shot magnitude mask", choices=INITS),
+        Option("tamt_init_score", float, _D.init_score, f"kept weights' initial score with --tamt-init constant "
+               f"(default {_D.init_score})"),
+        *PRUNABLE_OPTIONS,
+    ),
+)

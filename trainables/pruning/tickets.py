@@ -1,0 +1,75 @@
+"""The one interface every pruning method implements: a ``TicketRequest`` in, a ``Ticket`` out.
+
+A method module (``structured``, ``magnitude``, ``imp``, ``tamt``) exposes ``make_ticket(request)``;
+``trainables.pruning.registry.PRUNERS`` maps method names to them, so a trial never branches on the method.
+Controls (``random``/``bad``) are rankings handed to the method's own mask builder
+(``trainables.pruning.controls``) and rewinding happens after, in the trial, for every method alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from torch import nn
+
+
+class Mask(Protocol):
+    """What a ticket mask offers (``StructuredMask`` and ``WeightMask`` both do)."""
+
+    @property
+    def is_dense(self) -> bool:
+        """True when nothing is pruned."""
+
+    def apply(self, model: nn.Module) -> Any:
+        """Mask ``model`` in place, for training and evaluation alike."""
+
+    def summary(self) -> dict:
+        """Flat counts for MLflow params, always with ``achieved_sparsity`` (a fraction of the weights masked)."""
+
+    def to_dict(self) -> dict:
+        """JSON-ready description."""
+
+    def save(self, path: str | Path) -> Path:
+        """Write the mask artifact."""
+
+
+@dataclass(frozen=True)
+class TicketRequest:
+    """What a method needs to build the ticket of one seed.
+
+    Attributes:
+        spec: the dense fine-tune's spec (``trainables.cache.DenseSpec``): model, task, seed, settings.
+        dense: that fine-tune, cached (``trainables.cache.DenseResult``): weights and importance scores.
+        sparsity: the requested sparsity, a fraction in [0, 1).
+        control: ``good``, ``random`` or ``bad``.
+        rewind: the rewinding point the ticket will be trained from.
+        options: the method's options from the trial configuration (e.g. ``imp_rate``).
+        cache_dir: the study's cache root (``<storage>/cache``).
+    """
+
+    spec: Any
+    dense: Any
+    sparsity: float
+    control: str = "good"
+    rewind: str = "pretrained"
+    options: dict = field(default_factory=dict)
+    cache_dir: str = ""
+
+
+@dataclass
+class Ticket:
+    """A method's answer.
+
+    Attributes:
+        mask: the ticket's mask.
+        replay: the per-epoch dev metrics of *this* ticket already fine-tuned from the pre-trained weights
+            under the study's settings (the dense run for a dense ticket, an IMP level's own fine-tune), or
+            ``None``; a trial rewound to ``pretrained`` reports these instead of training again.
+        info: extra method facts for MLflow params (e.g. IMP rounds, TAMT's final distillation loss).
+    """
+
+    mask: Mask
+    replay: list[dict] | None = None
+    info: dict = field(default_factory=dict)

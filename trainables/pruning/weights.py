@@ -1,0 +1,169 @@
+"""Unstructured tickets: a 0/1 mask over single weights of the prunable matrices (METHODS.md section 2).
+
+Prunable: the query, key, value, attention-output and both FFN weight matrices of every layer (Chen et al.
+2020; Prasanna et al. 2020); the pooler and the word embeddings only when asked (Chen et al. add the pooler,
+TAMT both). Biases, LayerNorms and the classifier are never pruned. Sparsity is the fraction of the
+prunable weights a mask removes, counted over exactly the matrices it covers.
+
+A mask is applied with ``torch.nn.utils.prune.custom_from_mask``: the module's ``weight`` becomes
+``weight_orig * weight_mask`` on every forward pass, so the pruned weights are exactly 0 and get zero
+gradient during fine-tuning.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn.utils import prune
+
+from trainables.model import encoder_layers
+
+_EPS = 1e-9  # guards floor() against float noise such as 0.29 * 100 = 28.999999999999996
+
+
+@dataclass(frozen=True)
+class PrunableSet:
+    """Which matrices count as prunable besides every layer's six (query, key, value, attention output, FFN
+    in, FFN out).
+
+    Attributes:
+        pooler: also the pooler's dense matrix (Chen et al.).
+        embeddings: also the word-embedding table (TAMT).
+    """
+
+    pooler: bool = False
+    embeddings: bool = False
+
+    @classmethod
+    def from_options(cls, options: dict) -> "PrunableSet":
+        """From a trial's method options ``prune_pooler`` / ``prune_embeddings`` (absent: off)."""
+        return cls(bool(options.get("prune_pooler", False)), bool(options.get("prune_embeddings", False)))
+
+
+def prunable_weights(model: nn.Module, which: PrunableSet = PrunableSet()) -> dict[str, nn.Parameter]:
+    """The prunable weight matrices of ``model``, by parameter name (as in ``model.named_parameters()``).
+
+    Works on a sequence-classification model or on a bare encoder (``AutoModel``); names are those of the
+    model passed in. Order: layer by layer (query, key, value, attention output, FFN in, FFN out), then the
+    pooler, then the word embeddings.
+
+    Raises:
+        ValueError: the pooler is asked for and the model has none.
+    """
+    layout, layers = encoder_layers(model)
+    modules = [operator.attrgetter(path)(layer) for layer in layers for path in layout.matrices]
+    base = model.base_model
+    if which.pooler:
+        pooler = operator.attrgetter(layout.pooler)(base) if layout.pooler and getattr(base, "pooler", None) else None
+        if pooler is None:
+            raise ValueError(f"{model.config.model_type} model has no pooler to prune: leave the pooler option off")
+        modules.append(pooler)
+    if which.embeddings:
+        modules.append(operator.attrgetter(layout.word_embeddings)(base))
+    names = {id(module): name for name, module in model.named_modules()}
+    return {f"{names[id(module)]}.weight": module.weight for module in modules}
+
+
+def to_encoder_name(name: str, model: nn.Module) -> str:
+    """``name`` relative to ``model.base_model`` (``bert.encoder.layer.0...`` -> ``encoder.layer.0...``), so
+    a mask found on a bare encoder (TAMT) applies to a classifier model and back."""
+    prefix = model.base_model_prefix + "."
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
+def prune_count(sparsity: float, total: int) -> int:
+    """``floor(sparsity * total)``: how many of ``total`` weights a mask at ``sparsity`` removes.
+
+    Raises:
+        ValueError: ``sparsity`` outside [0, 1).
+    """
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity {sparsity} must be a fraction in [0, 1)")
+    return math.floor(sparsity * total + _EPS)
+
+
+@dataclass(frozen=True)
+class WeightMask:
+    """An unstructured ticket.
+
+    Attributes:
+        masks: ``{name: bool tensor}``, one per masked matrix, the shape of its weight, True = kept. Names
+            are relative to the encoder (``encoder.layer.0.attention.self.query.weight``, see
+            ``to_encoder_name``), so one mask fits any head on the same encoder.
+    """
+
+    masks: dict[str, torch.Tensor]
+
+    @property
+    def total(self) -> int:
+        """Weights covered by the mask (the prunable weights)."""
+        return sum(m.numel() for m in self.masks.values())
+
+    @property
+    def kept(self) -> int:
+        """Weights kept."""
+        return sum(int(m.sum()) for m in self.masks.values())
+
+    @property
+    def sparsity(self) -> float:
+        """Achieved sparsity: fraction (not percent) of the covered weights that are pruned."""
+        return 1.0 - self.kept / self.total
+
+    @property
+    def is_dense(self) -> bool:
+        """True when nothing is pruned."""
+        return all(bool(m.all()) for m in self.masks.values())
+
+    def matrix_sparsity(self) -> dict[str, float]:
+        """Fraction pruned in each matrix."""
+        return {name: 1.0 - int(m.sum()) / m.numel() for name, m in self.masks.items()}
+
+    def apply(self, model: nn.Module) -> None:
+        """Mask ``model``'s weights in place (``torch.nn.utils.prune.custom_from_mask``).
+
+        Raises:
+            KeyError: a masked matrix is not in ``model``.
+        """
+        for name, mask in self.masks.items():
+            module = model.base_model.get_submodule(name.rsplit(".", 1)[0])
+            prune.custom_from_mask(module, "weight", mask.to(module.weight.device))
+
+    def summary(self) -> dict:
+        """Small, flat description for MLflow: weights kept, total, achieved sparsity."""
+        return {"weights_kept": self.kept, "total_weights": self.total, "achieved_sparsity": self.sparsity}
+
+    def to_dict(self) -> dict:
+        """JSON-ready description (per-matrix kept counts; the 0/1 mask itself goes in ``save``'s file)."""
+        return {"kind": "weights", **self.summary(),
+                "matrices": {name: {"kept": int(m.sum()), "total": m.numel()} for name, m in self.masks.items()}}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the mask as safetensors (bool tensors, 1 byte per weight); returns the path."""
+        save_file({name: m.contiguous() for name, m in self.masks.items()}, str(path))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "WeightMask":
+        """Read a mask written by ``save``."""
+        return cls(dict(load_file(str(path))))
+
+
+def masked_weights(model: nn.Module, which: PrunableSet = PrunableSet()) -> dict[str, torch.Tensor]:
+    """The current (effective) prunable weights of ``model``, by encoder-relative name, detached on the CPU."""
+    return {to_encoder_name(name, model): w.detach().cpu() for name, w in prunable_weights(model, which).items()}
+
+
+def bake(model: nn.Module) -> nn.Module:
+    """Make every mask applied by ``WeightMask.apply`` permanent (``prune.remove``): plain ``weight`` tensors
+    with zeros where pruned, so ``state_dict`` has the usual names. Returns ``model``."""
+    for module in model.modules():
+        if prune.is_pruned(module) and hasattr(module, "weight_orig"):
+            prune.remove(module, "weight")
+    return model
+
