@@ -2,10 +2,10 @@
 
 Resolution order, first hit wins, and the study prints which one it used:
 
-1. the flag (``--model``, ``--glue-dir``);
-2. the environment (``SUPERTICKETS_MODEL``, ``GLUE_DIR``);
+1. the flag (``--model``, ``--glue-dir``, a method's path option such as ``--tamt-corpus``);
+2. the environment (``SUPERTICKETS_MODEL``, ``GLUE_DIR``, the option's variable, e.g. ``SUPERTICKETS_TAMT_CORPUS``);
 3. ``supertickets.toml`` in the working directory (or the file ``SUPERTICKETS_CONFIG`` names), keys
-   ``model`` and ``glue_dir``; relative paths are relative to that file. The README's set-up copies
+   ``model``, ``glue_dir`` and the option's name (``tamt_corpus``); relative paths are relative to that file. The README's set-up copies
    ``configs/offline-shared.toml`` there, which points at ``../shared`` (no hub needed);
 4. the papers' defaults from the hub: ``bert-base-uncased`` and ``nyu-mll/glue``.
 """
@@ -61,6 +61,12 @@ def _resolve(flag: str | None, env: str, key: str, fallback: str | None, fallbac
 def resolve_model(flag: str | None) -> Resolved:
     """The checkpoint a study fine-tunes (hub id or local directory)."""
     return _resolve(flag, "SUPERTICKETS_MODEL", "model", HUB_MODEL, "papers' default (hub)")
+
+
+def resolve_path_option(name: str, flag: str | None, default: str) -> Resolved:
+    """A method option that names a file or folder (e.g. ``tamt_corpus``): flag, ``$SUPERTICKETS_<NAME>``,
+    ``supertickets.toml``'s ``<name>``, else ``default`` relative to the working directory."""
+    return _resolve(flag, f"SUPERTICKETS_{name.upper()}", name, default, "default (relative to the working directory)")
 
 
 def resolve_glue_dir(flag: str | None) -> Resolved:

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from search.defaults import resolve_glue_dir, resolve_model
+from search.defaults import resolve_glue_dir, resolve_model, resolve_path_option
 from search.errors import UsageError
 from spaces.budgets import BUDGETS
 from spaces.registry import METHODS, all_options
@@ -232,11 +232,11 @@ def _method_options(args, methods: tuple[str, ...]) -> dict:
     options = {}
     for name, option in wanted.items():
         value = getattr(args, name, None)
+        if option.path:
+            value = str(Path(resolve_path_option(name, value, option.default).value).expanduser().resolve())
         value = option.default if value is None else value
         if option.choices is not None and value not in option.choices:
             raise UsageError(f"{option.flag} {value!r} unknown: choose {' or '.join(map(str, option.choices))}")
-        if option.path:
-            value = str(Path(value).expanduser().resolve())
         options[name] = value
     try:
         if "imp" in methods:

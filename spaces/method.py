@@ -24,7 +24,8 @@ class Option:
         default: value when the flag is not given.
         help: what it does, with units.
         choices: allowed values, if a closed set.
-        path: the value is a file or folder, made absolute before the trials start.
+        path: the value is a file or folder: resolved like the model (flag, ``$SUPERTICKETS_<NAME>``,
+            ``supertickets.toml``, default) and made absolute before the trials start.
     """
 
     name: str

@@ -16,7 +16,8 @@ SPACE = MethodSpace(
         Option("tamt_objective", str, _D.objective, "kd: distil the dense model's hidden states (any "
                "checkpoint); mlm: masked-LM loss (checkpoints with an MLM head)", choices=OBJECTIVES),
         Option("tamt_corpus", str, "../shared/data/wikitext-2", "unlabeled text: a file, or a folder of .txt "
-               "files (default ../shared/data/wikitext-2)", path=True),
+               "files (default $SUPERTICKETS_TAMT_CORPUS, then tamt_corpus in ./supertickets.toml, then "
+               "../shared/data/wikitext-2)", path=True),
         Option("tamt_steps", int, _D.steps, f"mask-training steps (default {_D.steps})"),
         Option("tamt_batch_size", int, _D.batch_size, f"text blocks per mask-training step (default {_D.batch_size})"),
         Option("tamt_max_seq_length", int, _D.max_seq_length, f"tokens per text block (default {_D.max_seq_length})"),

@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for var in ("GLUE_DIR", "SUPERTICKETS_MODEL", "SUPERTICKETS_CONFIG", "MLFLOW_TRACKING_URI"):
+    for var in ("GLUE_DIR", "SUPERTICKETS_MODEL", "SUPERTICKETS_CONFIG", "SUPERTICKETS_TAMT_CORPUS", "MLFLOW_TRACKING_URI"):
         monkeypatch.delenv(var, raising=False)
     return tmp_path
 
@@ -46,12 +46,26 @@ def _cases(model_dir, glue_dir, gpt2_dir):
                            "'gpt2' is not a supported encoder"),
         "bad flag value": (["--task", "rte", "--seeds", "two", *ok], "invalid int value"),
         "zero seeds": (["--task", "rte", "--seeds", "0", *ok], "--seeds 0 must be at least 1"),
+        "control a method lacks": (["--task", "rte", "--method", "imp", "--control", "random", *ok],
+                                   "--control random does not apply to --method imp"),
+        "option of another method": (["--task", "rte", "--imp-rate", "0.2", *ok],
+                                     "--imp-rate applies to --method imp, not structured"),
+        "IMP rate above 1": (["--task", "rte", "--method", "imp", "--imp-rate", "10", *ok],
+                             "IMP rate 10.0 must be a fraction in (0, 1)"),
+        "step 0": (["--task", "rte", "--rewind", "pretrained,step:0", *ok], "unknown rewinding point 'step:0'"),
+        "missing corpus": (["--task", "rte", "--method", "tamt", "--tamt-corpus", "/no/such/text", *ok],
+                           "TAMT corpus /no/such/text not found"),
+        "MLM without a head": (["--task", "rte", "--method", "tamt", "--tamt-objective", "mlm", "--tamt-corpus",
+                                os.path.join(os.path.dirname(glue_dir), "wikitext-2"), *ok],
+                               "has no masked-LM head"),
     }
 
 
-@pytest.mark.parametrize("case", ["unknown task", "unknown method", "unknown control", "unknown rewinding point", "sparsity above 1",
-                                  "sparsity in percent", "negative sparsity", "inverted range", "missing GLUE dir",
-                                  "missing model path", "not an encoder", "bad flag value", "zero seeds"])
+@pytest.mark.parametrize("case", ["unknown task", "unknown method", "unknown control", "unknown rewinding point",
+                                  "sparsity above 1", "sparsity in percent", "negative sparsity", "inverted range",
+                                  "missing GLUE dir", "missing model path", "not an encoder", "bad flag value",
+                                  "zero seeds", "control a method lacks", "option of another method",
+                                  "IMP rate above 1", "step 0", "missing corpus", "MLM without a head"])
 def test_bad_input_gets_one_line_and_exit_2(case, workdir, capsys, model_dir, glue_dir, gpt2_dir):
     argv, expected = _cases(model_dir, glue_dir, gpt2_dir)[case]
     assert main(argv) == 2

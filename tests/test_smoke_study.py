@@ -10,7 +10,8 @@ from search.run import main
 
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory, model_dir, glue_dir):
-    """Two studies sharing one storage path (so one cache): a 3-trial search, then a dense-only one."""
+    """Two studies sharing one storage path (so one cache): a 3-trial structured search, then a magnitude study
+    comparing the good, random and bad tickets at sparsity 0.5 (plus the dense point)."""
     root = tmp_path_factory.mktemp("studies")
     uri = f"sqlite:///{root}/mlflow.db"
     common = ["--task", "rte", "--budget", "smoke", "--model", model_dir, "--glue-dir", glue_dir,
@@ -19,7 +20,8 @@ def studies(tmp_path_factory, model_dir, glue_dir):
     assert main([*common, "--num-trials", "3", "--study-name", "first"]) == 0
     dense_dirs = sorted((root / "results" / "cache" / "dense").glob("*/record.json"))
     stamps = [p.stat().st_mtime_ns for p in dense_dirs]
-    assert main([*common, "--num-trials", "1", "--study-name", "second"]) == 0
+    assert main([*common, "--num-trials", "4", "--study-name", "second", "--method", "magnitude", "--control",
+                 "good,random,bad", "--sparsity-min", "0.5", "--sparsity-max", "0.5"]) == 0
     return root, MlflowClient(uri), dense_dirs, stamps
 
 
@@ -76,6 +78,38 @@ def test_second_study_reuses_the_dense_cache(studies):
     assert [p.stat().st_mtime_ns for p in dense_dirs] == stamps
     assert len(list((root / "results" / "cache" / "dense").glob("*/record.json"))) == 1
     parent, children = _runs(client, "second")
-    assert len(children) == 1 and children[0].data.params["reused_dense_finetune"] == "True"
+    dense = [c for c in children if float(c.data.params["sparsity"]) == 0.0]
+    assert len(dense) == 1 and dense[0].data.params["reused_dense_finetune"] == "True"
     first_parent, _ = _runs(client, "first")
     assert parent.data.tags["dense.dev_score"] == first_parent.data.tags["dense.dev_score"]
+
+
+def test_a_study_compares_magnitude_controls_with_exact_counts_and_mask_files(studies):
+    root, client, _, _ = studies
+    parent, children = _runs(client, "second")
+    pruned = {c.data.params["control"]: c for c in children if float(c.data.params["sparsity"]) == 0.5}
+    assert set(pruned) == {"good", "random", "bad"}
+    kept = {c.data.params["weights_kept"] for c in pruned.values()}
+    total = 6 * (4 * 384 * 384 + 2 * 384 * 1536)
+    assert kept == {str(total - total // 2)}  # random and bad keep exactly the good ticket's count
+    for child in pruned.values():
+        assert child.data.params["method"] == "magnitude"
+        assert child.data.metrics["achieved_sparsity"] == pytest.approx(0.5, abs=1e-6)
+        files = [a.path for a in client.list_artifacts(child.info.run_id, "mask")]
+        assert files == ["mask/mask-seed-0.safetensors"]
+    summary = json.loads((root / "results" / "second" / "summary.json").read_text())
+    assert {(t["method"], t["control"]) for t in summary["trials"] if t["sparsity"] == 0.5} == \
+        {("magnitude", "good"), ("magnitude", "random"), ("magnitude", "bad")}
+
+
+def test_compare_puts_both_studies_in_one_table_with_one_dense_row(studies, tmp_path):
+    from search.compare import main as compare
+
+    root, _, _, _ = studies
+    assert compare(["first", "second", "--storage-path", str(root / "results"), "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "comparison.json").read_text())["rows"]
+    assert [r["ticket"] for r in rows].count("dense") == 1 and rows[0]["ticket"] == "dense"
+    assert {r["ticket"] for r in rows} >= {"magnitude good", "magnitude random", "magnitude bad", "structured good"}
+    assert all(r["dev accuracy"] is not None for r in rows if r["status"] == "FINISHED")
+    assert (tmp_path / "comparison.png").stat().st_size > 10_000
+    assert compare(["no-such-study", "--storage-path", str(root / "results"), "--out", str(tmp_path)]) == 2

@@ -7,6 +7,7 @@ BERT-base's (12 x 12); the FFN size is read from the module itself.
 from __future__ import annotations
 
 import operator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -90,12 +91,22 @@ def load_model(model_name_or_path: str, task: GlueTask, seed: int) -> nn.Module:
     if task.is_regression:
         kwargs["problem_type"] = "regression"
     # The load report would flag the new classifier as MISSING on every trial: expected, so not shown.
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
+    with quiet_loading():
         return AutoModelForSequenceClassification.from_pretrained(model_name_or_path, **kwargs)
+
+
+@contextmanager
+def quiet_loading():
+    """Silence Hugging Face's load report and its per-load progress bar (trials load models many times)."""
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 @dataclass(frozen=True)

@@ -42,10 +42,10 @@ from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader
 from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling
 from transformers import DataCollatorWithPadding
-from transformers.utils import logging as hf_logging
 
 from trainables.cache import CACHE_VERSION
 from trainables.finetune import pick_device
+from trainables.model import quiet_loading
 from trainables.pruning.magnitude import magnitude_mask
 from trainables.pruning.tickets import Ticket, TicketRequest
 from trainables.pruning.weights import PrunableSet, WeightMask, prune_count, prunable_weights, to_encoder_name
@@ -251,12 +251,8 @@ def corpus_blocks(corpus: str, tokenizer, max_seq_length: int) -> datasets.Datas
 
 
 def _load_mlm(model_path: str) -> nn.Module:
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
+    with quiet_loading():
         model, info = AutoModelForMaskedLM.from_pretrained(model_path, output_loading_info=True)
-    finally:
-        hf_logging.set_verbosity(verbosity)
     missing = [k for k in info["missing_keys"] if not k.endswith("position_ids")]
     if missing:
         raise MissingMlmHeadError(f"checkpoint {model_path} has no masked-LM head ({len(missing)} head weights would "
@@ -270,12 +266,8 @@ def check_mlm_head(model_path: str) -> None:
 
 
 def _load_encoder(model_path: str) -> nn.Module:
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
+    with quiet_loading():
         return AutoModel.from_pretrained(model_path)
-    finally:
-        hf_logging.set_verbosity(verbosity)
 
 
 class TamtTrainer:

@@ -1,0 +1,124 @@
+"""``python -m search.compare``: put finished studies side by side (one table, one plot, one JSON).
+
+Studies of different methods or controls on the same task (and the same dense fine-tune) each end with a
+``summary.json``; this reads them, fetches every trial's dev metrics from the MLflow run it was logged to,
+and writes a table in the layout of Prasanna et al.'s (dense; each method's good/random/bad tickets;
+sparsities), a phase-transition plot with a curve per (method, control, rewinding point), and the numbers.
+
+Exit codes: 0 written, 2 bad input (a study that is missing or unfinished).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from search.analysis import TicketResult, find_super_ticket
+from search.errors import UsageError
+from search.report import phase_transition_plot, verdict_line
+from search.study import STATE_FILE
+from trainables.metrics import METRICS
+from trainables.tasks import get_task
+
+
+def load_study(storage: Path, name: str) -> tuple[dict, list[TicketResult], dict[str, dict]]:
+    """A finished study: its settings, its trials and each trial's last dev metrics from MLflow.
+
+    Raises:
+        UsageError: the study folder, its state or its summary is missing (not run, or not finished).
+    """
+    folder = storage / name
+    if not (folder / STATE_FILE).exists() or not (folder / "summary.json").exists():
+        raise UsageError(f"study {name} has no finished summary under {storage}: pass --storage-path where it ran "
+                         "and the names of finished studies")
+    state = json.loads((folder / STATE_FILE).read_text())
+    summary = json.loads((folder / "summary.json").read_text())
+    client = MlflowClient(state["tracking_uri"])
+    tickets, metrics = [], {}
+    for trial in summary["trials"]:
+        ticket = TicketResult(**trial)
+        tickets.append(ticket)
+        if ticket.run_id:
+            metrics[ticket.run_id] = client.get_run(ticket.run_id).data.metrics
+    return summary["settings"], tickets, metrics
+
+
+def _cell(value) -> str:
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def comparison_table(rows: list[dict]) -> str:
+    """A Markdown table of ``rows`` (dicts with the same keys)."""
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "|".join("---" for _ in keys) + "|"]
+    lines += ["| " + " | ".join(_cell(row[k]) for k in keys) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def compare(storage: Path, names: list[str], out: Path, title: str | None = None) -> str:
+    """Write ``comparison.md``, ``comparison.png`` and ``comparison.json`` under ``out``; returns the table.
+
+    Trials appear in the order: dense, then by method, control, rewinding point and sparsity; only one dense
+    row is kept (every study replays the same cached dense fine-tune). Unfinished trials are listed with
+    their status but not plotted.
+
+    Raises:
+        UsageError: a missing or unfinished study, or studies of different tasks.
+    """
+    studies = [(name, *load_study(storage, name)) for name in names]
+    tasks = {settings["task"] for _, settings, _, _ in studies}
+    if len(tasks) != 1:
+        raise UsageError(f"studies of different tasks ({', '.join(sorted(tasks))}): compare one task at a time")
+    task = get_task(tasks.pop())
+    extra = [m for m in task.metrics if m in METRICS]
+    dense_seen, tickets, rows = False, [], []
+    ordered = sorted(((name, t, metrics) for name, _, ts, metrics in studies for t in ts),
+                     key=lambda x: (not x[1].is_dense, x[1].method, x[1].control, x[1].rewind, x[1].sparsity))
+    for name, ticket, metrics in ordered:
+        if ticket.is_dense:
+            if dense_seen:
+                continue
+            dense_seen = True
+        tickets.append(ticket)
+        values = metrics.get(ticket.run_id, {})
+        rows.append({"ticket": "dense" if ticket.is_dense else f"{ticket.method} {ticket.control}",
+                     "rewind": ticket.rewind, "sparsity": ticket.sparsity,
+                     "achieved sparsity": ticket.achieved_sparsity, "kept": ticket.kept,
+                     **{f"dev {m}": values.get(m) for m in extra},
+                     "seeds": len(ticket.seed_scores), "status": ticket.status, "study": name})
+    verdict = find_super_ticket(tickets)
+    table = comparison_table(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "comparison.md").write_text(table + "\n\n" + verdict_line(verdict, task.primary_metric) + "\n")
+    (out / "comparison.json").write_text(json.dumps({"studies": names, "rows": rows,
+                                                     "settings": {n: s for n, s, _, _ in studies}}, indent=2))
+    figure = phase_transition_plot(tickets, verdict, task.primary_metric,
+                                   title or f"{task.name.upper()}: tickets by method and control")
+    figure.savefig(out / "comparison.png", dpi=120)
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m search.compare", description=__doc__.split("\n\n")[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("studies", nargs="+", help="names of finished studies (as given to --study-name)")
+    parser.add_argument("--storage-path", default="supertickets_results", help="where the studies ran")
+    parser.add_argument("--out", required=True, help="folder for comparison.md, comparison.png, comparison.json")
+    parser.add_argument("--title", help="title of the plot")
+    args = parser.parse_args(argv)
+    try:
+        table = compare(Path(args.storage_path).expanduser().resolve(), args.studies, Path(args.out), args.title)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
