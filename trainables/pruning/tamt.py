@@ -183,7 +183,7 @@ class TamtMasker:
         weights = prunable_weights(model, which)
         initial = magnitude_mask({n: w.detach() for n, w in weights.items()}, sparsity)
         if init == "magnitude":  # the global threshold: the largest pruned magnitude, nudged up if kept ties it
-            pruned = torch.cat([w.detach().abs()[~initial.masks[n]] for n, w in weights.items()])
+            pruned = torch.cat([w.detach().abs()[~initial.masks[n].to(w.device)] for n, w in weights.items()])
             tau = float(pruned.max()) if pruned.numel() else -1.0
         else:
             tau = init_score / 2
