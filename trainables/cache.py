@@ -12,8 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from trainables.data import DataSettings, collator, load_tokenized
 from trainables.finetune import FineTuneRun, FinetuneSettings, evaluate, pick_device, show_progress
 from trainables.model import load_model
 from trainables.pruning.structured import unit_importance
+from trainables.store import compute_once
 from trainables.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -145,28 +144,23 @@ def _save_step(directory: Path, step: int, model: torch.nn.Module) -> None:
     os.replace(partial, folder / f"step-{step}.safetensors")
 
 
-def _compute(spec: DenseSpec, target: Path, steps: tuple[int, ...] = ()) -> None:
+def _compute(spec: DenseSpec, scratch: Path, steps: tuple[int, ...] = ()) -> None:
+    """Fine-tune, score and write the dense entry of ``spec`` into ``scratch``."""
     started = time.perf_counter()
-    scratch = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
-    try:
-        model = load_model(spec.model, get_task(spec.task), spec.seed)
+    model = load_model(spec.model, get_task(spec.task), spec.seed)
 
-        def on_step(step, trained):
-            if step in steps:
-                _save_step(scratch, step, trained)
+    def on_step(step, trained):
+        if step in steps:
+            _save_step(scratch, step, trained)
 
-        history, info = fine_tune(spec, model, on_step)
-        head, ffn = unit_importance(model, info["train_loader"], info["device"])
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-                  scratch / "model.safetensors")
-        save_file({"head": head, "ffn": ffn}, scratch / "importance.safetensors")
-        record = {"key": spec.key(), "spec": asdict(spec), "history": history,
-                  "seconds": time.perf_counter() - started, "device": str(info["device"]),
-                  "train_examples": info["train_examples"], "dev_examples": info["dev_examples"]}
-        (scratch / "record.json").write_text(json.dumps(record, indent=2))
-        os.replace(scratch, target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    history, info = fine_tune(spec, model, on_step)
+    head, ffn = unit_importance(model, info["train_loader"], info["device"])
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, scratch / "model.safetensors")
+    save_file({"head": head, "ffn": ffn}, scratch / "importance.safetensors")
+    record = {"key": spec.key(), "spec": asdict(spec), "history": history,
+              "seconds": time.perf_counter() - started, "device": str(info["device"]),
+              "train_examples": info["train_examples"], "dev_examples": info["dev_examples"]}
+    (scratch / "record.json").write_text(json.dumps(record, indent=2))
 
 
 def ensure_dense(spec: DenseSpec, cache_root: str | os.PathLike, steps: tuple[int, ...] = ()) -> DenseResult:
@@ -183,15 +177,14 @@ def ensure_dense(spec: DenseSpec, cache_root: str | os.PathLike, steps: tuple[in
         the cached result; ``reused`` says whether it was there already.
     """
     target = Path(cache_root).resolve() / "dense" / spec.key()
-    if not (target / "record.json").exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(target) + ".lock"):
-            if not (target / "record.json").exists():  # else another trial finished it while we waited
-                log.info("dense fine-tune %s seed %d (key %s): computing once for every trial", spec.task,
-                         spec.seed, spec.key())
-                _compute(spec, target, tuple(steps))
-                return _read(target, reused=False)
-    result = _read(target, reused=True)
+
+    def write(scratch: Path) -> None:
+        log.info("dense fine-tune %s seed %d (key %s): computing once for every trial", spec.task, spec.seed,
+                 spec.key())
+        _compute(spec, scratch, tuple(steps))
+
+    computed = compute_once(target, write)
+    result = _read(target, reused=not computed)
     for step in steps:
         ensure_step(spec, result, step)
     return result

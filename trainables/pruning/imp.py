@@ -18,15 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from filelock import FileLock
 from safetensors.torch import load_file, save_file
 
 from trainables.cache import CACHE_VERSION, fine_tune
@@ -34,6 +30,7 @@ from trainables.model import load_model
 from trainables.pruning.magnitude import fine_tuned_weights, magnitude_mask
 from trainables.pruning.tickets import Ticket, TicketRequest
 from trainables.pruning.weights import PrunableSet, WeightMask, bake, masked_weights
+from trainables.store import compute_once
 from trainables.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -88,49 +85,30 @@ def _chain_dir(request: TicketRequest, schedule: ImpSchedule, which: PrunableSet
             / hashlib.sha256(key.encode()).hexdigest()[:12])
 
 
-def _write_atomically(target: Path, write) -> None:
-    """Call ``write(folder)`` on a scratch folder, then rename it to ``target`` (never half-written)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
-    try:
-        write(scratch)
-        os.replace(scratch, target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 def _level_mask(folder: Path, level: float, parent_weights, within: WeightMask | None) -> WeightMask:
     """The mask of one level, from the cache or by pruning ``parent_weights()`` (the fine-tuned previous level)."""
-    path = folder / "mask" / "mask.safetensors"
-    if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(folder / "mask.lock")):
-            if not path.exists():
-                mask = magnitude_mask(parent_weights(), level, within=within)
-                _write_atomically(path.parent, lambda scratch: mask.save(scratch / "mask.safetensors"))
-    return WeightMask.load(path)
+    def write(scratch: Path) -> None:
+        magnitude_mask(parent_weights(), level, within=within).save(scratch / "mask.safetensors")
+
+    compute_once(folder / "mask", write, marker="mask.safetensors")
+    return WeightMask.load(folder / "mask" / "mask.safetensors")
 
 
 def _trained_level(folder: Path, level: float, mask: WeightMask, request: TicketRequest) -> dict:
     """The level's ticket fine-tuned from the pre-trained weights (cached): ``{"history", "weights"}``."""
-    record_path = folder / "trained" / "record.json"
-    if not record_path.exists():
-        with FileLock(str(folder / "trained.lock")):
-            if not record_path.exists():
-                started = time.perf_counter()
-                spec = request.spec
-                model = load_model(spec.model, get_task(spec.task), spec.seed)
-                mask.apply(model)
-                history, _ = fine_tune(spec, model, label=f"IMP level {level:.4f}")
+    def write(scratch: Path) -> None:
+        started, spec = time.perf_counter(), request.spec
+        model = load_model(spec.model, get_task(spec.task), spec.seed)
+        mask.apply(model)
+        history, _ = fine_tune(spec, model, label=f"IMP level {level:.4f}")
+        save_file({k: v.detach().cpu().contiguous() for k, v in bake(model).state_dict().items()},
+                  scratch / "model.safetensors")
+        (scratch / "record.json").write_text(json.dumps(
+            {"level": level, "history": history, "seconds": time.perf_counter() - started}))
 
-                def write(scratch: Path):
-                    save_file({k: v.detach().cpu().contiguous() for k, v in bake(model).state_dict().items()},
-                              scratch / "model.safetensors")
-                    (scratch / "record.json").write_text(json.dumps(
-                        {"level": level, "history": history, "seconds": time.perf_counter() - started}))
-
-                _write_atomically(record_path.parent, write)
-    return {"history": json.loads(record_path.read_text())["history"], "weights": record_path.parent / "model.safetensors"}
+    compute_once(folder / "trained", write)
+    record = json.loads((folder / "trained" / "record.json").read_text())
+    return {"history": record["history"], "weights": folder / "trained" / "model.safetensors"}
 
 
 def _weights_of(path: Path, request: TicketRequest, which: PrunableSet) -> dict[str, torch.Tensor]:

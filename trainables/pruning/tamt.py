@@ -27,16 +27,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import datasets
 import torch
-from filelock import FileLock
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader
@@ -49,6 +45,7 @@ from trainables.model import quiet_loading
 from trainables.pruning.magnitude import magnitude_mask
 from trainables.pruning.tickets import Ticket, TicketRequest
 from trainables.pruning.weights import PrunableSet, WeightMask, prune_count, prunable_weights, to_encoder_name
+from trainables.store import compute_once
 
 log = logging.getLogger(__name__)
 
@@ -351,7 +348,7 @@ def _key(model_path: str, sparsity: float, settings: TamtSettings, which: Prunab
 
 
 def ensure_mask(model_path: str, sparsity: float, settings: TamtSettings, which: PrunableSet, seed: int,
-                cache_root: str | os.PathLike) -> tuple[WeightMask, dict]:
+                cache_root: str | Path) -> tuple[WeightMask, dict]:
     """The TAMT mask for these inputs, from ``<cache_root>/tamt/<key>/`` or trained once and stored there.
 
     The key has no task: every task's trials share the mask. The corpus enters the key by content.
@@ -362,29 +359,21 @@ def ensure_mask(model_path: str, sparsity: float, settings: TamtSettings, which:
     """
     settings.validate()
     target = Path(cache_root).resolve() / "tamt" / _key(model_path, sparsity, settings, which, seed)
-    if not (target / "record.json").exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(target) + ".lock"):
-            if not (target / "record.json").exists():
-                log.info("TAMT mask at sparsity %.4f (%s objective): training once for every task", sparsity,
-                         settings.objective)
-                started = time.perf_counter()
-                trainer = TamtTrainer(model_path, sparsity, settings, which, seed)
-                losses = trainer.train()
-                mask = trainer.masker.current()
-                scratch = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
-                try:
-                    mask.save(scratch / "mask.safetensors")
-                    record = {"sparsity": sparsity, "settings": asdict(settings), "seed": seed,
-                              "first_loss": losses[0], "last_loss": losses[-1], "losses": losses,
-                              "seconds": time.perf_counter() - started}
-                    (scratch / "record.json").write_text(json.dumps(record))
-                    os.replace(scratch, target)
-                finally:
-                    shutil.rmtree(scratch, ignore_errors=True)
-                return WeightMask.load(target / "mask.safetensors"), {**record, "reused": False}
+
+    def write(scratch: Path) -> None:
+        log.info("TAMT mask at sparsity %.4f (%s objective): training once for every task", sparsity,
+                 settings.objective)
+        started = time.perf_counter()
+        trainer = TamtTrainer(model_path, sparsity, settings, which, seed)
+        losses = trainer.train()
+        trainer.masker.current().save(scratch / "mask.safetensors")
+        record = {"sparsity": sparsity, "settings": asdict(settings), "seed": seed, "first_loss": losses[0],
+                  "last_loss": losses[-1], "losses": losses, "seconds": time.perf_counter() - started}
+        (scratch / "record.json").write_text(json.dumps(record))
+
+    computed = compute_once(target, write)
     record = json.loads((target / "record.json").read_text())
-    return WeightMask.load(target / "mask.safetensors"), {**record, "reused": True}
+    return WeightMask.load(target / "mask.safetensors"), {**record, "reused": not computed}
 
 
 def make_ticket(request: TicketRequest) -> Ticket:
