@@ -22,6 +22,8 @@ from search.errors import UsageError
 from search.report import phase_transition_plot, verdict_line
 from search.study import STATE_FILE
 from trainables.metrics import METRICS
+from trainables.model import load_config
+from trainables.pruning.structured import StructuredMask
 from trainables.tasks import get_task
 
 
@@ -44,7 +46,16 @@ def load_study(storage: Path, name: str) -> tuple[dict, list[TicketResult], dict
         tickets.append(ticket)
         if ticket.run_id:
             metrics[ticket.run_id] = client.get_run(ticket.run_id).data.metrics
+            if ticket.achieved_sparsity is None and ticket.heads_kept is not None:
+                ticket.achieved_sparsity = _structured_achieved(client, ticket.run_id, summary["settings"]["model"])
     return summary["settings"], tickets, metrics
+
+
+def _structured_achieved(client: MlflowClient, run_id: str, model: str) -> float:
+    """The achieved sparsity of a structured ticket whose summary predates that field, from its ``mask.json``."""
+    with open(client.download_artifacts(run_id, "mask.json")) as file:
+        first = next(iter(json.load(file).values()))
+    return StructuredMask.from_dict(first).with_sizes(load_config(model)).achieved_sparsity
 
 
 def _cell(value) -> str:
