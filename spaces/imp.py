@@ -1,15 +1,14 @@
 """Iterative magnitude pruning with rewinding (Chen et al. 2020): levels at the default 10 % of the original
 weights per round, so the default grid is the IMP ladder itself (10 %, 20 %, ... 90 %)."""
 
-from spaces.method import PRUNABLE_OPTIONS, MethodSpace, Option
-from spaces.sparsity import SparsityRange
+from spaces.method import PRUNABLE_OPTIONS, UNSTRUCTURED_RANGE, MethodSpace, Option
 from trainables.pruning.imp import RATE_OF, ImpSchedule
 
 SPACE = MethodSpace(
     name="imp",
     summary="iterative magnitude pruning: fine-tune, prune by global |w|, rewind, repeat (levels cached, nested)",
     units="weights of the prunable matrices",
-    sparsity={None: SparsityRange(0.0, 0.9, 0.1)},
+    sparsity=UNSTRUCTURED_RANGE,
     options=(
         Option("imp_rate", float, ImpSchedule.rate, "fraction pruned per IMP round, in (0, 1) (default 0.1)"),
         Option("imp_rate_of", str, ImpSchedule.of, "the rate is a fraction of the original weights (Chen et al., "

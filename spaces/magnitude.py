@@ -3,15 +3,14 @@
 Chen et al. find matching subnetworks at 40-90 % sparsity: the default range runs to 90 % in 10 % steps.
 """
 
-from spaces.method import PRUNABLE_OPTIONS, MethodSpace
-from spaces.sparsity import SparsityRange
+from spaces.method import PRUNABLE_OPTIONS, UNSTRUCTURED_RANGE, MethodSpace
 from trainables.pruning.controls import CONTROLS
 
 SPACE = MethodSpace(
     name="magnitude",
     summary="single weights, global |w| ranking of the fine-tuned Q, K, V, attention-output and FFN matrices",
     units="weights of the prunable matrices",
-    sparsity={None: SparsityRange(0.0, 0.9, 0.1)},
+    sparsity=UNSTRUCTURED_RANGE,
     controls=CONTROLS,
     options=PRUNABLE_OPTIONS,
 )

@@ -66,6 +66,10 @@ class MethodSpace:
         return self.sparsity.get(task, self.sparsity[None])
 
 
+#: Default sparsity range of the unstructured methods: Chen et al. find matching subnetworks at 40-90 %, so
+#: the grid runs to 90 % in 10 % steps (IMP's default ladder).
+UNSTRUCTURED_RANGE = {None: SparsityRange(0.0, 0.9, 0.1)}
+
 #: Options of every unstructured method: which matrices besides the six per layer are prunable.
 PRUNABLE_OPTIONS = (
     Option("prune_pooler", bool, False, "also prune the pooler's dense matrix (Chen et al.)"),

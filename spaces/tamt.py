@@ -1,8 +1,7 @@
 """Task-agnostic mask training (Liu et al. 2022): one mask per sparsity, trained on unlabeled text and
 shared by every task."""
 
-from spaces.method import PRUNABLE_OPTIONS, MethodSpace, Option
-from spaces.sparsity import SparsityRange
+from spaces.method import PRUNABLE_OPTIONS, UNSTRUCTURED_RANGE, MethodSpace, Option
 from trainables.pruning.tamt import INITS, OBJECTIVES, TamtSettings
 
 _D = TamtSettings()
@@ -11,7 +10,7 @@ SPACE = MethodSpace(
     name="tamt",
     summary="task-agnostic mask training: scores on frozen pre-trained weights, KD or MLM on unlabeled text",
     units="weights of the prunable matrices (each matrix at the target sparsity)",
-    sparsity={None: SparsityRange(0.0, 0.9, 0.1)},
+    sparsity=UNSTRUCTURED_RANGE,
     options=(
         Option("tamt_objective", str, _D.objective, "kd: distil the dense model's hidden states (any "
                "checkpoint); mlm: masked-LM loss (checkpoints with an MLM head)", choices=OBJECTIVES),

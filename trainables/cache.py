@@ -111,8 +111,10 @@ def fine_tune(spec: DenseSpec, model: torch.nn.Module, on_step=None, stop_after:
         label: names the run in the progress lines.
 
     Returns:
-        ``(history, data_info)``: per-epoch dev metrics with the epoch's ``train_loss`` (empty when stopped
-        early), and the sizes of the train and dev splits.
+        ``(history, info)``: per-epoch dev metrics with the epoch's ``train_loss`` (empty when stopped early),
+        and ``info`` = the sizes of the train and dev splits, an unshuffled ``train_loader`` and the ``device``
+        (the dense run scores head importance with them without loading the data again); ``{}`` when stopped
+        early.
     """
     task = get_task(spec.task)
     device = pick_device()

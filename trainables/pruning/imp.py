@@ -22,14 +22,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save_file
 
 from trainables.cache import CACHE_VERSION, fine_tune
 from trainables.model import load_model
 from trainables.pruning.magnitude import fine_tuned_weights, magnitude_mask
 from trainables.pruning.tickets import Ticket, TicketRequest
-from trainables.pruning.weights import PrunableSet, WeightMask, bake, masked_weights
+from trainables.pruning.weights import PrunableSet, WeightMask, bake
 from trainables.store import compute_once
 from trainables.tasks import get_task
 
@@ -111,12 +110,6 @@ def _trained_level(folder: Path, level: float, mask: WeightMask, request: Ticket
     return {"history": record["history"], "weights": folder / "trained" / "model.safetensors"}
 
 
-def _weights_of(path: Path, request: TicketRequest, which: PrunableSet) -> dict[str, torch.Tensor]:
-    model = load_model(request.spec.model, get_task(request.spec.task), request.spec.seed)
-    model.load_state_dict(load_file(path))
-    return masked_weights(model, which)
-
-
 def make_ticket(request: TicketRequest) -> Ticket:
     """The IMP ticket at ``request.sparsity``: every level up to it, from the cache or computed once.
 
@@ -143,6 +136,6 @@ def make_ticket(request: TicketRequest) -> Ticket:
         last = index == len(levels) - 1
         if not last or request.rewind == "pretrained":
             trained = _trained_level(folder, level, mask, request)
-            parent = (lambda path=trained["weights"]: _weights_of(path, request, which))
+            parent = (lambda path=trained["weights"]: fine_tuned_weights(request, which, load_file(path)))
     info = {"imp_rounds": len(levels), "imp_levels": ",".join(f"{level:g}" for level in levels)}
     return Ticket(mask, replay=trained["history"] if request.rewind == "pretrained" else None, info=info)

@@ -73,10 +73,17 @@ def magnitude_mask(weights: dict[str, torch.Tensor], sparsity: float, control: s
     return global_mask(dict(zip(names, ranked)), sparsity, within)
 
 
-def fine_tuned_weights(request: TicketRequest, which: PrunableSet) -> dict[str, torch.Tensor]:
-    """The dense fine-tune's prunable weights (encoder-relative names) for ``request``'s seed."""
+def fine_tuned_weights(request: TicketRequest, which: PrunableSet,
+                       state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The prunable weights of a fine-tuned state of ``request``'s model: ``{encoder-relative name: weight}``,
+    each ``(out_features, in_features)`` (embeddings ``(vocab, hidden)``), on the CPU.
+
+    Args:
+        state: a full state dict (classifier included); default the dense fine-tune of ``request``'s seed
+            (IMP passes a fine-tuned level instead).
+    """
     model = load_model(request.spec.model, get_task(request.spec.task), request.spec.seed)
-    model.load_state_dict(request.dense.weights())
+    model.load_state_dict(request.dense.weights() if state is None else state)
     return masked_weights(model, which)
 
 

@@ -223,6 +223,9 @@ def kd_loss(student_hidden: tuple[torch.Tensor, ...], teacher_hidden: tuple[torc
         student_hidden / teacher_hidden: per layer, ``(batch, seq, hidden)``; the embedding output (index 0)
             is skipped.
         attention_mask: ``(batch, seq)``, 1 on real tokens.
+
+    Returns:
+        a 0-d tensor in [0, 2] (0 when the ticket reproduces every layer's hidden states).
     """
     weights = attention_mask.float()
     losses = []
