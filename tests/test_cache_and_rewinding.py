@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 from trainables.cache import DenseSpec, ensure_dense
 from trainables.finetune import FinetuneSettings
+from trainables.report import TrialReport
 from trainables.rewinding import rewound_model
 from trainables.tasks import get_task
 from trainables.trial import TrialContext, run_ticket_trial
@@ -43,7 +44,9 @@ def test_key_changes_with_any_fine_tuning_setting(tiny_spec):
 def test_cached_scores_have_the_model_shape(dense):
     assert dense.head_importance.shape == (6, 12) and dense.ffn_importance.shape == (6,)
     assert (dense.head_importance >= 0).all() and dense.head_importance.sum() > 0
-    assert len(dense.history) == 1 and 0.0 <= dense.history[0]["dev_score"] <= 1.0
+    assert len(dense.history) == 1 and 0.0 <= dense.history[0].dev_score <= 1.0
+    assert len(dense.history[0].predictions) == len(dense.labels) == 32  # per-example dev predictions are kept
+    assert dense.history[0].train_loss > 0
 
 
 def test_rewinding_to_pretrained_restores_the_pretrained_weights(model_dir, dense):
@@ -81,28 +84,40 @@ def test_trial_reports_its_ticket_and_scores(tiny_spec, cache_root, dense):
                            seeds=(0,), cache_dir=str(cache_root))
     reports = []
     run_ticket_trial({"method": "structured", "sparsity": 0.3, "rewind": "none"}, context, reports.append)
-    assert len(reports) == 1 and reports[0]["planned_epochs"] == 1
+    assert len(reports) == 1 and reports[0].planned_epochs == 1 and reports[0].epoch == 0
     report = reports[0]
-    assert (report["heads_kept"], report["ffn_kept"]) == (72 - 21, 6 - 1)
-    mask = json.loads(report["mask"])["0"]
-    assert sum(map(sum, mask["head"])) == report["heads_kept"]
+    counts = report.ticket.counts
+    assert (counts["heads_kept"], counts["ffn_kept"]) == (72 - 21, 6 - 1)
+    assert sum(map(sum, report.ticket.masks["0"]["head"])) == counts["heads_kept"]
+    assert report.complete and report.current.train_loss is None  # evaluated once, nothing trained
     dense_reports = []
     run_ticket_trial({"method": "structured", "sparsity": 0.0, "rewind": "pretrained"}, context, dense_reports.append)
-    assert dense_reports[-1]["reused_dense"] is True  # sparsity 0 from pre-trained is the cached dense run
-    assert dense_reports[-1]["dev_score"] == dense.history[-1]["dev_score"]
+    last = dense_reports[-1]
+    assert last.ticket.reused_dense is True  # sparsity 0 from pre-trained is the cached dense run
+    assert last.current.dev_score == dense.history[-1].dev_score
+    assert last.finished[0].predictions == last.finished[0].dense_predictions  # the dense model paired with itself
+    assert last.mean_difference == 0.0
 
 
-def test_trial_fine_tunes_a_pruned_ticket_from_pretrained(tiny_spec, cache_root, dense):
+def test_trial_runs_seeds_one_after_another_each_paired_with_its_dense_run(tiny_spec, cache_root, dense):
     context = TrialContext(model=tiny_spec.model, task="rte", data=tiny_spec.data, finetune=tiny_spec.finetune,
                            seeds=(0, 1), cache_dir=str(cache_root))
     reports = []
     run_ticket_trial({"method": "structured", "sparsity": 0.5, "rewind": "pretrained"}, context, reports.append)
-    assert [r["epoch"] for r in reports] == [1] and reports[0]["planned_epochs"] == 1
-    report = reports[0]
-    assert report["reused_dense"] is False and (report["heads_kept"], report["ffn_kept"]) == (36, 3)
-    seeds = [report["dev_score_seed0"], report["dev_score_seed1"]]
-    assert report["dev_score"] == pytest.approx(sum(seeds) / 2)  # the reported score is the mean over seeds
-    assert set(json.loads(report["mask"])) == {"0", "1"}  # each seed's ticket comes from its own dense run
+    assert [(r.seed, r.epoch, len(r.finished)) for r in reports] == [(0, 1, 1), (1, 1, 2)]
+    assert [r.ends_seed for r in reports] == [True, True] and reports[-1].complete
+    report = reports[-1]
+    assert report.ticket.reused_dense is False
+    assert (report.ticket.counts["heads_kept"], report.ticket.counts["ffn_kept"]) == (36, 3)
+    second = ensure_dense(DenseSpec(**{**tiny_spec.__dict__, "seed": 1}), cache_root)
+    for seed, outcome in zip((0, 1), report.finished):
+        reference = dense if seed == 0 else second
+        assert outcome.seed == seed and outcome.dense_score == reference.history[-1].dev_score
+        assert outcome.dense_predictions == reference.history[-1].predictions
+        assert len(outcome.predictions) == len(report.labels) == 32 and outcome.train_losses[0] > 0
+    assert report.mean_difference == pytest.approx(sum(o.dev_score - o.dense_score for o in report.finished) / 2)
+    assert set(report.ticket.masks) == {"0", "1"}  # each seed's ticket comes from its own dense run
+    assert TrialReport.from_tune(report.to_tune()) == report  # one conversion, both ways
 
 
 def test_control_tickets_in_a_trial_match_the_good_counts(tiny_spec, cache_root, dense):
@@ -112,6 +127,6 @@ def test_control_tickets_in_a_trial_match_the_good_counts(tiny_spec, cache_root,
     for control in ("good", "random", "bad"):
         reports = []
         run_ticket_trial({"sparsity": 0.3, "rewind": "none", "control": control}, context, reports.append)
-        masks[control] = json.loads(reports[0]["mask"])["0"]
-        assert (reports[0]["heads_kept"], reports[0]["ffn_kept"]) == (51, 5)
+        masks[control] = reports[0].ticket.masks["0"]
+        assert (reports[0].ticket.counts["heads_kept"], reports[0].ticket.counts["ffn_kept"]) == (51, 5)
     assert masks["good"]["head"] != masks["random"]["head"] != masks["bad"]["head"]

@@ -1,6 +1,7 @@
 """``step:K`` rewinding restores the exact step-K weights; IMP levels are exact, nested and computed once."""
 
 import json
+from dataclasses import asdict
 import math
 import threading
 
@@ -95,7 +96,7 @@ def test_imp_levels_are_exact_nested_and_reused(tiny_spec, dense, cache_root, mo
     again = imp.make_ticket(_request(tiny_spec, dense, cache_root, 0.4))
     assert len(calls) == 3  # every level came from the cache
     (record,) = cache_root.glob("imp/*/*/level-0.400000/trained/record.json")
-    assert again.replay == json.loads(record.read_text())["history"]  # the level's own fine-tune is replayed
+    assert [asdict(e) for e in again.replay] == json.loads(record.read_text())["history"]  # the level's own fine-tune is replayed
 
 
 def test_concurrent_trials_compute_a_level_once(tiny_spec, cache_root, tmp_path, monkeypatch):
@@ -133,7 +134,7 @@ def test_a_trial_rewound_to_step_k_reports_the_achieved_sparsity(tiny_spec, cach
     run_ticket_trial({"method": "magnitude", "sparsity": 0.4, "rewind": "step:1", "control": "bad"}, context,
                      reports.append)
     report = reports[-1]
-    assert report["achieved_sparsity"] == pytest.approx(0.4, abs=1e-6) and report["replayed"] is False
-    assert report["weights_kept"] == PRUNABLE - math.floor(0.4 * PRUNABLE)
-    files = json.loads(report["mask_files"])
+    assert report.ticket.counts["achieved_sparsity"] == pytest.approx(0.4, abs=1e-6) and report.ticket.replayed is False
+    assert report.ticket.counts["weights_kept"] == PRUNABLE - math.floor(0.4 * PRUNABLE)
+    files = report.ticket.mask_files
     assert len(files) == 1 and files[0].endswith("mask-seed-0.safetensors")

@@ -23,15 +23,16 @@ from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
 from trainables.data import DataSettings, collator, load_tokenized
-from trainables.finetune import FineTuneRun, FinetuneSettings, evaluate, pick_device, show_progress
+from trainables.finetune import FineTuneRun, FinetuneSettings, TrainingDiverged, evaluate, pick_device, show_progress
 from trainables.model import load_model
 from trainables.pruning.structured import unit_importance
+from trainables.report import EpochResult
 from trainables.store import compute_once
 from trainables.tasks import get_task
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when what is stored, or how it is computed, changes
+CACHE_VERSION = 2  # bump when what is stored, or how it is computed, changes
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ class DenseResult:
 
     Attributes:
         directory: where it is stored.
-        history: per-epoch dev metrics of the dense model, ``history[e]`` after epoch ``e + 1``.
+        history: per-epoch dev evaluations of the dense model, ``history[e]`` after epoch ``e + 1``.
+        labels: the gold dev labels, in dev order, shape ``(n_dev,)``.
         head_importance: shape ``(num_layers, num_heads)``, accumulated |dL/dξ| over the training split,
             *not* normalised.
         ffn_importance: shape ``(num_layers,)``.
@@ -72,7 +74,8 @@ class DenseResult:
     """
 
     directory: Path
-    history: list[dict]
+    history: list[EpochResult]
+    labels: list
     head_importance: torch.Tensor
     ffn_importance: torch.Tensor
     reused: bool
@@ -92,8 +95,11 @@ class DenseResult:
 
 def _read(directory: Path, reused: bool) -> DenseResult:
     record = json.loads((directory / "record.json").read_text())
+    if "diverged" in record:  # recorded once, so every trial of every study fails fast with the same reason
+        raise TrainingDiverged(**record["diverged"])
     scores = load_file(directory / "importance.safetensors")
-    return DenseResult(directory, record["history"], scores["head"], scores["ffn"], reused)
+    history = [EpochResult.from_dict(e) for e in record["history"]]
+    return DenseResult(directory, history, record["dev_labels"], scores["head"], scores["ffn"], reused)
 
 
 def fine_tune(spec: DenseSpec, model: torch.nn.Module, on_step=None, stop_after: int | None = None,
@@ -111,10 +117,13 @@ def fine_tune(spec: DenseSpec, model: torch.nn.Module, on_step=None, stop_after:
         label: names the run in the progress lines.
 
     Returns:
-        ``(history, info)``: per-epoch dev metrics with the epoch's ``train_loss`` (empty when stopped early),
-        and ``info`` = the sizes of the train and dev splits, an unshuffled ``train_loader`` and the ``device``
-        (the dense run scores head importance with them without loading the data again); ``{}`` when stopped
-        early.
+        ``(history, info)``: per-epoch dev evaluations (``EpochResult``: metrics, mean training loss,
+        per-example predictions; empty when stopped early), and ``info`` = the sizes of the train and dev
+        splits, the gold ``dev_labels``, an unshuffled ``train_loader`` and the ``device`` (the dense run scores
+        head importance with them without loading the data again); ``{}`` when stopped early.
+
+    Raises:
+        TrainingDiverged: the training loss became NaN or infinite.
     """
     task = get_task(spec.task)
     device = pick_device()
@@ -123,16 +132,18 @@ def fine_tune(spec: DenseSpec, model: torch.nn.Module, on_step=None, stop_after:
     collate = collator(tokenizer)
     run = FineTuneRun(model, data["train"], collate, spec.finetune, spec.seed, device)
     dev = DataLoader(data["validation"], batch_size=spec.finetune.batch_size, collate_fn=collate)
-    history = []
+    history, labels = [], []
     for epoch in range(spec.finetune.epochs):
         loss = run.train_epoch(on_step, stop_after)
         if stop_after is not None and run.step >= stop_after:
             return [], {}
-        metrics = evaluate(model, dev, task, device)
-        history.append({**metrics, "train_loss": loss})
-        log.info("%s %s seed %d epoch %d/%d: dev %s %.4f", label, spec.task, spec.seed, epoch + 1,
-                 spec.finetune.epochs, task.primary_metric, metrics["dev_score"])
+        result = evaluate(model, dev, task, device)
+        labels = result.labels.tolist()
+        history.append(EpochResult(epoch + 1, result.dev_score, result.metrics, loss, result.predictions.tolist()))
+        log.info("%s %s seed %d epoch %d/%d: train loss %.4f, dev %s %.4f", label, spec.task, spec.seed, epoch + 1,
+                 spec.finetune.epochs, loss, task.primary_metric, result.dev_score)
     return history, {"train_examples": len(data["train"]), "dev_examples": len(data["validation"]),
+                     "dev_labels": labels,
                      "train_loader": DataLoader(data["train"], batch_size=spec.finetune.batch_size,
                                                 collate_fn=collate), "device": device}
 
@@ -155,11 +166,19 @@ def _compute(spec: DenseSpec, scratch: Path, steps: tuple[int, ...] = ()) -> Non
         if step in steps:
             _save_step(scratch, step, trained)
 
-    history, info = fine_tune(spec, model, on_step)
+    try:
+        history, info = fine_tune(spec, model, on_step)
+    except TrainingDiverged as err:
+        log.warning("dense fine-tune %s seed %d diverged: %s", spec.task, spec.seed, err)
+        diverged = {"seed": err.seed, "epoch": err.epoch, "step": err.step, "loss": err.loss}
+        (scratch / "record.json").write_text(json.dumps({"key": spec.key(), "spec": asdict(spec),
+                                                         "diverged": diverged}, indent=2))
+        return
     head, ffn = unit_importance(model, info["train_loader"], info["device"])
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, scratch / "model.safetensors")
     save_file({"head": head, "ffn": ffn}, scratch / "importance.safetensors")
-    record = {"key": spec.key(), "spec": asdict(spec), "history": history,
+    record = {"key": spec.key(), "spec": asdict(spec), "history": [asdict(e) for e in history],
+              "dev_labels": info["dev_labels"],
               "seconds": time.perf_counter() - started, "device": str(info["device"]),
               "train_examples": info["train_examples"], "dev_examples": info["dev_examples"]}
     (scratch / "record.json").write_text(json.dumps(record, indent=2))
@@ -177,6 +196,9 @@ def ensure_dense(spec: DenseSpec, cache_root: str | os.PathLike, steps: tuple[in
 
     Returns:
         the cached result; ``reused`` says whether it was there already.
+
+    Raises:
+        TrainingDiverged: the dense fine-tune diverged (recorded in the cache, so it is not tried again).
     """
     target = Path(cache_root).resolve() / "dense" / spec.key()
 
@@ -229,8 +251,16 @@ def prepare_dense(spec: DenseSpec, cache_root: str, steps: tuple[int, ...] = ())
     """``ensure_dense`` as a Ray task: logs progress and returns a small summary, not the weights.
 
     Returns:
-        ``{"seed", "key", "reused", "history"}``.
+        ``{"seed", "key", "reused", "dev_score", "train_loss", "diverged"}``: the last epoch's primary dev
+        score and training loss, or ``diverged`` (the error message, the scores ``None``) when the fine-tune
+        diverged.
     """
     show_progress()
-    result = ensure_dense(spec, cache_root, steps)
-    return {"seed": spec.seed, "key": spec.key(), "reused": result.reused, "history": result.history}
+    try:
+        result = ensure_dense(spec, cache_root, steps)
+    except TrainingDiverged as err:
+        return {"seed": spec.seed, "key": spec.key(), "reused": False, "dev_score": None, "train_loss": None,
+                "diverged": str(err)}
+    last = result.history[-1]
+    return {"seed": spec.seed, "key": spec.key(), "reused": result.reused, "dev_score": last.dev_score,
+            "train_loss": last.train_loss, "diverged": None}

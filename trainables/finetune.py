@@ -68,17 +68,53 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite: the run stopped at that step.
+
+    Attributes:
+        seed: the run's seed.
+        epoch: 1-based epoch in which it happened.
+        step: optimiser steps taken before the non-finite loss (over the whole run).
+        loss: the non-finite loss value.
+    """
+
+    def __init__(self, seed: int, epoch: int, step: int, loss: float):
+        super().__init__(f"training loss became {loss} at seed {seed}, epoch {epoch}, step {step + 1}: the run "
+                         "diverged (lower --learning-rate, or check the data)")
+        self.seed, self.epoch, self.step, self.loss = seed, epoch, step, loss
+
+
+@dataclass
+class Evaluation:
+    """A dev evaluation.
+
+    Attributes:
+        metrics: every dev metric of the task plus ``dev_score`` (the primary one), fractions or correlations.
+        predictions: shape ``(n_dev,)``: class ids or regression scores, in dev order.
+        labels: shape ``(n_dev,)``: gold labels, in dev order.
+    """
+
+    metrics: dict[str, float]
+    predictions: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def dev_score(self) -> float:
+        """The task's primary dev metric."""
+        return self.metrics["dev_score"]
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, task: GlueTask, device: torch.device) -> dict[str, float]:
-    """Every dev metric of ``task`` on ``loader`` (eval mode), plus ``dev_score`` (the primary metric)."""
+def evaluate(model: nn.Module, loader: DataLoader, task: GlueTask, device: torch.device) -> Evaluation:
+    """Every dev metric of ``task`` on ``loader`` (eval mode), with the per-example predictions."""
     model.eval()
     logits, labels = [], []
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
         logits.append(model(**batch).logits.float().cpu().numpy())
         labels.append(batch["labels"].cpu().numpy())
-    predictions = predictions_from_logits(np.concatenate(logits), task)
-    return compute_metrics(task, predictions, np.concatenate(labels))
+    predictions, gold = predictions_from_logits(np.concatenate(logits), task), np.concatenate(labels)
+    return Evaluation(compute_metrics(task, predictions, gold), predictions, gold)
 
 
 class FineTuneRun:
@@ -115,6 +151,10 @@ class FineTuneRun:
                     stop_after: int | None = None) -> float:
         """One pass over the training split; returns the mean training loss.
 
+        Raises:
+            TrainingDiverged: the loss of a step was NaN or infinite (checked at every step, before the
+                optimiser applies it, so a diverged run stops at once).
+
         Args:
             on_step: called as ``on_step(step, model)`` after every optimiser step (``step`` counts from 1
                 over the whole run); the dense fine-tune saves its rewinding checkpoints there.
@@ -130,13 +170,15 @@ class FineTuneRun:
                 break
             batch = {k: v.to(self.device) for k, v in batch.items()}
             loss = self.model(**batch).loss
+            if not torch.isfinite(loss):  # one scalar read per step; a diverged run must stop at once
+                raise TrainingDiverged(self.seed, self.epoch + 1, self.step, loss.item())
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.max_grad_norm)
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
-            losses.append(loss.detach())  # .item() here would synchronise a GPU on every step
+            losses.append(loss.detach())
             if on_step is not None:
                 on_step(self.step, self.model)
         self.epoch += 1

@@ -1,10 +1,11 @@
 """One trial: load, prune, rewind, fine-tune, report (a Ray Tune function trainable).
 
 A trial's configuration is ``{"method", "sparsity", "rewind", "control"}`` plus the method's options; what
-stays fixed for a whole study (model, task, data, fine-tuning, seeds, cache) is a ``TrialContext``. For
-every seed the trial reads the cached dense fine-tune of that seed, asks the method for the ticket
-(``trainables.pruning.registry``), rewinds the model, masks it and fine-tunes it; after each epoch it reports
-the mean dev score over the seeds.
+stays fixed for a whole study (model, task, data, fine-tuning, seeds, cache) is a ``TrialContext``. The seeds
+run one after another: for each, the trial reads the cached dense fine-tune of that seed, asks the method for
+the ticket (``trainables.pruning.registry``), rewinds the model, masks it and fine-tunes it, reporting a
+``TrialReport`` after every epoch. A scheduler can therefore stop a trial between seeds (seed racing) as well
+as between epochs, and a trial stopped after two seeds has paid for two.
 """
 
 from __future__ import annotations
@@ -14,19 +15,21 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
-import numpy as np
+import math
+
 import torch
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
 from trainables.cache import DenseSpec, ensure_dense
 from trainables.data import DataSettings, collator, load_tokenized
-from trainables.finetune import FineTuneRun, FinetuneSettings, evaluate, pick_device, show_progress
+from trainables.finetune import FineTuneRun, FinetuneSettings, TrainingDiverged, evaluate, pick_device, show_progress
 from trainables.pruning.registry import make_ticket
 from trainables.pruning.structured import StructuredMask
 from trainables.pruning.tickets import Ticket, TicketRequest
+from trainables.report import DIVERGED, EpochResult, SeedOutcome, TicketFacts, TrialReport
 from trainables.rewinding import rewind_step, rewound_model
 from trainables.tasks import get_task
 
@@ -42,7 +45,7 @@ class TrialContext:
         task: GLUE task name.
         data: data settings.
         finetune: fine-tuning settings (the same for the dense run and for the tickets).
-        seeds: seeds of every trial; the reported dev score is their mean.
+        seeds: seeds of every trial, run in this order.
         cache_dir: absolute path of the study's cache (dense fine-tunes, importance scores).
         threads: torch CPU threads per trial (its CPU share).
     """
@@ -64,46 +67,84 @@ class TrialContext:
 TRIAL_KEYS = ("method", "sparsity", "rewind", "control")
 
 
-def _mean_report(per_seed: list[dict], seeds: tuple[int, ...]) -> dict:
-    report = {k: float(np.mean([m[k] for m in per_seed])) for k in per_seed[0] if k != "train_loss"}
-    report["dev_score_std"] = float(np.std([m["dev_score"] for m in per_seed]))
-    for seed, metrics in zip(seeds, per_seed):
-        report[f"dev_score_seed{seed}"] = metrics["dev_score"]
-    return report
-
-
-def _save_masks(tickets: dict[int, Ticket], config: dict, context: TrialContext) -> list[str]:
-    """Write each seed's mask under ``<cache>/masks/<hash of the trial's ticket>/`` (shared storage on a
-    cluster, so the driver can log it to MLflow); returns the paths."""
+def _save_mask(seed: int, ticket: Ticket, config: dict, context: TrialContext) -> str:
+    """Write one seed's mask under ``<cache>/masks/<hash of the trial's ticket>/`` (shared storage on a cluster,
+    so the driver can log it to MLflow); returns its path."""
     ident = json.dumps({"config": {k: config[k] for k in sorted(config)},
                         "dense": [context.dense_spec(s).key() for s in context.seeds]}, sort_keys=True, default=str)
     folder = Path(context.cache_dir) / "masks" / hashlib.sha256(ident.encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for seed, ticket in tickets.items():
-        suffix = "json" if isinstance(ticket.mask, StructuredMask) else "safetensors"
-        partial = folder / f".partial-seed-{seed}.{suffix}"
-        ticket.mask.save(partial)
-        paths.append(str(partial.replace(folder / f"mask-seed-{seed}.{suffix}")))
-    return paths
+    suffix = "json" if isinstance(ticket.mask, StructuredMask) else "safetensors"
+    partial = folder / f".partial-seed-{seed}.{suffix}"
+    ticket.mask.save(partial)
+    return str(partial.replace(folder / f"mask-seed-{seed}.{suffix}"))
 
 
-def run_ticket_trial(config: dict, context: TrialContext, report: Callable[[dict], None]) -> None:
-    """Run one trial and call ``report(metrics)`` after every epoch.
+class _Data:
+    """The tokenizer and tokenised splits, loaded on first use and shared by the trial's seeds (the seed only
+    matters when it draws a training subset)."""
+
+    def __init__(self, context: TrialContext, task):
+        self.context, self.task, self.tokenizer, self.splits = context, task, None, {}
+
+    def for_seed(self, seed: int):
+        if self.tokenizer is None:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.context.model)
+        subset_seed = seed if self.context.data.max_train_examples else None
+        if subset_seed not in self.splits:
+            self.splits[subset_seed] = load_tokenized(self.task, self.tokenizer, self.context.data,
+                                                      seed=subset_seed or 0)
+        return self.splits[subset_seed], collator(self.tokenizer)
+
+
+def _seed_epochs(ticket: Ticket, rewind: str, seed: int, dense, context: TrialContext, data: _Data,
+                 device) -> Iterator[EpochResult]:
+    """The dev evaluation after each epoch of one seed's ticket, as they come.
+
+    A ticket this study already fine-tuned from pre-trained (the dense model, an IMP level) is replayed; a
+    ticket with rewinding point ``none`` is evaluated once (epoch 0); any other is rewound, masked and fine-tuned.
+
+    Raises:
+        TrainingDiverged: the training loss became NaN or infinite.
+    """
+    if rewind == "pretrained" and ticket.replay is not None:
+        yield from ticket.replay
+        return
+    task = data.task
+    split, collate = data.for_seed(seed)
+    # Rewind, then mask: pruned units or weights stay removed for training and evaluation alike.
+    model = rewound_model(rewind, context.model, task, seed, dense).to(device)
+    ticket.mask.apply(model)
+    dev = DataLoader(split["validation"], batch_size=context.finetune.batch_size, collate_fn=collate)
+    if rewind == "none":  # pruned, not retrained: one evaluation
+        result = evaluate(model, dev, task, device)
+        yield EpochResult(0, result.dev_score, result.metrics, None, result.predictions.tolist())
+        return
+    run = FineTuneRun(model, split["train"], collate, context.finetune, seed, device)
+    for epoch in range(1, context.finetune.epochs + 1):
+        loss = run.train_epoch()
+        result = evaluate(run.model, dev, task, device)
+        yield EpochResult(epoch, result.dev_score, result.metrics, loss, result.predictions.tolist())
+
+
+def run_ticket_trial(config: dict, context: TrialContext, report: Callable[[TrialReport], None]) -> None:
+    """Run one trial, seed after seed, and call ``report`` after every epoch of every seed.
 
     Args:
         config: ``{"method": structured|magnitude|imp|tamt, "sparsity": fraction in [0, 1), "rewind":
             pretrained|step:K|none, "control": good|random|bad}`` plus the method's options (any other key,
             e.g. ``imp_rate``); ``method`` defaults to ``structured``, ``control`` to ``good``.
         context: the study's fixed settings.
-        report: receives, per epoch, ``dev_score`` (mean over seeds of the primary metric), its std,
-            ``dev_score_seed<k>``, every metric's mean, ``epoch``, ``planned_epochs``, the ticket's counts
-            (``achieved_sparsity``: fraction of the prunable weights masked; structured: heads and FFN
-            blocks kept), ``mask`` (JSON description per seed) and ``mask_files`` (JSON list of paths).
+        report: receives a ``TrialReport`` per epoch: the current seed's epoch (dev score, metrics, training
+            loss, per-example predictions), every finished seed paired with the dense run of that seed, the dev
+            labels and the ticket's facts (counts, ``achieved_sparsity``, per-seed masks and mask files). A
+            trial whose training loss becomes NaN or infinite reports once more with ``status_reason``
+            ``"diverged"`` and raises.
 
     Raises:
         ValueError: unknown method, control or rewinding point, sparsity outside [0, 1), or an option the
             method rejects.
+        TrainingDiverged: the ticket's (or the dense model's) training loss became NaN or infinite.
     """
     method, sparsity = config.get("method", "structured"), float(config["sparsity"])
     rewind, control = config.get("rewind", "pretrained"), config.get("control", "good")
@@ -111,60 +152,41 @@ def run_ticket_trial(config: dict, context: TrialContext, report: Callable[[dict
     step = rewind_step(rewind)
     torch.set_num_threads(context.threads)
     task, device = get_task(context.task), pick_device()
-
-    # Prune: one ticket per seed, from that seed's dense fine-tune (cached once per study key).
-    dense = {seed: ensure_dense(context.dense_spec(seed), context.cache_dir, (step,) if step else ())
-             for seed in context.seeds}
-    tickets = {seed: make_ticket(method, TicketRequest(context.dense_spec(seed), dense[seed], sparsity, control,
-                                                       rewind, options, context.cache_dir))
-               for seed in context.seeds}
-    first = tickets[context.seeds[0]]
-    described = {"sparsity": sparsity, **first.mask.summary(), **first.info,
-                 "mask": json.dumps({str(s): t.mask.to_dict() for s, t in tickets.items()}),
-                 "mask_files": json.dumps(_save_masks(tickets, config, context))}
-
-    # A ticket this study already fine-tuned from pre-trained (the dense model; an IMP level): replay it.
-    if rewind == "pretrained" and all(t.replay is not None for t in tickets.values()):
-        epochs = len(first.replay)
-        for epoch in range(epochs):
-            per_seed = [tickets[s].replay[epoch] for s in context.seeds]
-            report({**_mean_report(per_seed, context.seeds), **described, "epoch": epoch + 1,
-                    "planned_epochs": epochs, "reused_dense": first.mask.is_dense, "replayed": True})
-        return
-
-    tokenizer = AutoTokenizer.from_pretrained(context.model)
-    collate = collator(tokenizer)
-    models = []  # (seed, model, tokenised data, dev loader)
-    splits = {}  # the seed only matters when it draws a training subset
-    for seed in context.seeds:
-        subset_seed = seed if context.data.max_train_examples else None
-        if subset_seed not in splits:
-            splits[subset_seed] = load_tokenized(task, tokenizer, context.data, seed=subset_seed or 0)
-        data = splits[subset_seed]
-        # Rewind, then mask: pruned units or weights stay removed for training and evaluation alike.
-        model = rewound_model(rewind, context.model, task, seed, dense[seed]).to(device)
-        tickets[seed].mask.apply(model)
-        dev = DataLoader(data["validation"], batch_size=context.finetune.batch_size, collate_fn=collate)
-        models.append((seed, model, data, dev))
-
-    if rewind == "none":  # pruned, not retrained: one evaluation
-        per_seed = [evaluate(model, dev, task, device) for _, model, _, dev in models]
-        report({**_mean_report(per_seed, context.seeds), **described, "epoch": 0, "planned_epochs": 1,
-                "reused_dense": False, "replayed": False})
-        return
-
-    runs = [(FineTuneRun(model, data["train"], collate, context.finetune, seed, device), dev)
-            for seed, model, data, dev in models]
-    for epoch in range(context.finetune.epochs):
-        per_seed = []
-        for run, dev in runs:
-            run.train_epoch()
-            per_seed.append(evaluate(run.model, dev, task, device))
-        mean = _mean_report(per_seed, context.seeds)
-        log.info("%s ticket %s sparsity %.2f epoch %d/%d: dev %s %.4f (mean of %d seeds)", method, task.name,
-                 sparsity, epoch + 1, context.finetune.epochs, task.primary_metric, mean["dev_score"], len(runs))
-        report({**mean, **described, "epoch": epoch + 1, "planned_epochs": context.finetune.epochs,
-                "reused_dense": False, "replayed": False})
+    data, facts, finished, labels = _Data(context, task), None, [], []
+    planned_epochs = 1 if rewind == "none" else context.finetune.epochs
+    seed, epoch = context.seeds[0], 0
+    try:
+        for seed in context.seeds:
+            epoch = 0
+            dense = ensure_dense(context.dense_spec(seed), context.cache_dir, (step,) if step else ())
+            labels = dense.labels
+            ticket = make_ticket(method, TicketRequest(context.dense_spec(seed), dense, sparsity, control, rewind,
+                                                       options, context.cache_dir))
+            if facts is None:
+                facts = TicketFacts({"sparsity": sparsity, **ticket.mask.summary(), **ticket.info},
+                                    replayed=rewind == "pretrained" and ticket.replay is not None,
+                                    reused_dense=ticket.mask.is_dense and rewind == "pretrained")
+            facts.masks[str(seed)] = ticket.mask.to_dict()
+            facts.mask_files.append(_save_mask(seed, ticket, config, context))
+            losses = []
+            for result in _seed_epochs(ticket, rewind, seed, dense, context, data, device):
+                epoch = result.epoch
+                losses.append(result.train_loss)
+                if epoch == planned_epochs or rewind == "none":
+                    last = dense.history[-1]
+                    finished.append(SeedOutcome(seed, result.dev_score, result.predictions, last.dev_score,
+                                                last.predictions, losses))
+                log.info("%s ticket %s sparsity %.2f seed %d epoch %d/%d: train loss %s, dev %s %.4f", method,
+                         task.name, sparsity, seed, epoch, planned_epochs,
+                         "-" if result.train_loss is None else f"{result.train_loss:.4f}", task.primary_metric,
+                         result.dev_score)
+                report(TrialReport(seed, epoch, planned_epochs, context.seeds, result, list(finished), labels,
+                                   facts))
+    except TrainingDiverged as err:
+        current = EpochResult(err.epoch, math.nan, {}, err.loss, [])
+        report(TrialReport(seed, err.epoch, planned_epochs, context.seeds, current, list(finished), labels,
+                           facts or TicketFacts({"sparsity": sparsity}), status_reason=DIVERGED))
+        raise
 
 
 def tune_trainable(config: dict, context: TrialContext) -> None:
@@ -172,4 +194,4 @@ def tune_trainable(config: dict, context: TrialContext) -> None:
     from ray import tune
 
     show_progress()
-    run_ticket_trial(config, context, tune.report)
+    run_ticket_trial(config, context, lambda report: tune.report(report.to_tune()))

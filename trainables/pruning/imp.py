@@ -28,6 +28,7 @@ from trainables.cache import CACHE_VERSION, fine_tune
 from trainables.model import load_model
 from trainables.pruning.magnitude import fine_tuned_weights, magnitude_mask
 from trainables.pruning.tickets import Ticket, TicketRequest
+from trainables.report import EpochResult
 from trainables.pruning.weights import PrunableSet, WeightMask, bake
 from trainables.store import compute_once
 from trainables.tasks import get_task
@@ -103,11 +104,11 @@ def _trained_level(folder: Path, level: float, mask: WeightMask, request: Ticket
         save_file({k: v.detach().cpu().contiguous() for k, v in bake(model).state_dict().items()},
                   scratch / "model.safetensors")
         (scratch / "record.json").write_text(json.dumps(
-            {"level": level, "history": history, "seconds": time.perf_counter() - started}))
+            {"level": level, "history": [asdict(e) for e in history], "seconds": time.perf_counter() - started}))
 
     compute_once(folder / "trained", write)
     record = json.loads((folder / "trained" / "record.json").read_text())
-    return {"history": record["history"], "weights": folder / "trained" / "model.safetensors"}
+    return {"history": [EpochResult.from_dict(e) for e in record["history"]], "weights": folder / "trained" / "model.safetensors"}
 
 
 def make_ticket(request: TicketRequest) -> Ticket:

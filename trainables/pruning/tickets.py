@@ -64,12 +64,12 @@ class Ticket:
 
     Attributes:
         mask: the ticket's mask.
-        replay: the per-epoch dev metrics of *this* ticket already fine-tuned from the pre-trained weights
+        replay: the per-epoch dev evaluations (``trainables.report.EpochResult``) of *this* ticket already fine-tuned from the pre-trained weights
             under the study's settings (the dense run for a dense ticket, an IMP level's own fine-tune), or
             ``None``; a trial rewound to ``pretrained`` reports these instead of training again.
         info: extra method facts for MLflow params (e.g. IMP rounds, TAMT's final distillation loss).
     """
 
     mask: Mask
-    replay: list[dict] | None = None
+    replay: list | None = None
     info: dict = field(default_factory=dict)
