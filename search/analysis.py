@@ -1,32 +1,61 @@
-"""Super-ticket analysis: which ticket beats the dense baseline by the most (Liang et al. 2021).
+"""The verdict: which tickets the data show to be super or winning tickets (Liang et al. 2021; Chen et al. 2020).
 
-Only trials that ran all their epochs (FINISHED) compete: a trial ASHA stopped early has a truncated
-score. The dense baseline is the finished trial that pruned nothing. The super ticket is the pruned
-ticket with the highest mean dev score *above* the dense baseline (ties go to the sparser one). When none
-is above, the winning ticket is the sparsest one that still *matches* the dense model: mean dev score at
-least the dense mean minus its standard deviation over seeds (Chen et al.'s criterion; with one seed
-the std is 0) minus ``tolerance``.
+Every ticket is compared with the dense model *pairwise* (same seed, same dev examples; ``search.statistics``):
+``difference`` = ticket minus dense, with its interval over seeds and dev examples at ``confidence``.
+
+- **Guard.** The dense model must beat the constant baseline (always the majority dev class; for regression a
+  constant score) with the interval of (dense - baseline) above 0. Otherwise the verdict is that the dense
+  model did not learn the task under these settings, and no ticket is named. A dense model whose training
+  diverged names none either.
+- **Super ticket**: a ticket whose lower bound on (ticket - dense) is above 0. Where several are, the best (largest
+  mean difference) and the sparsest are both named.
+- **Winning ticket**: the sparsest ticket whose lower bound is at least ``-tolerance``: shown to be no worse
+  than the dense model by more than the tolerance (a non-inferiority test, so more seeds can only make the
+  verdict sharper, never reward noise).
+- Otherwise no ticket is distinguishable from the dense model; the best difference is given with its interval.
+
+Only tickets that ran every planned seed (FINISHED) may be named; a trial stopped by a scheduler, or failed,
+is reported but never named. Controls (random, bad) are compared with their good ticket (same method,
+rewinding point and sparsity) and never named.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
+from search.statistics import PairedDifference, batched_metric, majority_predictions, paired_difference
 from spaces.sparsity import grid_value
+from trainables.report import TrialReport
+from trainables.tasks import get_task
+
+#: The ``Verdict.kind`` values.
+KINDS = ("super", "winning", "none", "dense_not_learned", "dense_failed", "no_dense")
+#: Count facts of a ticket copied from its report onto ``TicketResult``.
+_COUNTS = ("heads_kept", "total_heads", "ffn_kept", "total_ffn", "head_sparsity", "ffn_sparsity",
+           "achieved_sparsity", "weights_kept", "total_weights")
 
 
 @dataclass
 class TicketResult:
-    """One trial's outcome.
+    """One trial's outcome, as the analysis, the table and the plot see it.
 
     Attributes:
-        sparsity: the requested sparsity (fraction).
-        achieved_sparsity: the fraction of the encoder's prunable weights the ticket masks (structured: the
-            weights its pruned heads and FFN blocks disable); ``head_sparsity``/``ffn_sparsity`` for structured
-            tickets, ``weights_kept``/``total_weights`` for unstructured ones.
-        seed_scores: final dev score per seed; ``dev_score`` is their mean, ``dev_std`` their std.
-        status: FINISHED, KILLED (stopped early) or FAILED.
-        epochs: epochs the trial reported.
+        sparsity: the requested sparsity (fraction of the method's units).
+        status: FINISHED (every seed ran), STOPPED (a scheduler ended it early) or FAILED.
+        status_reason: why it stopped or failed (``diverged``, the racing test, ``asha``), else ``None``.
+        achieved_sparsity: the fraction of the encoder's prunable weights the ticket masks; the other counts
+            in the method's own units.
+        seed_scores: the ticket's final primary dev score per finished seed; ``dense_scores`` the dense model's
+            for the same seeds.
+        planned_seeds: seeds the trial was to run.
+        epochs: reports the trial made (over all seeds).
+        train_losses: per finished seed, the mean training loss of each epoch.
+        difference: ticket minus dense with its interval (set by ``decide``).
+        versus_good: for a control, control minus its good ticket with its interval (set by ``decide``).
+        predictions, dense_predictions: per finished seed, per-example dev predictions (not in ``to_dict``).
+        labels: gold dev labels (not in ``to_dict``).
     """
 
     trial_id: str
@@ -36,6 +65,7 @@ class TicketResult:
     status: str
     control: str = "good"
     method: str = "structured"
+    status_reason: str | None = None
     achieved_sparsity: float | None = None
     weights_kept: int | None = None
     total_weights: int | None = None
@@ -45,17 +75,40 @@ class TicketResult:
     total_ffn: int | None = None
     head_sparsity: float | None = None
     ffn_sparsity: float | None = None
-    dev_score: float | None = None
-    dev_std: float | None = None
     seed_scores: dict = field(default_factory=dict)
+    dense_scores: dict = field(default_factory=dict)
+    planned_seeds: int = 0
     epochs: int = 0
+    train_losses: dict = field(default_factory=dict)
+    difference: PairedDifference | None = None
+    versus_good: PairedDifference | None = None
+    predictions: dict = field(default_factory=dict, repr=False)
+    dense_predictions: dict = field(default_factory=dict, repr=False)
+    labels: list = field(default_factory=list, repr=False)
+
+    @property
+    def dev_score(self) -> float | None:
+        """Mean final primary dev score over the finished seeds (``None`` before any finished)."""
+        return float(np.mean(list(self.seed_scores.values()))) if self.seed_scores else None
+
+    @property
+    def dev_std(self) -> float | None:
+        """Standard deviation of the final dev score over the finished seeds."""
+        return float(np.std(list(self.seed_scores.values()))) if self.seed_scores else None
 
     @property
     def is_dense(self) -> bool:
         """True when the ticket masked nothing (the dense baseline)."""
         if self.achieved_sparsity is not None:
             return self.achieved_sparsity == 0.0
-        return self.heads_kept == self.total_heads and self.ffn_kept == self.total_ffn
+        if self.heads_kept is not None:
+            return self.heads_kept == self.total_heads and self.ffn_kept == self.total_ffn
+        return self.sparsity == 0.0  # a trial that failed before its ticket was built
+
+    @property
+    def curve(self) -> tuple[str, str, str]:
+        """``(method, control, rewind)``: the tickets that form one curve of the phase-transition plot."""
+        return self.method, self.control, self.rewind
 
     @property
     def kept(self) -> str:
@@ -66,55 +119,152 @@ class TicketResult:
             return f"{100 * self.weights_kept / self.total_weights:.1f}% of weights"
         return "-"
 
+    @property
+    def complete(self) -> bool:
+        """True when it ran every planned seed to the end."""
+        return self.status == "FINISHED" and self.planned_seeds > 0 and len(self.seed_scores) == self.planned_seeds
+
     def to_dict(self) -> dict:
-        """JSON-ready form (as in ``summary.json``)."""
-        return asdict(self)
+        """JSON-ready form (as in ``summary.json``): no per-example predictions."""
+        data = asdict(self)
+        for key in ("predictions", "dense_predictions", "labels"):
+            data.pop(key)
+        data["dev_score"], data["dev_std"] = self.dev_score, self.dev_std
+        return data
 
 
-def ticket_from_result(trial_id: str, run_id: str | None, config: dict, result: dict | None, status: str,
-                       seeds: tuple[int, ...]) -> TicketResult:
-    """A ``TicketResult`` from a trial's configuration and last reported result (``None`` if it never reported)."""
+def ticket_from_report(trial_id: str, run_id: str | None, config: dict, report: TrialReport | None, status: str,
+                       status_reason: str | None = None) -> TicketResult:
+    """A ``TicketResult`` from a trial's configuration and its last report (``None`` if it never reported)."""
     ticket = TicketResult(trial_id, run_id, grid_value(config["sparsity"]), config.get("rewind", "pretrained"), status,
-                          config.get("control", "good"), config.get("method", "structured"))
-    if result:
-        for key in ("heads_kept", "total_heads", "ffn_kept", "total_ffn", "head_sparsity", "ffn_sparsity",
-                    "achieved_sparsity", "weights_kept", "total_weights"):
-            if key in result:
-                setattr(ticket, key, result[key])
-        ticket.dev_score, ticket.dev_std = result["dev_score"], result["dev_score_std"]
-        ticket.seed_scores = {seed: result[f"dev_score_seed{seed}"] for seed in seeds}
-        ticket.epochs = int(result.get("training_iteration", 0))
+                          config.get("control", "good"), config.get("method", "structured"), status_reason)
+    if report is None:
+        return ticket
+    for key in _COUNTS:
+        if key in report.ticket.counts:
+            setattr(ticket, key, report.ticket.counts[key])
+    ticket.status_reason = ticket.status_reason or report.status_reason
+    ticket.planned_seeds = len(report.planned_seeds)
+    ticket.labels = report.labels
+    for seed in report.finished:
+        ticket.seed_scores[seed.seed] = seed.dev_score
+        ticket.dense_scores[seed.seed] = seed.dense_score
+        ticket.predictions[seed.seed] = seed.predictions
+        ticket.dense_predictions[seed.seed] = seed.dense_predictions
+        ticket.train_losses[seed.seed] = seed.train_losses
     return ticket
+
+
+def compare_with_dense(ticket: TicketResult, metric: str, confidence: float) -> PairedDifference | None:
+    """Ticket minus dense over the ticket's finished seeds (``None`` before any seed finished)."""
+    seeds = sorted(ticket.predictions)
+    if not seeds or not ticket.labels:
+        return None
+    return paired_difference(metric, np.array([ticket.predictions[s] for s in seeds]),
+                             np.array([ticket.dense_predictions[s] for s in seeds]), np.array(ticket.labels),
+                             confidence)
 
 
 @dataclass
 class Verdict:
-    """The dense baseline, the super ticket (or ``None``) and the winning ticket (or ``None``)."""
+    """What the data support.
 
-    dense: TicketResult | None
-    super_ticket: TicketResult | None
-    winning_ticket: TicketResult | None
-
-
-def find_super_ticket(tickets: list[TicketResult], tolerance: float = 0.0) -> Verdict:
-    """Pick the dense baseline, the super ticket and the sparsest matching (winning) ticket.
-
-    Args:
-        tickets: every trial of a study.
-        tolerance: extra slack (in dev-score units) for "matching" the dense model.
+    Attributes:
+        kind: ``super``, ``winning``, ``none``, ``dense_not_learned``, ``dense_failed`` (diverged or failed) or
+            ``no_dense`` (the dense trial never finished).
+        dense: the dense trial.
+        baseline_score: the constant baseline's dev score (majority class; 0 correlation for regression).
+        dense_vs_baseline: dense minus the constant baseline, with its interval.
+        best_super, sparsest_super: the super tickets named (the same ticket when only one).
+        winning: the sparsest winning ticket (a super ticket is also winning).
+        best: the candidate with the largest mean difference (reported when nothing is named).
+        confidence: interval level (fraction); tolerance: the non-inferiority margin (dev-score units).
     """
-    finished = [t for t in tickets if t.status == "FINISHED" and t.dev_score is not None]
-    dense = next((t for t in finished if t.is_dense), None)
-    if dense is None:
-        return Verdict(None, None, None)
-    pruned = [t for t in finished if not t.is_dense]
-    above = [t for t in pruned if t.dev_score > dense.dev_score]
-    super_ticket = max(above, key=lambda t: (t.dev_score, _sparsity(t)), default=None)
-    threshold = dense.dev_score - dense.dev_std - tolerance
-    matching = [t for t in pruned if t.dev_score >= threshold]
-    winning = max(matching, key=lambda t: (_sparsity(t), t.dev_score), default=None)
-    return Verdict(dense, super_ticket, winning)
+
+    kind: str
+    dense: TicketResult | None
+    confidence: float
+    tolerance: float
+    baseline_score: float | None = None
+    dense_vs_baseline: PairedDifference | None = None
+    best_super: TicketResult | None = None
+    sparsest_super: TicketResult | None = None
+    winning: TicketResult | None = None
+    best: TicketResult | None = None
+
+    @property
+    def named(self) -> dict[str, TicketResult]:
+        """The tickets the verdict names, by role (``best_super``, ``sparsest_super``, ``winning``)."""
+        roles = {"best_super": self.best_super, "sparsest_super": self.sparsest_super, "winning": self.winning}
+        return {role: t for role, t in roles.items() if t is not None}
+
+    def signature(self) -> tuple:
+        """``(kind, sparsity of each named role)``: two verdicts that agree have equal signatures."""
+        return (self.kind, *((role, t.curve, t.sparsity) for role, t in sorted(self.named.items())))
 
 
 def _sparsity(ticket: TicketResult) -> float:
-    return ticket.achieved_sparsity if ticket.achieved_sparsity is not None else ticket.head_sparsity
+    if ticket.achieved_sparsity is not None:
+        return ticket.achieved_sparsity
+    return ticket.head_sparsity if ticket.head_sparsity is not None else ticket.sparsity
+
+
+def _versus_constant(dense: TicketResult, task, confidence: float) -> tuple[float, PairedDifference]:
+    """The constant baseline's dev score and (dense - constant baseline) with its interval."""
+    labels, seeds = np.array(dense.labels), sorted(dense.predictions)
+    constant = majority_predictions(labels, task.is_regression)
+    baseline = float(batched_metric(task.primary_metric, constant, labels))
+    versus = paired_difference(task.primary_metric, np.array([dense.predictions[s] for s in seeds]),
+                               np.tile(constant, (len(seeds), 1)), labels, confidence)
+    return baseline, versus
+
+
+def decide(tickets: list[TicketResult], task_name: str, confidence: float = 0.95,
+           tolerance: float = 0.01) -> Verdict:
+    """Compare every ticket with the dense model (and every control with its good ticket) and give the verdict.
+
+    Sets ``difference`` on every ticket with a finished seed and ``versus_good`` on every control whose good
+    ticket finished.
+
+    Args:
+        tickets: every trial of a study (or of several studies on the same task and dense fine-tunes).
+        task_name: the GLUE task (decides the metric and the constant baseline).
+        confidence: interval level, a fraction in (0, 1).
+        tolerance: the non-inferiority margin of a winning ticket, in dev-score units (0.01 = 1 point).
+    """
+    task = get_task(task_name)
+    metric = task.primary_metric
+    for ticket in tickets:
+        ticket.difference = compare_with_dense(ticket, metric, confidence)
+    dense = next((t for t in tickets if t.is_dense and t.complete and t.control == "good"), None)
+    if dense is None:
+        failed = [t for t in tickets if t.is_dense and t.status == "FAILED" and t.control == "good"]
+        return Verdict("dense_failed" if failed else "no_dense", failed[0] if failed else None, confidence, tolerance)
+    baseline, versus = _versus_constant(dense, task, confidence)
+    if versus.low <= 0:
+        return Verdict("dense_not_learned", dense, confidence, tolerance, baseline, versus)
+    _compare_controls(tickets, metric, confidence)
+    candidates = [t for t in tickets if t.complete and not t.is_dense and t.control == "good" and t.difference]
+    supers = [t for t in candidates if t.difference.low > 0]
+    winners = [t for t in candidates if t.difference.low >= -tolerance]
+    verdict = Verdict("none", dense, confidence, tolerance, baseline, versus,
+                      best=max(candidates, key=lambda t: (t.difference.mean, _sparsity(t)), default=None))
+    if winners:
+        verdict.kind = "winning"
+        verdict.winning = max(winners, key=lambda t: (_sparsity(t), t.difference.mean))
+    if supers:
+        verdict.kind = "super"
+        verdict.best_super = max(supers, key=lambda t: (t.difference.mean, _sparsity(t)))
+        verdict.sparsest_super = max(supers, key=lambda t: (_sparsity(t), t.difference.mean))
+    return verdict
+
+
+def _compare_controls(tickets: list[TicketResult], metric: str, confidence: float) -> None:
+    goods = {(t.method, t.rewind, t.sparsity): t for t in tickets if t.control == "good" and t.seed_scores}
+    for control in (t for t in tickets if t.control != "good" and t.seed_scores):
+        good = goods.get((control.method, control.rewind, control.sparsity))
+        seeds = sorted(set(control.predictions) & set(good.predictions)) if good else []
+        if seeds:
+            control.versus_good = paired_difference(metric, np.array([control.predictions[s] for s in seeds]),
+                                                    np.array([good.predictions[s] for s in seeds]),
+                                                    np.array(control.labels), confidence)

@@ -1,4 +1,4 @@
-"""What a study shows a person: the trial table, the verdict line, the phase-transition plot, the summary."""
+"""What a study shows a person: the trial table, the verdict lines, the phase-transition plot, the summary."""
 
 from __future__ import annotations
 
@@ -11,88 +11,150 @@ import pandas as pd  # noqa: E402
 from search.analysis import TicketResult, Verdict  # noqa: E402
 
 
-def trial_table(tickets: list[TicketResult], seeds: tuple[int, ...]) -> pd.DataFrame:
-    """One row per trial, by method, control, rewinding point, then sparsity: requested and achieved sparsity
-    (fraction of the prunable weights masked), what was kept, dev score per seed and mean, epochs, status."""
+def _status(ticket: TicketResult) -> str:
+    if ticket.status == "FINISHED":
+        return "FINISHED"
+    reason = ticket.status_reason or ""
+    return f"{ticket.status} ({reason.split(':')[0]})" if reason else ticket.status
+
+
+def trial_table(tickets: list[TicketResult]) -> pd.DataFrame:
+    """One row per trial, by method, control, rewinding point, then sparsity: requested and achieved sparsity,
+    what was kept, seeds run of planned, mean dev score, the paired difference from the dense model (a control:
+    from its good ticket) in points with its interval, and the status (with the reason a trial stopped early)."""
     rows = []
     for t in sorted(tickets, key=lambda t: (t.method, t.control, t.rewind, t.sparsity, t.trial_id)):
-        row = {"trial": t.trial_id, "method": t.method, "control": t.control, "rewind": t.rewind,
-               "sparsity": t.sparsity,
-               "achieved": "-" if t.achieved_sparsity is None else f"{t.achieved_sparsity:.3f}", "kept": t.kept}
-        for seed in seeds:
-            score = t.seed_scores.get(seed)
-            row[f"seed {seed}"] = "-" if score is None else f"{score:.4f}"
-        row["mean"] = "-" if t.dev_score is None else f"{t.dev_score:.4f}"
-        row["epochs"] = t.epochs
-        row["status"] = t.status
-        rows.append(row)
+        versus = t.versus_good if t.control != "good" else t.difference
+        rows.append({
+            "trial": t.trial_id, "method": t.method, "control": t.control, "rewind": t.rewind,
+            "sparsity": f"{t.sparsity:.2f}",
+            "achieved": "-" if t.achieved_sparsity is None else f"{t.achieved_sparsity:.3f}", "kept": t.kept,
+            "seeds": f"{len(t.seed_scores)}/{t.planned_seeds or '?'}",
+            "dev": "-" if t.dev_score is None else f"{t.dev_score:.4f}",
+            "vs": "-" if t.is_dense and t.control == "good" else ("dense" if t.control == "good" else "good"),
+            "difference [CI] (points)": "-" if versus is None or (t.is_dense and t.control == "good")
+            else versus.points(),
+            "status": _status(t)})
     return pd.DataFrame(rows)
 
 
-def verdict_line(verdict: Verdict, metric: str) -> str:
-    """One line naming the super ticket (or the winning ticket, or why there is neither)."""
-    dense = verdict.dense
-    if dense is None:
-        return "No super ticket: the dense baseline did not finish, so there is nothing to compare with."
-    base = f"dense {metric} {dense.dev_score:.4f} ± {dense.dev_std:.4f}"
-    if verdict.super_ticket is not None:
-        t = verdict.super_ticket
-        return (f"Super ticket: {t.method} ({t.control}) at sparsity {t.sparsity:.2f} ({t.kept} kept), dev "
-                f"{metric} {t.dev_score:.4f} vs {base} (+{t.dev_score - dense.dev_score:.4f}); MLflow run {t.run_id}")
-    if verdict.winning_ticket is not None:
-        t = verdict.winning_ticket
-        return (f"No ticket beats the dense model ({base}). Sparsest winning ticket: {t.method} ({t.control}) at "
-                f"sparsity {t.sparsity:.2f} ({t.kept} kept), dev {metric} {t.dev_score:.4f}; MLflow run {t.run_id}")
-    return f"No ticket beats or matches the dense model ({base})."
+def _name(ticket: TicketResult) -> str:
+    rewind = "" if ticket.rewind == "pretrained" else f", rewind {ticket.rewind}"
+    return f"{ticket.method} at sparsity {ticket.sparsity:.2f} ({ticket.kept} kept{rewind})"
+
+
+def _about(ticket: TicketResult, verdict: Verdict, metric: str) -> str:
+    d = ticket.difference
+    return (f"{_name(ticket)}: {d.points()} vs the dense model (dev {metric} {ticket.dev_score:.4f} vs "
+            f"{_dense_mean(ticket):.4f}; {d.basis()}); MLflow run {ticket.run_id}")
+
+
+def _dense_mean(ticket: TicketResult) -> float:
+    return sum(ticket.dense_scores.values()) / len(ticket.dense_scores)
+
+
+def verdict_lines(verdict: Verdict, metric: str) -> list[str]:
+    """The verdict as lines a person reads: each names a ticket (or why none is named) with its difference in
+    points, the interval, and the seeds and dev examples behind it."""
+    dense, tol = verdict.dense, f"{100 * verdict.tolerance:g} point{'s' if verdict.tolerance != 0.01 else ''}"
+    if verdict.kind == "no_dense":
+        return ["No verdict: the dense model's trial did not finish, so there is nothing to compare tickets with."]
+    if verdict.kind == "dense_failed":
+        why = dense.status_reason or "failed"
+        return [f"No verdict: the dense model's trial {why} (see its MLflow run {dense.run_id}); no ticket can be "
+                "compared with it. Lower --learning-rate or check the settings."]
+    if verdict.kind == "dense_not_learned":
+        v = verdict.dense_vs_baseline
+        return [f"The dense model did not learn this task under these settings: dev {metric} {dense.dev_score:.4f} vs "
+                f"{verdict.baseline_score:.4f} for a constant prediction (the majority class), {v.points()} "
+                f"({v.basis()}). No ticket is named; train longer or on more data (--epochs, "
+                f"--max-train-examples, --learning-rate)."]
+    lines = []
+    if verdict.kind == "super":
+        lines.append(f"Super ticket: {_about(verdict.best_super, verdict, metric)}")
+        if verdict.sparsest_super is not verdict.best_super:
+            lines.append(f"Sparsest super ticket: {_about(verdict.sparsest_super, verdict, metric)}")
+    if verdict.winning is not None and verdict.winning not in (verdict.best_super, verdict.sparsest_super):
+        lines.append(f"Sparsest winning ticket (no worse than dense by more than {tol}): "
+                     f"{_about(verdict.winning, verdict, metric)}")
+    elif verdict.winning is not None and verdict.kind == "super":
+        lines.append(f"It is also the sparsest winning ticket (no worse than dense by more than {tol}).")
+    if verdict.kind == "winning":
+        lines.insert(0, "No ticket is shown better than the dense model (no interval lies above 0).")
+    if verdict.kind == "none":
+        best = verdict.best
+        text = (f"No ticket is distinguishable from the dense model: none is shown better, and none shown no worse "
+                f"than it by more than {tol}.")
+        lines.append(text + (f" Best difference: {_about(best, verdict, metric)}" if best else " No ticket finished."))
+    return lines
 
 
 def _x(ticket: TicketResult) -> float:
     """Percent of the prunable encoder weights masked (structured: the weights the pruned units disable)."""
-    return 100 * (ticket.achieved_sparsity if ticket.achieved_sparsity is not None else ticket.head_sparsity)
+    value = ticket.achieved_sparsity if ticket.achieved_sparsity is not None else ticket.head_sparsity
+    return 100 * (value if value is not None else ticket.sparsity)
 
 
 def phase_transition_plot(tickets: list[TicketResult], verdict: Verdict, metric: str, title: str):
-    """Dev score against achieved sparsity (% of prunable weights masked), dense baseline as a line, super ticket
-    marked.
+    """Paired difference from the dense model (points) against achieved sparsity (% of prunable weights masked).
 
-    Each (method, control, rewinding point) is its own curve; per-seed scores are drawn faintly behind the
-    means. Returns the matplotlib figure.
+    Each (method, control, rewinding point) is its own curve; each point carries its confidence interval as an
+    error bar (over seeds and dev examples). Trials a scheduler stopped early are drawn hollow at their partial
+    difference. The zero line is the dense model, the dotted line the winning tolerance; the super and winning
+    tickets are marked only when the verdict names them. Returns the matplotlib figure.
     """
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    done = [t for t in tickets if t.dev_score is not None]
-    curves = sorted({(t.method, t.control, t.rewind) for t in done if not t.is_dense})
-    for method, control, rewind in curves:
-        points = sorted((t for t in done if (t.method, t.control, t.rewind) == (method, control, rewind)
-                         and t.status == "FINISHED" and not t.is_dense), key=_x)
-        if verdict.dense is not None:
-            points = [verdict.dense, *points]  # every curve starts at the dense model
-        ax.plot([_x(t) for t in points], [t.dev_score for t in points], "o-",
-                label=f"{method}, {control} ticket, rewind={rewind}")
-        for t in points:
-            ax.scatter([_x(t)] * len(t.seed_scores), list(t.seed_scores.values()), color="grey", alpha=0.35, s=12)
-    killed = [t for t in done if t.status == "KILLED"]
-    if killed:
-        ax.scatter([_x(t) for t in killed], [t.dev_score for t in killed], marker="x",
-                   color="tab:red", label="stopped early by ASHA (truncated)")
-    if verdict.dense is not None:
-        ax.axhline(verdict.dense.dev_score, color="black", linestyle="--", label="dense baseline")
-    if verdict.super_ticket is not None:
-        t = verdict.super_ticket
-        ax.scatter([_x(t)], [t.dev_score], marker="*", s=260, color="gold", edgecolor="black",
-                   zorder=5, label=f"super ticket ({t.method}, {_x(t):.0f}% of weights masked)")
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    shown = [t for t in tickets if t.difference is not None and not t.is_dense]
+    for curve in sorted({t.curve for t in shown}):
+        method, control, rewind = curve
+        finished = sorted((t for t in shown if t.curve == curve and t.complete), key=_x)
+        label = f"{method}, {control} ticket" + ("" if rewind == "pretrained" else f", rewind {rewind}")
+        points = [(0.0, 0.0, 0.0, 0.0)] + [(_x(t), 100 * t.difference.mean, 100 * (t.difference.mean - t.difference.low),
+                                            100 * (t.difference.high - t.difference.mean)) for t in finished]
+        xs, ys, lo, hi = zip(*points)
+        line = ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o-", capsize=3, label=f"{label} (all seeds)")
+        stopped = [t for t in shown if t.curve == curve and not t.complete]
+        if stopped:
+            ax.errorbar([_x(t) for t in stopped], [100 * t.difference.mean for t in stopped],
+                        yerr=[[100 * (t.difference.mean - t.difference.low) for t in stopped],
+                              [100 * (t.difference.high - t.difference.mean) for t in stopped]],
+                        fmt="o", mfc="none", capsize=2, alpha=0.6, color=line[0].get_color(),
+                        label=f"{label}, stopped early (fewer seeds)")
+    ax.axhline(0.0, color="black", linestyle="--", linewidth=1, label="dense model")
+    if verdict.dense is not None and verdict.kind in ("super", "winning", "none"):
+        ax.axhline(-100 * verdict.tolerance, color="grey", linestyle=":", linewidth=1,
+                   label=f"winning tolerance (-{100 * verdict.tolerance:g} points)")
+    marks = {"best_super": ("*", "gold", "super ticket"), "sparsest_super": ("*", "orange", "sparsest super ticket"),
+             "winning": ("D", "tab:green", "sparsest winning ticket")}
+    for role, ticket in verdict.named.items():
+        if role == "sparsest_super" and ticket is verdict.best_super:
+            continue
+        marker, color, text = marks[role]
+        ax.scatter([_x(ticket)], [100 * ticket.difference.mean], marker=marker, s=240 if marker == "*" else 90,
+                   color=color, edgecolor="black", zorder=5, label=f"{text} ({_x(ticket):.0f}% masked)")
+    if verdict.kind in ("dense_not_learned", "dense_failed", "no_dense"):
+        ax.text(0.5, 0.5, "no verdict: " + verdict.kind.replace("_", " "), transform=ax.transAxes, ha="center",
+                color="tab:red")
+    basis = verdict.dense.difference.basis() if verdict.dense is not None and verdict.dense.difference else ""
     ax.set_xlabel("sparsity achieved: % of prunable encoder weights masked (Q, K, V, attention output, FFN)")
-    ax.set_ylabel(f"dev {metric}")
-    ax.set_title(title)
+    ax.set_ylabel(f"ticket - dense, dev {metric} (points)")
+    ax.set_title(title + (f"\n{basis}" if basis else ""), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def summary(tickets: list[TicketResult], verdict: Verdict, settings: dict) -> dict:
+def summary(tickets: list[TicketResult], verdict: Verdict, lines: list[str], settings: dict) -> dict:
     """The JSON summary logged on the parent run and saved beside the study."""
     def pick(t):
         return None if t is None else t.to_dict()
 
-    return {"settings": settings, "dense": pick(verdict.dense), "super_ticket": pick(verdict.super_ticket),
-            "winning_ticket": pick(verdict.winning_ticket), "trials": [t.to_dict() for t in tickets]}
+    return {"settings": settings, "verdict": {"kind": verdict.kind, "lines": lines,
+                                              "confidence": verdict.confidence, "tolerance": verdict.tolerance,
+                                              "baseline_score": verdict.baseline_score},
+            "dense": pick(verdict.dense), **{role: pick(t) for role, t in
+                                              (("best_super", verdict.best_super),
+                                               ("sparsest_super", verdict.sparsest_super),
+                                               ("winning", verdict.winning), ("best", verdict.best))},
+            "trials": [t.to_dict() for t in tickets]}
