@@ -1,9 +1,11 @@
 """``python -m search.compare``: put finished studies side by side (one table, one plot, one JSON).
 
 Studies of different methods or controls on the same task (and the same dense fine-tune) each end with a
-``summary.json``; this reads them, fetches every trial's dev metrics from the MLflow run it was logged to,
-and writes a table in the layout of Prasanna et al.'s (dense; each method's good/random/bad tickets;
-sparsities), a phase-transition plot with a curve per (method, control, rewinding point), and the numbers.
+``summary.json``; this reads them, fetches every trial's dev metrics and per-example predictions from the
+MLflow run it was logged to, and writes a table in the layout of Prasanna et al.'s (dense; each method's
+good/random/bad tickets; sparsities) with each ticket's paired difference from the dense model, one verdict
+over all of them (``search.analysis.decide``), a phase-transition plot with a curve per (method, control,
+rewinding point), and the numbers.
 
 Exit codes: 0 written, 2 bad input (a study that is missing or unfinished).
 """
@@ -17,9 +19,9 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from search.analysis import TicketResult, find_super_ticket
+from search.analysis import TicketResult, decide
 from search.errors import UsageError
-from search.report import phase_transition_plot, verdict_line
+from search.report import phase_transition_plot, verdict_lines
 from search.study import STATE_FILE
 from trainables.metrics import METRICS
 from trainables.model import load_config
@@ -41,14 +43,30 @@ def load_study(storage: Path, name: str) -> tuple[dict, list[TicketResult], dict
     summary = json.loads((folder / "summary.json").read_text())
     client = MlflowClient(state["tracking_uri"])
     tickets, metrics = [], {}
+    computed = ("dev_score", "dev_std", "difference", "versus_good")
     for trial in summary["trials"]:
-        ticket = TicketResult(**trial)
+        ticket = TicketResult(**{k: v for k, v in trial.items() if k not in computed})
+        ticket.seed_scores = {int(k): v for k, v in ticket.seed_scores.items()}
+        ticket.dense_scores = {int(k): v for k, v in ticket.dense_scores.items()}
         tickets.append(ticket)
         if ticket.run_id:
             metrics[ticket.run_id] = client.get_run(ticket.run_id).data.metrics
             if ticket.achieved_sparsity is None and ticket.heads_kept is not None:
                 ticket.achieved_sparsity = _structured_achieved(client, ticket.run_id, summary["settings"]["model"])
+            _load_predictions(client, ticket)
     return summary["settings"], tickets, metrics
+
+
+def _load_predictions(client: MlflowClient, ticket: TicketResult) -> None:
+    """Fill the ticket's per-example predictions from its run's ``predictions.json`` (when it has one)."""
+    if "predictions.json" not in [a.path for a in client.list_artifacts(ticket.run_id)]:
+        return
+    with open(client.download_artifacts(ticket.run_id, "predictions.json")) as file:
+        data = json.load(file)
+    ticket.labels = data["labels"]
+    for seed in data["seeds"]:
+        ticket.predictions[seed["seed"]] = seed["predictions"]
+        ticket.dense_predictions[seed["seed"]] = seed["dense_predictions"]
 
 
 def _structured_achieved(client: MlflowClient, run_id: str, model: str) -> float:
@@ -56,6 +74,12 @@ def _structured_achieved(client: MlflowClient, run_id: str, model: str) -> float
     with open(client.download_artifacts(run_id, "mask.json")) as file:
         first = next(iter(json.load(file).values()))
     return StructuredMask.from_dict(first).with_sizes(load_config(model)).achieved_sparsity
+
+
+def _mean_over_seeds(metrics: dict, name: str) -> float | None:
+    """The mean over seeds of a run's last ``<name>_seed<k>`` metrics."""
+    values = [v for k, v in metrics.items() if k.startswith(f"{name}_seed")]
+    return sum(values) / len(values) if values else None
 
 
 def _cell(value) -> str:
@@ -99,12 +123,16 @@ def compare(storage: Path, names: list[str], out: Path, title: str | None = None
         rows.append({"ticket": "dense" if ticket.is_dense else f"{ticket.method} {ticket.control}",
                      "rewind": ticket.rewind, "sparsity": ticket.sparsity,
                      "achieved sparsity": ticket.achieved_sparsity, "kept": ticket.kept,
-                     **{f"dev {m}": values.get(m) for m in extra},
+                     **{f"dev {m}": _mean_over_seeds(values, m) for m in extra},
                      "seeds": len(ticket.seed_scores), "status": ticket.status, "study": name})
-    verdict = find_super_ticket(tickets)
+    first = studies[0][1]
+    verdict = decide(tickets, task.name, first.get("confidence", 0.95), first.get("match_tolerance", 0.01))
+    for row, ticket in zip(rows, tickets):
+        versus = ticket.versus_good if ticket.control != "good" else ticket.difference
+        row["difference [CI] (points)"] = None if versus is None or ticket.is_dense else versus.points()
     table = comparison_table(rows)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "comparison.md").write_text(table + "\n\n" + verdict_line(verdict, task.primary_metric) + "\n")
+    (out / "comparison.md").write_text(table + "\n\n" + "\n".join(verdict_lines(verdict, task.primary_metric)) + "\n")
     (out / "comparison.json").write_text(json.dumps({"studies": names, "rows": rows,
                                                      "settings": {n: s for n, s, _, _ in studies}}, indent=2))
     figure = phase_transition_plot(tickets, verdict, task.primary_metric,

@@ -20,11 +20,14 @@ DESCRIPTION = f"""\
 Find winning and super tickets of a pre-trained BERT-family encoder on a GLUE task.
 
 A study fine-tunes the dense model once per seed (cached under --storage-path/cache and reused by every
-trial and later study with the same settings), then lets Optuna (TPE, through Ray Tune) choose the
-sparsities (and, when several are allowed, the methods, controls and rewinding points) to try. Each trial
-prunes a ticket with its method, rewinds it and fine-tunes it; ASHA stops hopeless trials early. Everything
-goes to MLflow; the study ends with a table of the trials and a line naming the super ticket (the ticket
-that beats the dense model by the most).
+trial and later study with the same settings), then searches the sparsity grid through Ray Tune and Optuna.
+Each trial prunes a ticket with its method, rewinds it and fine-tunes it, one seed after another; every seed
+is compared with the dense model of the same seed on the same dev examples. With several seeds, seed racing
+stops a ticket as soon as its interval shows it cannot be named. Everything goes to MLflow; the study ends
+with a table and a verdict that names super tickets (interval of ticket - dense above 0) and the sparsest
+winning ticket (no worse than dense by more than --match-tolerance) only when the data support it, each with
+its difference in points, its confidence interval and the seeds and dev examples behind it. A dense model
+that does not beat the majority class names no ticket at all.
 
 Model and data, when no flag says: $SUPERTICKETS_MODEL / $GLUE_DIR, then ./{CONFIG_FILE}, then the
 papers' bert-base-uncased and nyu-mll/glue from the hub.
@@ -87,8 +90,10 @@ def parser() -> argparse.ArgumentParser:
     budget.add_argument("--budget", choices=list(BUDGETS), default="paper",
                         help="smoke: a train subset, short sequences, 4 trials, for 2 CPU cores; paper (default): "
                              "full data, Adamax lr 5e-5, batch 32, 6 epochs (3 on large tasks), 5 seeds, 16 trials")
-    budget.add_argument("--num-trials", type=int, help="trials in the study, the dense one included")
-    budget.add_argument("--seeds", type=int, help="seeds per trial; the dev score is their mean")
+    budget.add_argument("--num-trials", type=int, help="at most this many trials, the dense one included (the "
+                                                       "verdict search usually stops sooner)")
+    budget.add_argument("--seeds", type=int, help="seeds per trial, run one after another; each is paired with the "
+                                                  "dense model of the same seed")
     budget.add_argument("--epochs", type=int, help="fine-tuning epochs of the dense model and of each ticket")
     budget.add_argument("--learning-rate", type=float, help="peak learning rate")
     budget.add_argument("--batch-size", type=int, help="examples per step")
@@ -96,7 +101,23 @@ def parser() -> argparse.ArgumentParser:
     budget.add_argument("--max-seq-length", type=int, help="tokens per example")
     budget.add_argument("--max-train-examples", type=int, help="train on a seeded subset of this size (0: all)")
     budget.add_argument("--max-dev-examples", type=int, help="evaluate on the first N dev examples (0: all)")
-    budget.add_argument("--grace-period", type=int, help="epochs before ASHA may stop a trial")
+    budget.add_argument("--grace-period", type=int, help="reports (epochs of the first seed) before ASHA may stop a "
+                                                         "trial (with --scheduler asha)")
+
+    decide = p.add_argument_group("how the search decides")
+    decide.add_argument("--search", choices=("verdict", "tpe", "random", "grid"), default="verdict",
+                        help="verdict (default): bisect for the sparsest winning ticket, then check super tickets' "
+                             "neighbours and run controls, and stop once the verdict is settled; tpe / random: "
+                             "Optuna's TPE or random sampler for --num-trials trials; grid: every grid point")
+    decide.add_argument("--scheduler", choices=("race", "asha", "none"),
+                        help="race (default with several seeds): stop a ticket between seeds once its interval "
+                             "shows it cannot be named; asha: ASHA on the reports (epochs); none (default with one "
+                             "seed): every trial runs every seed and epoch")
+    decide.add_argument("--confidence", type=float, default=0.95,
+                        help="confidence level of every interval, a fraction (default 0.95)")
+    decide.add_argument("--match-tolerance", type=float, default=0.01,
+                        help="a winning ticket is shown no worse than dense by more than this, in dev-score units "
+                             "(default 0.01 = 1 point): its interval's lower bound is at least -tolerance")
 
     run = p.add_argument_group("where it runs and where results go")
     run.add_argument("--concurrent-trials", type=int, help="trials at once (default: as many as resources allow)")
@@ -104,7 +125,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--gpus-per-trial", type=float,
                      help="GPUs per trial, fractions allowed (0.25 packs 4 trials on a GPU); default 1 if CUDA is "
                           "visible, else 0")
-    run.add_argument("--search-seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
+    run.add_argument("--search-seed", type=int, default=0, help="seed of the Optuna sampler (default 0)")
     run.add_argument("--storage-path", default="supertickets_results",
                      help="where studies and the dense-model cache are stored; shared storage on a cluster "
                           "(default ./supertickets_results)")
@@ -112,8 +133,6 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="resume the interrupted study --study-name")
     run.add_argument("--mlflow-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else "
                                           "sqlite:///<cwd>/mlflow.db)")
-    run.add_argument("--match-tolerance", type=float, default=0.0,
-                     help="slack below the dense score (minus its seed std) that still counts as matching")
     return p
 
 

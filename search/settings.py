@@ -53,6 +53,9 @@ class StudySettings:
     study_name: str
     mlflow_uri: str | None
     match_tolerance: float
+    confidence: float = 0.95
+    scheduler: str = "race"
+    search: str = "verdict"
     resume: bool = False
     options: dict = field(default_factory=dict)
 
@@ -158,6 +161,12 @@ def build_settings(args) -> StudySettings:
     for flag, value in counts.items():
         if value < 1:
             raise UsageError(f"{flag} {value} must be at least 1")
+    if not 0.5 <= args.confidence < 1:
+        raise UsageError(f"--confidence {args.confidence} must be a fraction in [0.5, 1), e.g. 0.95 (not percent)")
+    if not 0 <= args.match_tolerance < 1:
+        raise UsageError(f"--match-tolerance {args.match_tolerance} must be a fraction in [0, 1) of the dev score, "
+                         "e.g. 0.01 for 1 point (not percent)")
+    scheduler = args.scheduler or ("race" if counts["--seeds"] > 1 else "none")
 
     model = resolve_model(args.model)
     glue = resolve_glue_dir(args.glue_dir)
@@ -186,7 +195,7 @@ def build_settings(args) -> StudySettings:
         gpus_per_trial=args.gpus_per_trial if args.gpus_per_trial is not None else _default_gpus(),
         search_seed=args.search_seed, storage_path=str(Path(args.storage_path).expanduser().resolve()),
         study_name=name, mlflow_uri=args.mlflow_uri, match_tolerance=args.match_tolerance,
-        resume=args.resume, options=options)
+        confidence=args.confidence, scheduler=scheduler, search=args.search, resume=args.resume, options=options)
 
 
 def _split(value: str) -> tuple[str, ...]:

@@ -10,21 +10,22 @@ import json
 import os
 from dataclasses import dataclass
 
-import optuna
 import ray
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-from search.analysis import TicketResult, Verdict, find_super_ticket, ticket_from_result
-from search.optuna_search import PruningAwareOptunaSearch
-from search.report import phase_transition_plot, summary, trial_table, verdict_line
+from search.analysis import TicketResult, Verdict, decide, ticket_from_report
+from search.racing import SeedRacingScheduler
+from search.report import phase_transition_plot, summary, trial_table, verdict_lines
+from search.searcher import TicketSearch
 from search.settings import StudySettings
-from search.tracking import MlflowTrialCallback, experiment_id, log_params, resolve_tracking_uri
+from search.tracking import REASON_TAG, MlflowTrialCallback, experiment_id, log_params, resolve_tracking_uri
 from spaces.search_space import TicketSpace
 from trainables.cache import prepare_dense
 from trainables.data import HUB_DATASET
+from trainables.report import TrialReport
 from trainables.tasks import get_task
 from trainables.trial import TrialContext, tune_trainable
 
@@ -69,9 +70,12 @@ def _prepare_dense(settings: StudySettings, context: TrialContext, say) -> list[
     done = ray.get([task.remote(context.dense_spec(seed), context.cache_dir, settings.rewind_steps)
                     for seed in settings.seeds])
     for item in done:
+        if item["diverged"]:
+            say(f"dense fine-tune seed {item['seed']} (key {item['key']}) DIVERGED: {item['diverged']}")
+            continue
         state = "reused from cache" if item["reused"] else "computed"
-        say(f"dense fine-tune seed {item['seed']} (key {item['key']}): {state}; final dev score "
-            f"{item['history'][-1]['dev_score']:.4f}")
+        say(f"dense fine-tune seed {item['seed']} (key {item['key']}): {state}; final train loss "
+            f"{item['train_loss']:.4f}, dev score {item['dev_score']:.4f}")
     return done
 
 
@@ -100,8 +104,8 @@ def _interrupted(results, client: MlflowClient, experiment: str, parent_run_id: 
     return any(run.info.status == "RUNNING" for run in _child_runs(client, experiment, parent_run_id).values())
 
 
-def _tickets(results, client: MlflowClient, experiment: str, parent_run_id: str,
-             settings: StudySettings) -> list[TicketResult]:
+def _tickets(results, client: MlflowClient, experiment: str, parent_run_id: str) -> list[TicketResult]:
+    """Every started trial as a ``TicketResult``: its last report from Tune, its status and reason from MLflow."""
     children = _child_runs(client, experiment, parent_run_id)
     tickets = []
     for result in results:
@@ -110,9 +114,9 @@ def _tickets(results, client: MlflowClient, experiment: str, parent_run_id: str,
         trial_id = result.metrics.get("trial_id") or os.path.basename(result.path)
         run = children.get(trial_id)
         status = run.info.status if run else ("FAILED" if result.error else "FINISHED")
-        last = result.metrics if result.metrics and "dev_score" in result.metrics else None
-        tickets.append(ticket_from_result(trial_id, run.info.run_id if run else None, result.config, last, status,
-                                          settings.seeds))
+        reason = run.data.tags.get(REASON_TAG) if run else None
+        tickets.append(ticket_from_report(trial_id, run.info.run_id if run else None, result.config,
+                                          TrialReport.from_tune(result.metrics), status, reason))
     return tickets
 
 
@@ -134,17 +138,26 @@ def _parent_run(settings: StudySettings, client: MlflowClient, tracking_uri: str
     return parent_run_id
 
 
-def _new_tuner(settings: StudySettings, trainable, space, callback: MlflowTrialCallback) -> tune.Tuner:
-    """TPE (seeded) through ``OptunaSearch``, the dense point first, ASHA on the per-epoch dev score."""
-    searcher = PruningAwareOptunaSearch(space, metric="dev_score", mode="max",
-                                        sampler=optuna.samplers.TPESampler(seed=settings.search_seed),
-                                        points_to_evaluate=[space.dense_point()])
-    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=settings.finetune.epochs,
-                              grace_period=settings.grace_period, reduction_factor=2)
+def _scheduler(settings: StudySettings, stop_reasons: dict):
+    """Seed racing (``race``), ASHA on reports (``asha``) or none (``none``)."""
+    if settings.scheduler == "race":
+        return SeedRacingScheduler(get_task(settings.task).primary_metric, settings.confidence,
+                                   settings.match_tolerance, stop_reasons)
+    if settings.scheduler == "asha":
+        return ASHAScheduler(time_attr="training_iteration", max_t=len(settings.seeds) * settings.finetune.epochs,
+                             grace_period=settings.grace_period, reduction_factor=2)
+    return FIFOScheduler()
+
+
+def _new_tuner(settings: StudySettings, trainable, space, callback: MlflowTrialCallback, stop_reasons: dict):
+    """The study's searcher (``--search``) and scheduler (``--scheduler``) around the trainable."""
+    searcher = TicketSearch(space, settings.search, settings.search_seed, get_task(settings.task).primary_metric,
+                            settings.confidence, settings.match_tolerance)
     return tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(metric="dev_score", mode="max", search_alg=searcher, scheduler=scheduler,
-                                    num_samples=settings.num_trials, max_concurrent_trials=settings.concurrent_trials),
+        tune_config=tune.TuneConfig(metric="dev_score", mode="max", search_alg=searcher,
+                                    scheduler=_scheduler(settings, stop_reasons), num_samples=settings.num_trials,
+                                    max_concurrent_trials=settings.concurrent_trials),
         run_config=tune.RunConfig(name=settings.study_name, storage_path=settings.storage_path, callbacks=[callback],
                                   verbose=1, failure_config=tune.FailureConfig(max_failures=0)))
 
@@ -186,9 +199,10 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
         context = _context(settings)
         _prepare_dense(settings, context, say)
         space = TicketSpace(settings.sparsity, settings.method, settings.control, settings.rewind, settings.options)
+        stop_reasons: dict = {}  # the racing scheduler's decisions, recorded by the callback
         callback = MlflowTrialCallback(tracking_uri, experiment, parent_run_id,
                                        {"task": task.name, "seeds": ",".join(map(str, settings.seeds)),
-                                        "model": settings.model})
+                                        "model": settings.model}, stop_reasons)
         trainable = tune.with_resources(tune.with_parameters(tune_trainable, context=context),
                                         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
         path = str(settings.study_dir)
@@ -196,13 +210,13 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
             say(f"resuming the interrupted study in {path}")
             tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
         else:
-            tuner = _new_tuner(settings, trainable, space, callback)
+            tuner = _new_tuner(settings, trainable, space, callback, stop_reasons)
         results = tuner.fit()
         if _interrupted(results, client, experiment, parent_run_id):
             # Ctrl-C (or SIGUSR1): Tune saved its state and returned early instead of raising.
             _close_interrupted(client, experiment, parent_run_id)
             raise KeyboardInterrupt
-        tickets = _tickets(results, client, experiment, parent_run_id, settings)
+        tickets = _tickets(results, client, experiment, parent_run_id)
         outcome = _report(settings, tickets, client, parent_run_id, tracking_uri)
         status = RunStatus.to_string(RunStatus.FINISHED)
         return outcome
@@ -216,29 +230,30 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
 
 
 def _report(settings: StudySettings, tickets, client: MlflowClient, parent_run_id: str, uri: str) -> StudyOutcome:
+    """Decide, then show and record: table, verdict lines, plot and summary on the parent run and beside the study;
+    the verdict's kind and named tickets as tags."""
     task = get_task(settings.task)
-    verdict = find_super_ticket(tickets, settings.match_tolerance)
-    table = trial_table(tickets, settings.seeds).to_string(index=False)
-    line = verdict_line(verdict, task.primary_metric)
+    verdict = decide(tickets, task.name, settings.confidence, settings.match_tolerance)
+    table = trial_table(tickets).to_string(index=False)
+    lines = verdict_lines(verdict, task.primary_metric)
     figure = phase_transition_plot(tickets, verdict, task.primary_metric,
                                    f"{task.name.upper()}: {', '.join(settings.method)} tickets, "
                                    f"{os.path.basename(settings.model)}")
-    data = summary(tickets, verdict, settings.params())
-    data["verdict"] = line
+    data = summary(tickets, verdict, lines, settings.params())
     client.log_figure(parent_run_id, figure, "phase_transition.png")
     client.log_dict(parent_run_id, data, "summary.json")
-    client.log_text(parent_run_id, table + "\n", "trials.txt")
+    client.log_text(parent_run_id, table + "\n\n" + "\n".join(lines) + "\n", "trials.txt")
     figure.savefig(settings.study_dir / "phase_transition.png", dpi=120)
     (settings.study_dir / "summary.json").write_text(json.dumps(data, indent=2))
-    tags = {"super_ticket": "yes" if verdict.super_ticket else "none"}
-    if verdict.dense is not None:
+    tags = {"verdict": verdict.kind, "verdict.line": lines[0][:5000],
+            "super_ticket": "yes" if verdict.best_super else "none"}
+    if verdict.dense is not None and verdict.dense.dev_score is not None:
         tags["dense.dev_score"] = f"{verdict.dense.dev_score:.4f}"
         client.log_metric(parent_run_id, "dense_dev_score", verdict.dense.dev_score)
-    for name, ticket in (("super_ticket", verdict.super_ticket), ("winning_ticket", verdict.winning_ticket)):
-        if ticket is not None:
-            tags.update({f"{name}.sparsity": f"{ticket.sparsity:.2f}", f"{name}.run_id": ticket.run_id or "",
-                         f"{name}.dev_score": f"{ticket.dev_score:.4f}"})
-            client.log_metric(parent_run_id, f"{name}_dev_score", ticket.dev_score)
+    for role, ticket in verdict.named.items():
+        tags.update({f"{role}.sparsity": f"{ticket.sparsity:.2f}", f"{role}.run_id": ticket.run_id or "",
+                     f"{role}.difference": ticket.difference.points()})
+        client.log_metric(parent_run_id, f"{role}_difference", ticket.difference.mean)
     for key, value in tags.items():
         client.set_tag(parent_run_id, key, value)
-    return StudyOutcome(tickets, verdict, parent_run_id, uri, table, line)
+    return StudyOutcome(tickets, verdict, parent_run_id, uri, table, "\n".join(lines))

@@ -7,6 +7,7 @@ too, and every child run ends with a status: FINISHED, KILLED (stopped early by 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -16,16 +17,17 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
-from search.optuna_search import stopped_early
 from spaces.sparsity import grid_value
-from trainables.metrics import METRICS
+from trainables.report import TrialReport
 
 EXPERIMENT_PREFIX = "supertickets"
+#: The tag that says why a run ended before finishing its seeds (``diverged``, the racing test, ``asha``).
+REASON_TAG = "supertickets.status_reason"
 #: Facts about a trial's ticket, logged as params with its first report when present (structured counts,
 #: unstructured counts, the achieved sparsity counted on the masked weights, IMP rounds, TAMT losses).
 TICKET_PARAMS = ("heads_kept", "ffn_kept", "total_heads", "total_ffn", "head_sparsity", "ffn_sparsity",
                  "weights_kept", "total_weights", "achieved_sparsity", "imp_rounds", "imp_levels",
-                 "tamt_first_loss", "tamt_last_loss", "tamt_reused", "replayed")
+                 "tamt_first_loss", "tamt_last_loss", "tamt_reused")
 
 
 def resolve_tracking_uri(flag: str | None) -> str:
@@ -53,16 +55,32 @@ def experiment_id(client: MlflowClient, task: str) -> str:
     return found.experiment_id if found else client.create_experiment(name)
 
 
-def trial_status(result: dict | None, errored: bool) -> str:
-    """FINISHED, KILLED (stopped before its planned epochs) or FAILED."""
-    if errored:
-        return RunStatus.to_string(RunStatus.FAILED)
-    return RunStatus.to_string(RunStatus.KILLED if stopped_early(result) else RunStatus.FINISHED)
+def trial_status(report: TrialReport | None, errored: bool, stop_reason: str | None = None) -> tuple[str, str | None]:
+    """The MLflow status of a trial that ended, and why it ended early (``None`` when it finished).
+
+    FAILED (an error, or the report's own reason such as ``diverged``), KILLED (a scheduler stopped it before
+    its last seed: the racing decision, else ``asha``) or FINISHED.
+    """
+    if errored or report is None or report.status_reason is not None:
+        return RunStatus.to_string(RunStatus.FAILED), (report.status_reason if report else None) or "error"
+    if not report.complete:
+        return RunStatus.to_string(RunStatus.KILLED), stop_reason or "asha: stopped early by the scheduler"
+    return RunStatus.to_string(RunStatus.FINISHED), None
 
 
-def _metrics(result: dict) -> dict[str, float]:
-    return {k: float(v) for k, v in result.items()
-            if (k.startswith("dev_score") or k in METRICS or k == "achieved_sparsity") and isinstance(v, (int, float))}
+def _metrics(report: TrialReport) -> list[tuple[str, float, int]]:
+    """``(key, value, step)`` of one report: the current seed's epoch (step = epoch), and when a seed has just
+    finished, the means over finished seeds (step = seeds finished)."""
+    seed, epoch, current = report.seed, report.epoch, report.current
+    rows = [(f"{name}_seed{seed}", value, epoch) for name, value in current.metrics.items()]
+    if current.train_loss is not None:
+        rows.append((f"train_loss_seed{seed}", current.train_loss, epoch))
+    if report.ends_seed:
+        done = len(report.finished)
+        rows += [("dev_score", report.mean_score, done), ("paired_difference", report.mean_difference, done)]
+    if "achieved_sparsity" in report.ticket.counts:
+        rows.append(("achieved_sparsity", report.ticket.counts["achieved_sparsity"], 0))
+    return [(k, float(v), step) for k, v, step in rows if v is not None and math.isfinite(v)]
 
 
 class MlflowTrialCallback(Callback):
@@ -73,14 +91,17 @@ class MlflowTrialCallback(Callback):
         experiment: experiment id.
         parent_run_id: the study's run.
         trial_params: parameters shared by every trial (task, method, seeds, ...), logged on each child.
+        stop_reasons: ``{trial_id: reason}`` filled by the seed-racing scheduler (shared with it).
 
     Attributes:
-        runs: ``{trial_id: {"run_id", "status", "result"}}`` of the trials this process has seen.
+        runs: ``{trial_id: {"run_id", "status", "report", "masks"}}`` of the trials this process has seen.
     """
 
-    def __init__(self, tracking_uri: str, experiment: str, parent_run_id: str, trial_params: dict):
+    def __init__(self, tracking_uri: str, experiment: str, parent_run_id: str, trial_params: dict,
+                 stop_reasons: dict | None = None):
         self.tracking_uri, self.experiment, self.parent_run_id = tracking_uri, experiment, parent_run_id
         self.trial_params = trial_params
+        self.stop_reasons = stop_reasons if stop_reasons is not None else {}
         self.runs: dict[str, dict] = {}
         self._client = None
 
@@ -108,35 +129,50 @@ class MlflowTrialCallback(Callback):
                   "control": config.get("control", "good"), "sparsity": grid_value(config["sparsity"]),
                   "rewind": config.get("rewind")}
         log_params(self.client, run.info.run_id, params)
-        self.runs[trial.trial_id] = {"run_id": run.info.run_id, "status": "RUNNING", "result": None}
+        self.runs[trial.trial_id] = {"run_id": run.info.run_id, "status": "RUNNING", "report": None, "masks": set()}
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        """Log one epoch's dev metrics (and the achieved sparsity) at ``step = epoch``; on the first report also
-        the ticket's counts as params and its mask as artifacts (``mask.json``, ``mask/<file per seed>``)."""
-        entry = self.runs[trial.trial_id]
+        """Log one seed-epoch (dev metrics and train loss per seed at ``step = epoch``; the mean dev score and
+        paired difference at ``step = seeds finished``); on the first report the ticket's counts as params; each
+        new seed's mask file under ``mask/``."""
+        entry, report = self.runs[trial.trial_id], TrialReport.from_tune(result)
+        if report is None:
+            return
         run_id = entry["run_id"]
-        if entry["result"] is None:  # the ticket is fixed for the trial: log it with its first report
-            log_params(self.client, run_id, {**{key: result[key] for key in TICKET_PARAMS if key in result},
-                                             "reused_dense_finetune": result.get("reused_dense", False)})
-            self.client.log_dict(run_id, json.loads(result["mask"]), "mask.json")
-            for path in json.loads(result.get("mask_files", "[]")):
-                if os.path.exists(path):  # on shared storage; a node-local path from another node is skipped
-                    self.client.log_artifact(run_id, path, "mask")
-        step, now = int(result.get("epoch", result.get("training_iteration", 0))), int(time.time() * 1000)
-        self.client.log_batch(run_id, metrics=[Metric(key, value, now, step) for key, value in _metrics(result).items()])
-        entry["result"] = result
+        if entry["report"] is None:  # the ticket is fixed for the trial: log it with its first report
+            counts = report.ticket.counts
+            log_params(self.client, run_id, {**{key: counts[key] for key in TICKET_PARAMS if key in counts},
+                                             "reused_dense_finetune": report.ticket.reused_dense,
+                                             "replayed": report.ticket.replayed})
+        for path in report.ticket.mask_files:
+            if path not in entry["masks"] and os.path.exists(path):  # node-local paths of other nodes: skipped
+                self.client.log_artifact(run_id, path, "mask")
+                entry["masks"].add(path)
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v, step in _metrics(report)])
+        entry["report"] = report
 
     def _end(self, trial, errored: bool):
         entry = self.runs.get(trial.trial_id)
         if entry is None or entry["status"] != "RUNNING":
             return
-        entry["status"] = trial_status(entry["result"], errored)
-        self.client.set_terminated(entry["run_id"], status=entry["status"])
+        report = entry["report"]
+        entry["status"], reason = trial_status(report, errored, self.stop_reasons.get(trial.trial_id))
+        run_id = entry["run_id"]
+        if reason:
+            self.client.set_tag(run_id, REASON_TAG, reason)
+        if report is not None:
+            self.client.log_dict(run_id, report.ticket.masks, "mask.json")
+            self.client.log_dict(run_id, {"labels": report.labels, "seeds": [
+                {"seed": s.seed, "predictions": s.predictions, "dense_predictions": s.dense_predictions,
+                 "dev_score": s.dev_score, "dense_score": s.dense_score, "train_losses": s.train_losses}
+                for s in report.finished]}, "predictions.json")
+        self.client.set_terminated(run_id, status=entry["status"])
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        """Close the run FINISHED, or KILLED when ASHA stopped it before its planned epochs."""
+        """Close the run FINISHED, or KILLED (with the reason) when a scheduler stopped it before its last seed."""
         self._end(trial, errored=False)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        """Close the run FAILED; the other trials go on."""
+        """Close the run FAILED (with the reason, e.g. ``diverged``); the other trials go on."""
         self._end(trial, errored=True)

@@ -38,24 +38,29 @@ class TicketSpace:
     def _searched(self) -> list[str]:
         return [name for name in CHOICES if len(getattr(self, name)) > 1]
 
+    def constants(self) -> dict:
+        """The part of every trial's configuration that is not searched: single-valued choices and options."""
+        constants = dict(self.options)
+        constants.update({name: getattr(self, name)[0] for name in CHOICES if len(getattr(self, name)) == 1})
+        return constants
+
     def __call__(self, trial) -> dict:
+        """Suggest the searched dimensions on the Optuna ``trial`` (categoricals first, so a sampler choosing the
+        sparsity sees them) and return the constant part of the configuration."""
+        for name in self._searched():
+            trial.suggest_categorical(name, list(getattr(self, name)))
         with warnings.catch_warnings():  # the dense point (0) may lie below --sparsity-min: that is intended
             warnings.filterwarnings("ignore", message="Fixed parameter sparsity")
             trial.suggest_float("sparsity", self.sparsity.low, self.sparsity.high, step=self.sparsity.step)
-        constants = dict(self.options)
-        for name in CHOICES:
-            values = getattr(self, name)
-            if len(values) > 1:
-                trial.suggest_categorical(name, list(values))
-            else:
-                constants[name] = values[0]
-        return constants
+        return self.constants()
 
     def grid_points(self) -> list[dict]:
-        """Every point of the searched grid (the dense point once), as the parameters Optuna sets."""
+        """Every point of the searched grid (the dense point once, first, as a good ticket), as the parameters
+        Optuna sets."""
         searched = self._searched()
         combos = [dict(zip(searched, values)) for values in itertools.product(*(getattr(self, n) for n in searched))]
-        points = [{"sparsity": 0.0, **combos[0]}]
+        dense = combos[0] if "control" not in searched else {**combos[0], "control": "good"}
+        points = [{"sparsity": 0.0, **dense}]
         points += [{"sparsity": s, **c} for c in combos for s in self.sparsity.values() if s != 0.0]
         return points
 

@@ -55,6 +55,11 @@ def _cases(model_dir, glue_dir, gpt2_dir):
         "step 0": (["--task", "rte", "--rewind", "pretrained,step:0", *ok], "unknown rewinding point 'step:0'"),
         "missing corpus": (["--task", "rte", "--method", "tamt", "--tamt-corpus", "/no/such/text", *ok],
                            "TAMT corpus /no/such/text not found"),
+        "confidence in percent": (["--task", "rte", "--confidence", "95", *ok], "--confidence 95.0 must be a fraction"),
+        "tolerance in points": (["--task", "rte", "--match-tolerance", "2", *ok],
+                                "--match-tolerance 2.0 must be a fraction in [0, 1)"),
+        "unknown scheduler": (["--task", "rte", "--scheduler", "hyperband", *ok], "invalid choice: 'hyperband'"),
+        "unknown search": (["--task", "rte", "--search", "bohb", *ok], "invalid choice: 'bohb'"),
         "MLM without a head": (["--task", "rte", "--method", "tamt", "--tamt-objective", "mlm", "--tamt-corpus",
                                 os.path.join(os.path.dirname(glue_dir), "wikitext-2"), *ok],
                                "has no masked-LM head"),
@@ -65,7 +70,9 @@ def _cases(model_dir, glue_dir, gpt2_dir):
                                   "sparsity above 1", "sparsity in percent", "negative sparsity", "inverted range",
                                   "missing GLUE dir", "missing model path", "not an encoder", "bad flag value",
                                   "zero seeds", "control a method lacks", "option of another method",
-                                  "IMP rate above 1", "step 0", "missing corpus", "MLM without a head"])
+                                  "IMP rate above 1", "step 0", "missing corpus", "MLM without a head",
+                                  "confidence in percent", "tolerance in points", "unknown scheduler",
+                                  "unknown search"])
 def test_bad_input_gets_one_line_and_exit_2(case, workdir, capsys, model_dir, glue_dir, gpt2_dir):
     argv, expected = _cases(model_dir, glue_dir, gpt2_dir)[case]
     assert main(argv) == 2

@@ -22,6 +22,7 @@ def studies(tmp_path_factory, model_dir, glue_dir):
     stamps = [p.stat().st_mtime_ns for p in dense_dirs]
     assert main([*common, "--num-trials", "4", "--study-name", "second", "--method", "magnitude", "--control",
                  "good,random,bad", "--sparsity-min", "0.5", "--sparsity-max", "0.5"]) == 0
+    assert main([*common, "--num-trials", "3", "--study-name", "diverged", "--learning-rate", "1e6"]) == 0
     return root, MlflowClient(uri), dense_dirs, stamps
 
 
@@ -38,13 +39,15 @@ def test_parent_and_child_runs_with_final_statuses(studies):
     parent, children = _runs(client, "first")
     assert parent.info.status == "FINISHED"
     assert len(children) == 3
-    assert all(c.info.status in ("FINISHED", "KILLED") for c in children)
+    assert all(c.info.status == "FINISHED" for c in children)  # one seed: no scheduler stops a trial
     for child in children:
         params = child.data.params
         assert {"task", "method", "sparsity", "rewind", "seeds", "heads_kept", "ffn_kept"} <= set(params)
-        history = client.get_metric_history(child.info.run_id, "dev_score")
-        expected_steps = [1, 2] if child.info.status == "FINISHED" else [1]
-        assert sorted(m.step for m in history) == expected_steps
+        for key in ("dev_score_seed0", "train_loss_seed0"):  # per epoch of the seed
+            assert sorted(m.step for m in client.get_metric_history(child.info.run_id, key)) == [1, 2]
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "dev_score")] == [1]  # per seed
+        predictions = json.loads(open(client.download_artifacts(child.info.run_id, "predictions.json")).read())
+        assert len(predictions["labels"]) == 64 and len(predictions["seeds"][0]["predictions"]) == 64
         mask = json.loads(open(client.download_artifacts(child.info.run_id, "mask.json")).read())
         assert sum(map(sum, mask["0"]["head"])) == int(params["heads_kept"])
     assert sorted(float(c.data.params["sparsity"]) for c in children)[0] == 0.0  # the dense point is evaluated
@@ -64,10 +67,15 @@ def test_summary_agrees_with_the_child_runs(studies):
     dense = summary["dense"]
     assert dense["heads_kept"] == 72 and dense["ffn_kept"] == 6
     assert parent.data.tags["dense.dev_score"] == f"{dense['dev_score']:.4f}"
-    for name in ("super_ticket", "winning_ticket"):
-        if summary[name] is not None:
-            assert parent.data.tags[f"{name}.run_id"] in by_run
-            assert summary[name]["dev_score"] >= dense["dev_score"] - dense["dev_std"]
+    verdict = summary["verdict"]
+    assert parent.data.tags["verdict"] == verdict["kind"] and verdict["lines"][0].startswith(
+        parent.data.tags["verdict.line"][:60])
+    for role in ("best_super", "sparsest_super", "winning"):
+        if summary[role] is not None:
+            assert parent.data.tags[f"{role}.run_id"] in by_run
+            assert summary[role]["difference"]["low"] >= -verdict["tolerance"]
+    if verdict["kind"] == "dense_not_learned":  # 64 training pairs: the guard speaks instead of naming tickets
+        assert "did not learn this task" in verdict["lines"][0] and summary["winning"] is None
     assert (root / "results" / "first" / "phase_transition.png").stat().st_size > 10_000
     assert "phase_transition.png" in [a.path for a in client.list_artifacts(parent.info.run_id)]
 
@@ -76,7 +84,7 @@ def test_second_study_reuses_the_dense_cache(studies):
     root, client, dense_dirs, stamps = studies
     assert len(dense_dirs) == 1  # one seed, one key, one dense fine-tune for every trial of the first study
     assert [p.stat().st_mtime_ns for p in dense_dirs] == stamps
-    assert len(list((root / "results" / "cache" / "dense").glob("*/record.json"))) == 1
+    assert len(list((root / "results" / "cache" / "dense").glob("*/record.json"))) == 2  # + the diverged study's
     parent, children = _runs(client, "second")
     dense = [c for c in children if float(c.data.params["sparsity"]) == 0.0]
     assert len(dense) == 1 and dense[0].data.params["reused_dense_finetune"] == "True"
@@ -88,7 +96,7 @@ def test_a_study_compares_magnitude_controls_with_exact_counts_and_mask_files(st
     root, client, _, _ = studies
     parent, children = _runs(client, "second")
     pruned = {c.data.params["control"]: c for c in children if float(c.data.params["sparsity"]) == 0.5}
-    assert set(pruned) == {"good", "random", "bad"}
+    assert set(pruned) == {"good", "random", "bad"}  # the verdict search runs the controls at the good sparsity
     kept = {c.data.params["weights_kept"] for c in pruned.values()}
     total = 6 * (4 * 384 * 384 + 2 * 384 * 1536)
     assert kept == {str(total - total // 2)}  # random and bad keep exactly the good ticket's count
@@ -113,3 +121,19 @@ def test_compare_puts_both_studies_in_one_table_with_one_dense_row(studies, tmp_
     assert all(r["dev accuracy"] is not None for r in rows if r["status"] == "FINISHED")
     assert (tmp_path / "comparison.png").stat().st_size > 10_000
     assert compare(["no-such-study", "--storage-path", str(root / "results"), "--out", str(tmp_path)]) == 2
+
+
+def test_a_diverged_training_fails_with_reason_diverged_and_names_no_ticket(studies, capsys):
+    root, client, _, _ = studies
+    parent, children = _runs(client, "diverged")
+    assert parent.data.tags["verdict"] == "dense_failed"
+    assert len(children) == 1  # nothing can be compared with a diverged dense model: the search stops
+    (dense,) = children
+    assert dense.info.status == "FAILED" and dense.data.tags["supertickets.status_reason"] == "diverged"
+    summary = json.loads((root / "results" / "diverged" / "summary.json").read_text())
+    assert summary["verdict"]["lines"][0].startswith("No verdict: the dense model's trial diverged")
+    assert summary["trials"][0]["status"] == "FAILED" and summary["trials"][0]["status_reason"] == "diverged"
+    record = next((root / "results" / "cache" / "dense").glob("*/record.json"), None)
+    assert record is not None
+    recorded = [json.loads(p.read_text()) for p in (root / "results" / "cache" / "dense").glob("*/record.json")]
+    assert any("diverged" in r and r["spec"]["finetune"]["learning_rate"] == 1e6 for r in recorded)

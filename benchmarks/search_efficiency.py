@@ -1,0 +1,212 @@
+"""Search efficiency: how often a search names the same tickets as the full grid, and at what cost.
+
+    python -m benchmarks.search_efficiency                       # 50 search seeds per strategy
+    python -m benchmarks.search_efficiency --search-seeds 10 --grid benchmarks/data/mrpc-structured-grid.json
+
+The grid file (made once by ``benchmarks.record_grid`` with the real trial code on real data) holds every
+sparsity of the structured grid x every seed x every epoch with per-example dev predictions. Here a *replay
+trainable* returns those numbers as exactly the ``TrialReport`` a real trial would send, and the real searcher
+(``search.searcher.TicketSearch``: Optuna through Ray Tune) and scheduler (``search.racing.SeedRacingScheduler``)
+run over it in Ray Tune, once per search seed. For each strategy it prints:
+
+- agreement: the fraction of runs whose verdict (its kind and the sparsity of every ticket it names) equals the
+  verdict computed on the full grid with the same confidence and tolerance;
+- epochs: fine-tuning epochs the run consumed (one per report; the dense model's included) divided by the full
+  grid's (grid points x seeds x epochs).
+
+Strategies: ``verdict`` with seed racing (the default of a study with several seeds), and plain ``tpe`` and
+``random`` (every trial runs every seed) given as many trials as fit in the same epochs as the verdict search
+used on average, so the comparison is at equal cost. Trials run one at a time so every run is reproducible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from search.analysis import Verdict, decide, ticket_from_report
+from search.report import verdict_lines
+from spaces.search_space import TicketSpace
+from spaces.sparsity import SparsityRange, grid_value
+from trainables.report import EpochResult, SeedOutcome, TicketFacts, TrialReport
+from trainables.tasks import get_task
+
+DEFAULT_GRID = Path(__file__).resolve().parent / "data" / "mrpc-structured-grid.json"
+
+
+@dataclass(frozen=True)
+class RecordedGrid:
+    """A recorded grid (see ``benchmarks.record_grid``).
+
+    Attributes:
+        task: GLUE task name.
+        seeds: the seeds, in the order a trial runs them.
+        epochs: epochs per seed.
+        labels: gold dev labels, shape ``(n_dev,)``.
+        points: ``{sparsity: {"counts": ..., "seeds": {seed: [epoch records]}}}``; an epoch record has ``epoch``,
+            ``dev_score``, ``train_loss`` and ``predictions``.
+        step: the grid's sparsity step.
+    """
+
+    task: str
+    seeds: tuple
+    epochs: int
+    labels: list
+    points: dict
+    step: float
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "RecordedGrid":
+        """Read a grid file written by ``benchmarks.record_grid``."""
+        data = json.loads(Path(path).read_text())
+        points = {grid_value(p["sparsity"]): {"counts": p["counts"],
+                                              "seeds": {int(s): e for s, e in p["seeds"].items()}}
+                  for p in data["points"]}
+        grid = sorted(points)
+        return cls(data["task"], tuple(data["seeds"]), data["finetune"]["epochs"], data["labels"], points,
+                   grid_value(grid[1] - grid[0]))
+
+    @property
+    def space(self) -> TicketSpace:
+        """The structured space over the recorded sparsities."""
+        return TicketSpace(SparsityRange(0.0, max(self.points), self.step))
+
+    def reports(self, sparsity: float) -> list[TrialReport]:
+        """The reports a real trial at ``sparsity`` sent, in order: every epoch of every seed, each finished seed
+        paired with the dense model (sparsity 0) of the same seed."""
+        point, dense = self.points[grid_value(sparsity)], self.points[0.0]
+        facts = TicketFacts(dict(point["counts"]), replayed=True, reused_dense=sparsity == 0.0)
+        metric, finished, reports = get_task(self.task).primary_metric, [], []
+        for seed in self.seeds:
+            records = point["seeds"][seed]
+            for record in records:
+                current = EpochResult(record["epoch"], record["dev_score"], {metric: record["dev_score"],
+                                                                              "dev_score": record["dev_score"]},
+                                      record["train_loss"], record["predictions"])
+                if record is records[-1]:
+                    last = dense["seeds"][seed][-1]
+                    finished.append(SeedOutcome(seed, record["dev_score"], record["predictions"], last["dev_score"],
+                                                last["predictions"], [r["train_loss"] for r in records]))
+                reports.append(TrialReport(seed, record["epoch"], self.epochs, self.seeds, current, list(finished),
+                                           self.labels, facts))
+        return reports
+
+    def full_verdict(self, confidence: float, tolerance: float) -> Verdict:
+        """The verdict on every grid point with every seed: the reference a search should agree with."""
+        tickets = []
+        for sparsity in sorted(self.points):
+            config = {"sparsity": sparsity, "method": "structured", "control": "good", "rewind": "pretrained"}
+            tickets.append(ticket_from_report(f"grid-{sparsity:.2f}", None, config, self.reports(sparsity)[-1],
+                                              "FINISHED"))
+        return decide(tickets, self.task, confidence, tolerance)
+
+
+def replay_trainable(config: dict, grid: RecordedGrid) -> None:
+    """A Ray Tune trainable that sends the recorded reports of ``config["sparsity"]``, as a real trial would."""
+    from ray import tune
+
+    for report in grid.reports(config["sparsity"]):
+        tune.report(report.to_tune())
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One search run: its verdict, the epochs it consumed, the trials it ran, and those trials' outcomes."""
+
+    verdict: Verdict
+    epochs: int
+    trials: int
+    verdict_tickets: list
+
+
+def run_search(grid: RecordedGrid, strategy: str, search_seed: int, racing: bool, num_trials: int,
+               confidence: float, tolerance: float, storage: str) -> RunResult:
+    """Run one search over the replayed grid in Ray Tune, one trial at a time; return its verdict and cost."""
+    from ray import tune
+    from ray.tune.schedulers import FIFOScheduler
+
+    from search.racing import SeedRacingScheduler
+    from search.searcher import TicketSearch
+
+    metric = get_task(grid.task).primary_metric
+    stop_reasons: dict = {}
+    scheduler = SeedRacingScheduler(metric, confidence, tolerance, stop_reasons) if racing else FIFOScheduler()
+    searcher = TicketSearch(grid.space, strategy, search_seed, metric, confidence, tolerance)
+    tuner = tune.Tuner(
+        tune.with_parameters(replay_trainable, grid=grid),
+        tune_config=tune.TuneConfig(metric="dev_score", mode="max", search_alg=searcher, scheduler=scheduler,
+                                    num_samples=num_trials, max_concurrent_trials=1, reuse_actors=True),
+        run_config=tune.RunConfig(name=f"{strategy}-{search_seed}", storage_path=storage, verbose=0))
+    results = tuner.fit()
+    tickets, epochs = [], 0
+    for result in results:
+        if result.config is None:
+            continue
+        report = TrialReport.from_tune(result.metrics)
+        epochs += int(result.metrics.get("training_iteration", 0))
+        status = "FAILED" if result.error else ("FINISHED" if report and report.complete else "KILLED")
+        trial_id = result.metrics.get("trial_id", "")
+        tickets.append(ticket_from_report(trial_id, None, result.config, report, status, stop_reasons.get(trial_id)))
+    return RunResult(decide(tickets, grid.task, confidence, tolerance), epochs, len(tickets), tickets)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.search_efficiency",
+                                     description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--grid", default=str(DEFAULT_GRID), help="recorded grid (benchmarks.record_grid)")
+    parser.add_argument("--search-seeds", type=int, default=50, help="runs per strategy (default 50)")
+    parser.add_argument("--confidence", type=float, default=0.95)
+    parser.add_argument("--match-tolerance", type=float, default=0.01)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no per-run console tables: only this script's figures
+    import ray
+
+    grid = RecordedGrid.load(args.grid)
+    full = grid.full_verdict(args.confidence, args.match_tolerance)
+    grid_epochs = len(grid.points) * len(grid.seeds) * grid.epochs
+    print(f"grid: {args.grid}: {grid.task}, {len(grid.points)} sparsities x {len(grid.seeds)} seeds x {grid.epochs} "
+          f"epochs = {grid_epochs} epochs, {len(grid.labels)} dev examples; confidence {args.confidence}, "
+          f"tolerance {args.match_tolerance}")
+    print("full-grid verdict:")
+    for line in verdict_lines(full, get_task(grid.task).primary_metric):
+        print("  " + line)
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    rows = []
+    with tempfile.TemporaryDirectory() as storage:
+        def measure(label, strategy, racing, trials):
+            started, runs = time.perf_counter(), []
+            for seed in range(args.search_seeds):
+                runs.append(run_search(grid, strategy, seed, racing, trials, args.confidence, args.match_tolerance,
+                                       storage))
+            agree = np.mean([r.verdict.signature() == full.signature() for r in runs])
+            fraction = np.mean([r.epochs / grid_epochs for r in runs])
+            rows.append((label, agree, fraction, np.mean([r.trials for r in runs]), time.perf_counter() - started))
+            print(f"{label:<34} agreement {agree:.2f}  epochs {fraction:.2f} of the grid's  "
+                  f"trials {rows[-1][3]:.1f}  ({rows[-1][4]:.0f} s)", flush=True)
+            return fraction
+
+        ours = measure("verdict search + seed racing", "verdict", True, 4 * len(grid.points))
+        same = max(1, math.floor(ours * len(grid.points) + 1e-9))
+        measure(f"TPE, {same} trials, all seeds", "tpe", False, same)
+        measure(f"random, {same} trials, all seeds", "random", False, same)
+    ray.shutdown()
+    print()
+    print(f"{'strategy':<34} {'agreement':>9} {'epochs/grid':>12} {'trials':>7}")
+    for label, agree, fraction, trials, _ in rows:
+        print(f"{label:<34} {agree:>9.2f} {fraction:>12.2f} {trials:>7.1f}")
+    print(f"({args.search_seeds} search seeds per strategy; target: agreement >= 0.9 at <= 0.30 of the grid's epochs)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

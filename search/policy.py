@@ -1,0 +1,141 @@
+"""Which grid point to try next so the verdict settles early (the ``verdict`` search strategy).
+
+The verdict names the sparsest *winning* ticket and the *super* tickets (``search.analysis``). Along one curve
+(method and rewinding point) tickets stay winning as sparsity grows, then fall away (the phase transition),
+so the boundary is found by bisection: between the sparsest ticket known to be winning (the dense model at
+first) and the least sparse ticket known not to be (stopped by seed racing, failed, or finished with a lower
+bound below ``-tolerance``), try the untried grid point nearest the middle. When no untried point lies between
+them the boundary is settled. Then, if a finished ticket is a super ticket, its untried neighbours are tried
+until the best one has both neighbours tried (so the peak is not missed by one grid step); then each control
+(random, bad) the study asked for is run at every sparsity where the good ticket finished. When every curve is
+settled the search ends (``FINISHED``): the verdict cannot change unless a ticket sparser than a clearly losing
+one were to win again, which the phase transition rules out and the benchmark measures.
+
+The ``grid`` strategy tries every point in order (the ground truth the benchmark compares with).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from search.statistics import PairedDifference
+from spaces.search_space import TicketSpace
+from spaces.sparsity import grid_value
+
+#: Returned by ``next_point`` when the search is over.
+FINISHED = "FINISHED"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the search learnt from one ended trial.
+
+    Attributes:
+        params: the trial's searched parameters (``sparsity`` and any searched categorical).
+        config: its whole configuration (method, control, rewind, sparsity, options).
+        status: ``complete`` (every seed ran), ``stopped`` (a scheduler stopped it) or ``failed``.
+        difference: ticket minus dense over its finished seeds (``None`` when no seed finished).
+    """
+
+    params: dict
+    config: dict
+    status: str
+    difference: PairedDifference | None
+
+
+def point_key(params: dict) -> tuple:
+    """A hashable key of a grid point's parameters (sparsity without float noise)."""
+    return tuple(sorted((k, grid_value(v) if isinstance(v, float) else v) for k, v in params.items()))
+
+
+class VerdictPolicy:
+    """Chooses the next grid point of a ``TicketSpace`` from the outcomes so far (see the module doc).
+
+    Args:
+        space: the study's space (its grid points and which categoricals are searched).
+        tolerance: the verdict's winning tolerance (dev-score units).
+        exhaustive: try every grid point in order instead (the ``grid`` strategy).
+    """
+
+    def __init__(self, space: TicketSpace, tolerance: float, exhaustive: bool = False):
+        self.space, self.tolerance, self.exhaustive = space, tolerance, exhaustive
+        self.points = space.grid_points()
+
+    def _config(self, params: dict) -> dict:
+        return {**self.space.constants(), **params}
+
+    def next_point(self, outcomes: list[Outcome], running: list[dict]) -> dict | str | None:
+        """The parameters of the next trial, ``None`` to wait for a running trial, or ``FINISHED``.
+
+        Args:
+            outcomes: every ended trial.
+            running: the searched parameters of the trials still running.
+        """
+        taken = {point_key(o.params) for o in outcomes} | {point_key(p) for p in running}
+        untried = [p for p in self.points if point_key(p) not in taken]
+        dense = self.points[0]
+        if point_key(dense) not in taken:
+            return dense
+        dense_outcome = next((o for o in outcomes if point_key(o.params) == point_key(dense)), None)
+        if dense_outcome is None:
+            return None  # the dense trial replays the cache (seconds): wait, it may show there is nothing to compare
+        if dense_outcome.status == "failed":
+            return FINISHED  # nothing can be compared with a dense model that failed
+        if self.exhaustive:
+            return untried[0] if untried else (None if running else FINISHED)
+        waiting = False
+        for curve in self._curves():
+            choice = self._next_on_curve(curve, outcomes, running, taken)
+            if isinstance(choice, dict):
+                return choice
+            waiting = waiting or choice is None
+        return None if waiting or running else FINISHED
+
+    def _curves(self) -> list[tuple[str, str]]:
+        return sorted({(self._config(p)["method"], self._config(p)["rewind"]) for p in self.points})
+
+    def _on_curve(self, params: dict, curve: tuple[str, str], control: str = "good") -> bool:
+        config = self._config(params)
+        return (config["method"], config["rewind"]) == curve and config["control"] == control
+
+    def _next_on_curve(self, curve, outcomes, running, taken) -> dict | str | None:
+        """A point of ``curve`` to try, ``None`` when waiting on a running one, ``FINISHED`` when settled."""
+        good = [p for p in self.points if self._on_curve(p, curve) and grid_value(p["sparsity"]) > 0]
+        done = {point_key(o.params): o for o in outcomes}
+        sparsity = lambda p: grid_value(p["sparsity"])  # noqa: E731
+        winning = [sparsity(p) for p in good if self._is_winning(done.get(point_key(p)))]
+        low = max(winning, default=0.0)
+        losing = [sparsity(p) for p in good if sparsity(p) > low and self._is_losing(done.get(point_key(p)))]
+        step = self.space.sparsity.step
+        high = min(losing, default=max((sparsity(p) for p in good), default=0.0) + step)
+        between = [p for p in good if low < sparsity(p) < high]
+        free = [p for p in between if point_key(p) not in taken]
+        if free:
+            middle = (low + high) / 2
+            return min(free, key=lambda p: (abs(sparsity(p) - middle), sparsity(p)))
+        if any(point_key(p) in {point_key(r) for r in running} for p in between):
+            return None
+        supers = [p for p in good if self._is_super(done.get(point_key(p)))]
+        if supers:
+            best = max(supers, key=lambda p: done[point_key(p)].difference.mean)
+            neighbours = [p for p in good if abs(sparsity(p) - sparsity(best)) < 1.5 * step and p is not best]
+            free = [p for p in neighbours if point_key(p) not in taken]
+            if free:
+                return free[0]
+        finished = {sparsity(p) for p in good if done.get(point_key(p)) and done[point_key(p)].status == "complete"}
+        controls = [p for p in self.points if self._config(p)["control"] != "good"
+                    and (self._config(p)["method"], self._config(p)["rewind"]) == curve
+                    and sparsity(p) in finished and point_key(p) not in taken]
+        if controls:
+            return controls[0]
+        return FINISHED
+
+    def _is_winning(self, outcome: Outcome | None) -> bool:
+        return (outcome is not None and outcome.status == "complete" and outcome.difference is not None
+                and outcome.difference.low >= -self.tolerance)
+
+    def _is_losing(self, outcome: Outcome | None) -> bool:
+        return outcome is not None and not self._is_winning(outcome)
+
+    def _is_super(self, outcome: Outcome | None) -> bool:
+        return self._is_winning(outcome) and outcome.difference.low > 0

@@ -1,0 +1,162 @@
+"""The study's Ray Tune searcher: an Optuna study driven through public APIs only.
+
+``TicketSearch`` is a ``ray.tune.search.Searcher`` that owns an ``optuna.Study`` and talks to it with
+``ask``/``tell``/``enqueue_trial`` (no private attribute of Ray's ``OptunaSearch`` or of Optuna). Each trial's
+end is told truthfully: COMPLETE with the objective (mean paired difference from the dense model over its
+seeds, in dev-score units), PRUNED when a scheduler stopped it early, FAIL when it failed.
+
+Strategies (``--search``):
+
+- ``verdict`` (default): ``search.policy.VerdictPolicy`` chooses each point so the verdict settles with few
+  trials, and the search ends once it is settled;
+- ``tpe`` / ``random``: Optuna's ``TPESampler`` / ``RandomSampler`` propose points, the dense point first;
+- ``grid``: every grid point once, in order.
+
+Every strategy runs each grid point at most once: with ``tpe`` and ``random`` a proposal whose point was tried
+already is moved to the nearest untried one by ``UntriedGridSampler`` (a wrapper around the base sampler, in the
+way Optuna's ``PartialFixedSampler`` wraps one), and the search ends when every point has been tried.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import optuna
+from optuna.samplers import BaseSampler, RandomSampler, TPESampler
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+from search.policy import FINISHED, Outcome, VerdictPolicy, point_key
+from search.racing import seed_interval
+from spaces.search_space import TicketSpace
+from spaces.sparsity import grid_value
+from trainables.report import TrialReport
+
+STRATEGIES = ("verdict", "tpe", "random", "grid")
+
+
+class UntriedGridSampler(BaseSampler):
+    """Wraps an Optuna sampler so that a sparsity already tried (for the same categorical choices) becomes the
+    nearest untried grid point.
+
+    Args:
+        base: the sampler that proposes (TPE, random, ...).
+        grid: every grid point's searched parameters (``TicketSpace.grid_points()``).
+    """
+
+    def __init__(self, base: BaseSampler, grid: list[dict]):
+        self.base, self.grid = base, grid
+
+    def infer_relative_search_space(self, study, trial):
+        return self.base.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self.base.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        value = self.base.sample_independent(study, trial, param_name, param_distribution)
+        if param_name != "sparsity":
+            return value
+        chosen = dict(trial.params)  # the categoricals, suggested before the sparsity
+        taken = {point_key(t.params) for t in study.get_trials(deepcopy=False)
+                 if t.number != trial.number and "sparsity" in t.params}
+        if point_key({**chosen, "sparsity": value}) not in taken:
+            return value
+        free = [p for p in self.grid if point_key(p) not in taken
+                and all(p.get(k) == v for k, v in chosen.items())]
+        return min(free, key=lambda p: abs(p["sparsity"] - value))["sparsity"] if free else value
+
+    def before_trial(self, study, trial):
+        self.base.before_trial(study, trial)
+
+    def after_trial(self, study, trial, state, values):
+        self.base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self):
+        self.base.reseed_rng()
+
+
+class TicketSearch(Searcher):
+    """Proposes ticket configurations to Ray Tune (see the module doc).
+
+    Args:
+        space: what a trial varies.
+        strategy: ``verdict``, ``tpe``, ``random`` or ``grid``.
+        seed: seeds the sampler.
+        task_metric: the task's primary metric (for the paired intervals).
+        confidence: interval level (fraction); tolerance: winning tolerance (dev-score units).
+
+    Attributes:
+        study: the Optuna study (every trial with its state and objective).
+        outcomes: what each ended trial taught the search.
+    """
+
+    def __init__(self, space: TicketSpace, strategy: str = "verdict", seed: int = 0, task_metric: str = "accuracy",
+                 confidence: float = 0.95, tolerance: float = 0.01):
+        super().__init__(metric="dev_score", mode="max")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown search strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+        self.space, self.strategy, self.task_metric = space, strategy, task_metric
+        self.confidence, self.tolerance = confidence, tolerance
+        base = RandomSampler(seed=seed) if strategy == "random" else TPESampler(seed=seed)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.study = optuna.create_study(direction="maximize", sampler=UntriedGridSampler(base, space.grid_points()))
+        self.policy = VerdictPolicy(space, tolerance, exhaustive=strategy == "grid") \
+            if strategy in ("verdict", "grid") else None
+        if self.policy is None:
+            self.study.enqueue_trial(space.dense_point())
+        self.running: dict[str, tuple] = {}  # Tune trial id -> (Optuna trial, searched params, config)
+        self.outcomes: list[Outcome] = []
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        """The next configuration, ``None`` to wait for running trials, or ``Searcher.FINISHED``."""
+        running = [params for _, params, _ in self.running.values()]
+        if self.policy is not None:
+            point = self.policy.next_point(self.outcomes, running)
+            if point == FINISHED:
+                return Searcher.FINISHED
+            if point is None:
+                return None
+            self.study.enqueue_trial(point)
+        else:
+            taken = {point_key(o.params) for o in self.outcomes} | {point_key(p) for p in running}
+            if all(point_key(p) in taken for p in self.space.grid_points()):
+                return None if running else Searcher.FINISHED
+        trial = self.study.ask()
+        config = {**self.space(trial), **trial.params}
+        config["sparsity"] = grid_value(config["sparsity"])
+        self.running[trial_id] = (trial, dict(trial.params), config)
+        return config
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        """Tell Optuna how the trial ended and remember its paired difference for the policy."""
+        if trial_id not in self.running:
+            return
+        trial, params, config = self.running.pop(trial_id)
+        report = TrialReport.from_tune(result) if result else None
+        difference = seed_interval(report, self.task_metric, self.confidence) if report and report.finished else None
+        if error or report is None or report.status_reason is not None:
+            status, state, value = "failed", TrialState.FAIL, None
+        elif report.complete:
+            status, state, value = "complete", TrialState.COMPLETE, report.mean_difference
+        else:
+            status, state, value = "stopped", TrialState.PRUNED, None
+        if value is not None and not math.isfinite(value):
+            state, value = TrialState.FAIL, None
+        if difference is not None:
+            trial.set_user_attr("difference_low", difference.low)
+            trial.set_user_attr("difference_high", difference.high)
+            trial.set_user_attr("seeds", difference.seeds)
+        self.study.tell(trial, value, state=state)
+        self.outcomes.append(Outcome(params, config, status, difference))
+
+    def save(self, checkpoint_path: str) -> None:
+        """Pickle the search (Tune calls this so ``--resume`` can restore it)."""
+        with open(checkpoint_path, "wb") as file:
+            pickle.dump(self.__dict__, file)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Restore a search pickled by ``save``."""
+        with open(checkpoint_path, "rb") as file:
+            self.__dict__.update(pickle.load(file))
