@@ -16,7 +16,8 @@ def studies(tmp_path_factory, model_dir, glue_dir):
     uri = f"sqlite:///{root}/mlflow.db"
     common = ["--task", "rte", "--budget", "smoke", "--model", model_dir, "--glue-dir", glue_dir,
               "--storage-path", str(root / "results"), "--mlflow-uri", uri, "--max-train-examples", "64",
-              "--max-dev-examples", "64", "--max-seq-length", "48", "--epochs", "2", "--cpus-per-trial", "1"]
+              "--max-dev-examples", "64", "--max-seq-length", "48", "--epochs", "2", "--seeds", "1",
+              "--cpus-per-trial", "1"]
     assert main([*common, "--num-trials", "3", "--study-name", "first"]) == 0
     dense_dirs = sorted((root / "results" / "cache" / "dense").glob("*/record.json"))
     stamps = [p.stat().st_mtime_ns for p in dense_dirs]
