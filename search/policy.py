@@ -112,7 +112,7 @@ class VerdictPolicy:
         free = [p for p in between if point_key(p) not in taken]
         if free:
             middle = (low + high) / 2
-            return min(free, key=lambda p: (abs(sparsity(p) - middle), sparsity(p)))
+            return min(free, key=lambda p: (round(abs(sparsity(p) - middle), 6), sparsity(p)))  # ties: less sparse
         if any(point_key(p) in {point_key(r) for r in running} for p in between):
             return None
         supers = [p for p in good if self._is_super(done.get(point_key(p)))]

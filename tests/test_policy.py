@@ -1,0 +1,49 @@
+"""The verdict search's choice of grid points: dense first, bisection for the winning boundary, then stop."""
+
+from search.policy import FINISHED, Outcome, VerdictPolicy
+from search.statistics import PairedDifference
+from spaces.search_space import TicketSpace
+from spaces.sparsity import SparsityRange
+
+
+def _outcome(space, sparsity, low, status="complete", control="good"):
+    params = {"sparsity": sparsity, **({"control": control} if len(space.control) > 1 else {})}
+    return Outcome(params, {**space.constants(), **params}, status,
+                   PairedDifference(low + 0.01, low, low + 0.02, 0.95, 5, 408))
+
+
+def test_dense_first_then_bisection_until_the_boundary_is_settled():
+    space = TicketSpace(SparsityRange(0.0, 0.6, 0.05))
+    policy = VerdictPolicy(space, tolerance=0.01)
+    assert policy.next_point([], []) == {"sparsity": 0.0}
+    assert policy.next_point([], [{"sparsity": 0.0}]) is None  # waits for the dense trial
+    outcomes = [_outcome(space, 0.0, 0.0)]
+    winning = {0.05, 0.1, 0.15, 0.2, 0.25}  # the truth: tickets up to 0.25 are winning
+    tried = []
+    while (point := policy.next_point(outcomes, [])) != FINISHED:
+        s = point["sparsity"]
+        tried.append(s)
+        outcomes.append(_outcome(space, s, 0.0) if s in winning else _outcome(space, s, -0.08, status="stopped"))
+    assert tried[0] == 0.3  # the middle of [0, 0.65)
+    assert 0.25 in tried and 0.3 in tried and len(tried) <= 5  # bisection, not the 12-point grid
+
+
+def test_a_failed_dense_trial_ends_the_search():
+    space = TicketSpace(SparsityRange(0.0, 0.6, 0.05))
+    policy = VerdictPolicy(space, tolerance=0.01)
+    assert policy.next_point([_outcome(space, 0.0, 0.0, status="failed")], []) == FINISHED
+
+
+def test_controls_run_where_the_good_ticket_finished():
+    space = TicketSpace(SparsityRange(0.3, 0.3, 0.05), control=("good", "random", "bad"))
+    policy = VerdictPolicy(space, tolerance=0.01)
+    dense = policy.next_point([], [])
+    assert dense == {"sparsity": 0.0, "control": "good"}
+    outcomes = [_outcome(space, 0.0, 0.0)]
+    assert policy.next_point(outcomes, []) == {"sparsity": 0.3, "control": "good"}
+    outcomes.append(_outcome(space, 0.3, -0.005))
+    controls = []
+    while (point := policy.next_point(outcomes, [])) != FINISHED:
+        controls.append(point["control"])
+        outcomes.append(_outcome(space, 0.3, -0.1, control=point["control"]))
+    assert sorted(controls) == ["bad", "random"]
