@@ -39,7 +39,7 @@ EPILOG = """\
 examples:
   python -m search.run --task rte                       # the papers' budget (meant for GPUs)
   python -m search.run --task sst2 --budget smoke       # the whole pipeline on 2 CPU cores in minutes
-  python -m search.run --task rte --budget smoke        # RTE is not learnt that fast: the guard says so
+  python -m search.run --task rte --budget smoke        # if the dense model learns nothing, the guard says so
   python -m search.run --task mrpc --seeds 3 --gpus-per-trial 0.5
   python -m search.run --task mrpc --method imp --rewind step:200
   python -m search.run --task mrpc --method magnitude --control good,random,bad --sparsity-min 0.5 --sparsity-max 0.5

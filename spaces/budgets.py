@@ -2,7 +2,7 @@
 
 ``smoke`` runs the whole pipeline on 2 CPU cores in minutes with enough data that the dense model learns a
 task where that is possible (SST-2 from 500 training sentences; measured in the README), 3 seeds so intervals
-and seed racing mean something, and the whole dev set. On a task it cannot learn that fast (RTE) the verdict
+and seed racing mean something, and the whole dev set. On a task the dense model does not learn that fast the verdict
 says so instead of naming tickets.
 ``paper`` is the papers' setting, meant for GPUs: the full train and dev sets, Liang et al.'s fine-tuning
 (Adamax, lr 5e-5, batch 32, 6 epochs on the small tasks, 3 on the large ones, max length 128), five
