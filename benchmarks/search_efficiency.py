@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -166,6 +167,10 @@ def main(argv=None) -> int:
     parser.add_argument("--confidence", type=float, default=0.95)
     parser.add_argument("--match-tolerance", type=float, default=0.01)
     args = parser.parse_args(argv)
+    if not Path(args.grid).is_file():
+        print(f"error: grid file {args.grid} not found: pass --grid with a file written by benchmarks.record_grid",
+              file=sys.stderr)
+        return 2
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no per-run console tables: only this script's figures
     import ray

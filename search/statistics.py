@@ -19,7 +19,6 @@ and its replay agree exactly.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,7 +188,3 @@ def majority_predictions(labels: np.ndarray, regression: bool) -> np.ndarray:
     values, counts = np.unique(labels, return_counts=True)
     return np.full(labels.shape, values[np.argmax(counts)])
 
-
-def is_finite(value: float | None) -> bool:
-    """True for a real, finite number."""
-    return value is not None and math.isfinite(value)
