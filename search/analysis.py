@@ -14,7 +14,7 @@ Every ticket is compared with the dense model *pairwise* (same seed, same dev ex
   verdict sharper, never reward noise).
 - Otherwise no ticket is distinguishable from the dense model; the best difference is given with its interval.
 
-Only tickets that ran every planned seed (FINISHED) may be named; a trial stopped by a scheduler, or failed,
+Only tickets that ran every planned seed (FINISHED) may be named; a trial stopped by a scheduler (KILLED), or failed,
 is reported but never named. Controls (random, bad) are compared with their good ticket (same method,
 rewinding point and sparsity) and never named.
 """
@@ -43,7 +43,7 @@ class TicketResult:
 
     Attributes:
         sparsity: the requested sparsity (fraction of the method's units).
-        status: FINISHED (every seed ran), STOPPED (a scheduler ended it early) or FAILED.
+        status: FINISHED (every seed ran), KILLED (a scheduler stopped it early) or FAILED, as in MLflow.
         status_reason: why it stopped or failed (``diverged``, the racing test, ``asha``), else ``None``.
         achieved_sparsity: the fraction of the encoder's prunable weights the ticket masks; the other counts
             in the method's own units.

@@ -43,7 +43,7 @@ def _name(ticket: TicketResult) -> str:
     return f"{ticket.method} at sparsity {ticket.sparsity:.2f} ({ticket.kept} kept{rewind})"
 
 
-def _about(ticket: TicketResult, verdict: Verdict, metric: str) -> str:
+def _about(ticket: TicketResult, metric: str) -> str:
     d = ticket.difference
     return (f"{_name(ticket)}: {d.points()} vs the dense model (dev {metric} {ticket.dev_score:.4f} vs "
             f"{_dense_mean(ticket):.4f}; {d.basis()}); MLflow run {ticket.run_id}")
@@ -71,12 +71,12 @@ def verdict_lines(verdict: Verdict, metric: str) -> list[str]:
                 f"--max-train-examples, --learning-rate)."]
     lines = []
     if verdict.kind == "super":
-        lines.append(f"Super ticket: {_about(verdict.best_super, verdict, metric)}")
+        lines.append(f"Super ticket: {_about(verdict.best_super, metric)}")
         if verdict.sparsest_super is not verdict.best_super:
-            lines.append(f"Sparsest super ticket: {_about(verdict.sparsest_super, verdict, metric)}")
+            lines.append(f"Sparsest super ticket: {_about(verdict.sparsest_super, metric)}")
     if verdict.winning is not None and verdict.winning not in (verdict.best_super, verdict.sparsest_super):
         lines.append(f"Sparsest winning ticket (no worse than dense by more than {tol}): "
-                     f"{_about(verdict.winning, verdict, metric)}")
+                     f"{_about(verdict.winning, metric)}")
     elif verdict.winning is not None and verdict.kind == "super":
         lines.append(f"It is also the sparsest winning ticket (no worse than dense by more than {tol}).")
     if verdict.kind == "winning":
@@ -85,7 +85,7 @@ def verdict_lines(verdict: Verdict, metric: str) -> list[str]:
         best = verdict.best
         text = (f"No ticket is distinguishable from the dense model: none is shown better, and none shown no worse "
                 f"than it by more than {tol}.")
-        lines.append(text + (f" Best difference: {_about(best, verdict, metric)}" if best else " No ticket finished."))
+        lines.append(text + (f" Best difference: {_about(best, metric)}" if best else " No ticket finished."))
     return lines
 
 
