@@ -9,9 +9,18 @@ Every ticket is compared with the dense model *pairwise* (same seed, same dev ex
   diverged names none either.
 - **Super ticket**: a ticket whose lower bound on (ticket - dense) is above 0. Where several are, the best (largest
   mean difference) and the sparsest are both named.
-- **Winning ticket**: the sparsest ticket whose lower bound is at least ``-tolerance``: shown to be no worse
-  than the dense model by more than the tolerance (a non-inferiority test, so more seeds can only make the
-  verdict sharper, never reward noise).
+- **Winning ticket**: non-inferiority, tested in a fixed sequence (Maurer et al. 1995; Hsu & Berger 1999's
+  step-down intervals for the highest safe dose). Along each curve (method and rewinding point) the tested
+  tickets are taken from the least sparse on; a ticket passes when its lower bound is at least ``-tolerance``
+  (no worse than the dense model by more than the tolerance), and the sequence ends at the first ticket that does
+  not pass (a trial stopped early or failed does not pass). The sparsest ticket that passed is the sparsest
+  winning ticket. Each test uses the interval at the full ``confidence``; over a fixed set of tested tickets the
+  chance of naming one that is in truth worse than the tolerance stays at most that of one interval's lower
+  bound, ``(1 - confidence) / 2``, with no correction for the number of tickets, and a lone sparse ticket that
+  passes by noise behind a failing less sparse one is not named. (The verdict search chooses the tested
+  tickets as it goes; there the guarantee rests on the monotone shape below, and the search-efficiency
+  benchmark measures how often it agrees with the full grid.) This is the phase transition of Liang et al.
+  read as a test: tickets stay winning as sparsity grows, then fall away.
 - Otherwise no ticket is distinguishable from the dense model; the best difference is given with its interval.
 
 Only tickets that ran every planned seed (FINISHED) may be named; a trial stopped by a scheduler (KILLED), or failed,
@@ -178,6 +187,8 @@ class Verdict:
         best_super, sparsest_super: the super tickets named (the same ticket when only one).
         winning: the sparsest winning ticket (a super ticket is also winning).
         best: the candidate with the largest mean difference (reported when nothing is named).
+        beyond: the tested ticket that ended the winning sequence (the next one after ``winning`` on its curve,
+            or the least sparse one tested when none passed); ``None`` when every tested ticket passed.
         confidence: interval level (fraction); tolerance: the non-inferiority margin (dev-score units).
     """
 
@@ -191,6 +202,7 @@ class Verdict:
     sparsest_super: TicketResult | None = None
     winning: TicketResult | None = None
     best: TicketResult | None = None
+    beyond: TicketResult | None = None
 
     @property
     def named(self) -> dict[str, TicketResult]:
@@ -246,17 +258,43 @@ def decide(tickets: list[TicketResult], task_name: str, confidence: float = 0.95
     _compare_controls(tickets, metric, confidence)
     candidates = [t for t in tickets if t.complete and not t.is_dense and t.control == "good" and t.difference]
     supers = [t for t in candidates if t.difference.low > 0]
-    winners = [t for t in candidates if t.difference.low >= -tolerance]
+    winners, ends = _winning_sequences(tickets, tolerance)
     verdict = Verdict("none", dense, confidence, tolerance, baseline, versus,
                       best=max(candidates, key=lambda t: (t.difference.mean, _sparsity(t)), default=None))
     if winners:
         verdict.kind = "winning"
         verdict.winning = max(winners, key=lambda t: (_sparsity(t), t.difference.mean))
+        verdict.beyond = ends.get(verdict.winning.curve)
+    elif ends:
+        verdict.beyond = ends[min(ends)]
     if supers:
         verdict.kind = "super"
         verdict.best_super = max(supers, key=lambda t: (t.difference.mean, _sparsity(t)))
         verdict.sparsest_super = max(supers, key=lambda t: (_sparsity(t), t.difference.mean))
     return verdict
+
+
+def _passes(ticket: TicketResult, tolerance: float) -> bool:
+    """Shown no worse than the dense model by more than ``tolerance``, over every planned seed."""
+    return ticket.complete and ticket.difference is not None and ticket.difference.low >= -tolerance
+
+
+def _winning_sequences(tickets: list[TicketResult], tolerance: float) -> tuple[list[TicketResult], dict]:
+    """The fixed-sequence non-inferiority tests of every curve (see the module doc).
+
+    Returns:
+        the tickets that passed, on every curve; and per curve ``(method, control, rewind)`` the tested ticket
+        that ended its sequence (curves where every tested ticket passed are absent).
+    """
+    tested = [t for t in tickets if t.control == "good" and not t.is_dense]
+    passed, ends = [], {}
+    for curve in sorted({t.curve for t in tested}):
+        for ticket in sorted((t for t in tested if t.curve == curve), key=lambda t: (t.sparsity, _sparsity(t))):
+            if not _passes(ticket, tolerance):
+                ends[curve] = ticket
+                break
+            passed.append(ticket)
+    return passed, ends
 
 
 def _compare_controls(tickets: list[TicketResult], metric: str, confidence: float) -> None:

@@ -1,15 +1,17 @@
 """Which grid point to try next so the verdict settles early (the ``verdict`` search strategy).
 
 The verdict names the sparsest *winning* ticket and the *super* tickets (``search.analysis``). Along one curve
-(method and rewinding point) tickets stay winning as sparsity grows, then fall away (the phase transition),
-so the boundary is found by bisection: between the sparsest ticket known to be winning (the dense model at
-first) and the least sparse ticket known not to be (stopped by seed racing, failed, or finished with a lower
-bound below ``-tolerance``), try the untried grid point nearest the middle. When no untried point lies between
+(method and rewinding point) tickets stay winning as sparsity grows, then fall away (the phase transition), and
+the verdict reads the curve as a fixed sequence of tests from the least sparse ticket on, so the boundary is found
+by bisection: between the least sparse ticket known not to be winning (stopped by seed racing, failed, or
+finished with a lower bound below ``-tolerance``; none at first) and the sparsest winning ticket less sparse than
+it (the dense model at first), try the untried grid point nearest the middle. When no untried point lies between
 them the boundary is settled. Then, if a finished ticket is a super ticket, its untried neighbours are tried
 until the best one has both neighbours tried (so the peak is not missed by one grid step); then each control
 (random, bad) the study asked for is run at every sparsity where the good ticket finished. When every curve is
-settled the search ends (``FINISHED``): the verdict cannot change unless a ticket sparser than a clearly losing
-one were to win again, which the phase transition rules out and the benchmark measures.
+settled the search ends (``FINISHED``). Bisection trusts the monotone shape: a less sparse ticket it skipped
+could fail where the full grid would test it; ``benchmarks.search_efficiency`` measures how often that changes
+the verdict.
 
 The ``grid`` strategy tries every point in order (the ground truth the benchmark compares with).
 """
@@ -103,11 +105,12 @@ class VerdictPolicy:
         good = [p for p in self.points if self._on_curve(p, curve) and grid_value(p["sparsity"]) > 0]
         done = {point_key(o.params): o for o in outcomes}
         sparsity = lambda p: grid_value(p["sparsity"])  # noqa: E731
-        winning = [sparsity(p) for p in good if self._is_winning(done.get(point_key(p)))]
-        low = max(winning, default=0.0)
-        losing = [sparsity(p) for p in good if sparsity(p) > low and self._is_losing(done.get(point_key(p)))]
         step = self.space.sparsity.step
+        losing = [sparsity(p) for p in good if self._is_losing(done.get(point_key(p)))]
         high = min(losing, default=max((sparsity(p) for p in good), default=0.0) + step)
+        # the verdict's winning sequence ends at the least sparse losing ticket: winners beyond it do not count
+        low = max((sparsity(p) for p in good if sparsity(p) < high and self._is_winning(done.get(point_key(p)))),
+                  default=0.0)
         between = [p for p in good if low < sparsity(p) < high]
         free = [p for p in between if point_key(p) not in taken]
         if free:

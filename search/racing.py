@@ -1,14 +1,19 @@
 """Seed racing: spend seeds where they decide (Birattari et al.'s F-Race; METHODS.md section 6).
 
-A trial runs its seeds one after another. After each seed, ``SeedRacingScheduler`` computes the ticket's paired
-difference from the dense model over the seeds done so far (``search.statistics``, the same interval the
-verdict uses) and stops the trial when the interval shows the ticket can no longer be named by the verdict:
+A trial runs its seeds one after another. After each seed (from the second on), ``SeedRacingScheduler`` asks
+whether the ticket can still be named a winning ticket once every planned seed has run, and stops it when it
+cannot. To be named, the ticket's final interval of (ticket - dense) must have its lower bound at least
+``-tolerance`` (``search.analysis``). The test is a *futility* test, the kind group-sequential trials use:
 
-- its upper bound is below ``-tolerance``: clearly worse than the dense model by more than the winning
-  tolerance, so neither a winning nor a super ticket; or
-- its upper bound is below 0 (clearly not better than dense, so not a super ticket) and a *sparser* ticket of the
-  same method and rewinding point has already finished every seed as a winning ticket, so it cannot be the
-  sparsest winning ticket either.
+    stop when  high_50 - half_width_95 * sqrt(k / n)  <  -tolerance
+
+where, over the ``k`` seeds done of ``n`` planned, ``high_50`` is the upper end of the difference's 50 % interval
+(an optimistic but plausible value of the final mean) and ``half_width_95 * sqrt(k / n)`` is the half-width of
+the verdict's interval now, shrunk as ``n`` seeds would shrink it (an optimistic final width). Even with both
+optimistic guesses the final lower bound would fall below ``-tolerance``. Because a stopped ticket is never named
+(it is not shown to be winning), stopping can only cost a winning ticket, never name a false one: the verdict's
+error rate is the one its interval states. A ticket whose whole 95 % interval already lies below ``-tolerance``
+is always stopped by this rule.
 
 This is the instance-wise test Optuna's ``WilcoxonPruner`` makes, with seeds x dev examples as the instances and
 the dense model (every ticket's reference in the verdict) as the incumbent. Dense and control trials are never
@@ -19,6 +24,8 @@ the run's status reason).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
@@ -27,6 +34,8 @@ from spaces.sparsity import grid_value
 from trainables.report import TrialReport
 
 RACED = "raced"
+#: The level of the interval whose upper end is the optimistic final mean of the futility test.
+FUTILITY_CONFIDENCE = 0.5
 
 
 def seed_interval(report: TrialReport, metric: str, confidence: float) -> PairedDifference:
@@ -36,24 +45,41 @@ def seed_interval(report: TrialReport, metric: str, confidence: float) -> Paired
                              confidence)
 
 
-def race_decision(difference: PairedDifference, tolerance: float, sparser_winner: float | None,
-                  sparsity: float) -> str | None:
-    """Why a ticket with this interval should stop, or ``None`` to go on (the two rules of the module doc).
+def projected_low(optimistic: PairedDifference, current: PairedDifference, planned_seeds: int) -> float:
+    """The lower bound the verdict's interval would have after every planned seed, guessed optimistically.
 
     Args:
-        difference: ticket minus dense over the seeds done, dev-score units.
-        tolerance: the verdict's winning tolerance (dev-score units).
-        sparser_winner: the sparsity of the sparsest ticket of the same curve that finished every seed as a
-            winning ticket (``None``: none yet).
-        sparsity: this ticket's sparsity.
+        optimistic: the difference over the seeds done at ``FUTILITY_CONFIDENCE``; its upper end is the guess
+            of the final mean.
+        current: the same difference at the verdict's confidence; its half-width, times
+            ``sqrt(seeds done / planned_seeds)``, is the guess of the final half-width.
+        planned_seeds: seeds the trial will run in all.
+
+    Returns:
+        the guessed final lower bound, dev-score units.
     """
-    if difference.high < -tolerance:
-        return (f"{RACED}: worse than dense by more than {100 * tolerance:g} points after "
-                f"{difference.seeds} seed(s): {difference.points()}")
-    if difference.high < 0 and sparser_winner is not None and sparser_winner > sparsity:
-        return (f"{RACED}: not better than dense after {difference.seeds} seed(s) ({difference.points()}) and "
-                f"sparsity {sparser_winner:.2f} is already a winning ticket")
-    return None
+    half_width = (current.high - current.low) / 2 * math.sqrt(current.seeds / planned_seeds)
+    return optimistic.high - half_width
+
+
+def race_decision(optimistic: PairedDifference, current: PairedDifference, planned_seeds: int,
+                  tolerance: float) -> str | None:
+    """Why a ticket should stop after the seeds done, or ``None`` to go on (the futility test of the module doc).
+
+    Args:
+        optimistic: ticket minus dense over the seeds done, at ``FUTILITY_CONFIDENCE``.
+        current: the same at the verdict's confidence.
+        planned_seeds: seeds the trial will run in all.
+        tolerance: the verdict's winning tolerance (dev-score units).
+    """
+    if current.seeds < 2 or current.seeds >= planned_seeds:
+        return None  # one seed says nothing about seed noise; after the last one the verdict decides
+    guess = projected_low(optimistic, current, planned_seeds)
+    if guess >= -tolerance:
+        return None
+    return (f"{RACED}: cannot be a winning ticket after {planned_seeds} seeds: after {current.seeds} its difference "
+            f"is {current.points()} ({100 * current.confidence:g}% CI), and even an optimistic final interval would "
+            f"reach only {100 * guess:+.1f} points, below -{100 * tolerance:g}")
 
 
 class SeedRacingScheduler(FIFOScheduler):
@@ -70,31 +96,17 @@ class SeedRacingScheduler(FIFOScheduler):
         super().__init__()
         self.task_metric, self.confidence, self.tolerance = metric, confidence, tolerance
         self.decisions = decisions if decisions is not None else {}
-        self.winners: dict[tuple, float] = {}  # (method, rewind) -> sparsest finished winning ticket
-
-    def _curve(self, trial) -> tuple:
-        return trial.config.get("method", "structured"), trial.config.get("rewind", "pretrained")
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        """Stop the trial after a seed when its interval shows it cannot be named; else continue."""
+        """Stop the trial after a seed when it can no longer be a winning ticket; else continue."""
         report = TrialReport.from_tune(result)
         if (report is None or not report.ends_seed or report.complete or trial.config.get("control", "good") != "good"
-                or grid_value(trial.config["sparsity"]) == 0.0):
+                or grid_value(trial.config["sparsity"]) == 0.0 or len(report.finished) < 2):
             return TrialScheduler.CONTINUE
-        sparsity = grid_value(trial.config["sparsity"])
-        reason = race_decision(seed_interval(report, self.task_metric, self.confidence), self.tolerance,
-                               self.winners.get(self._curve(trial)), sparsity)
+        reason = race_decision(seed_interval(report, self.task_metric, FUTILITY_CONFIDENCE),
+                               seed_interval(report, self.task_metric, self.confidence), len(report.planned_seeds),
+                               self.tolerance)
         if reason is None:
             return TrialScheduler.CONTINUE
         self.decisions[trial.trial_id] = reason
         return TrialScheduler.STOP
-
-    def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
-        """Remember a good ticket that finished every seed as a winning ticket (the second rule)."""
-        report = TrialReport.from_tune(result)
-        if report is not None and report.complete and trial.config.get("control", "good") == "good":
-            sparsity = grid_value(trial.config["sparsity"])
-            if sparsity > 0 and seed_interval(report, self.task_metric, self.confidence).low >= -self.tolerance:
-                curve = self._curve(trial)
-                self.winners[curve] = max(sparsity, self.winners.get(curve, 0.0))
-        super().on_trial_complete(tune_controller, trial, result)

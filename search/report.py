@@ -45,8 +45,9 @@ def _name(ticket: TicketResult) -> str:
 
 def _about(ticket: TicketResult, metric: str) -> str:
     d = ticket.difference
+    run = f"; MLflow run {ticket.run_id}" if ticket.run_id else ""
     return (f"{_name(ticket)}: {d.points()} vs the dense model (dev {metric} {ticket.dev_score:.4f} vs "
-            f"{_dense_mean(ticket):.4f}; {d.basis()}); MLflow run {ticket.run_id}")
+            f"{_dense_mean(ticket):.4f}; {d.basis()}){run}")
 
 
 def _dense_mean(ticket: TicketResult) -> float:
@@ -83,10 +84,22 @@ def verdict_lines(verdict: Verdict, metric: str) -> list[str]:
         lines.insert(0, "No ticket is shown better than the dense model (no interval lies above 0).")
     if verdict.kind == "none":
         best = verdict.best
-        text = (f"No ticket is distinguishable from the dense model: none is shown better, and none shown no worse "
-                f"than it by more than {tol}.")
+        text = (f"No ticket is distinguishable from the dense model: none is shown better, and the least sparse "
+                f"ticket tested is not shown to be within {tol} of it, so no winning ticket is named.")
         lines.append(text + (f" Best difference: {_about(best, metric)}" if best else " No ticket finished."))
+    if verdict.beyond is not None and verdict.kind in ("super", "winning", "none"):
+        lines.append(f"The winning sequence (least sparse first) ends at {_beyond(verdict.beyond, metric)}")
     return lines
+
+
+def _beyond(ticket: TicketResult, metric: str) -> str:
+    """Why the ticket that ended the winning sequence did not pass."""
+    if ticket.difference is None:
+        return f"{_name(ticket)}: {_status(ticket)} before any seed finished."
+    if not ticket.complete:
+        return (f"{_name(ticket)}: {_status(ticket)} after {ticket.difference.seeds} of {ticket.planned_seeds} seeds "
+                f"at {ticket.difference.points()}.")
+    return f"{_about(ticket, metric)}; its lower bound is below the tolerance."
 
 
 def _x(ticket: TicketResult) -> float:

@@ -47,3 +47,14 @@ def test_controls_run_where_the_good_ticket_finished():
         controls.append(point["control"])
         outcomes.append(_outcome(space, 0.3, -0.1, control=point["control"]))
     assert sorted(controls) == ["bad", "random"]
+
+
+def test_bisection_moves_below_a_losing_ticket_less_sparse_than_a_winning_one():
+    """The verdict's winning sequence ends at the least sparse losing ticket, so a winner beyond it does not
+    count: the search bisects between the dense model and that losing ticket."""
+    space = TicketSpace(SparsityRange(0.0, 0.6, 0.05))
+    policy = VerdictPolicy(space, tolerance=0.01)
+    outcomes = [_outcome(space, 0.0, 0.0), _outcome(space, 0.3, 0.0), _outcome(space, 0.2, -0.05)]
+    assert policy.next_point(outcomes, []) == {"sparsity": 0.1}  # the middle of (0, 0.2)
+    outcomes += [_outcome(space, 0.1, 0.0), _outcome(space, 0.15, -0.05)]
+    assert policy.next_point(outcomes, []) == FINISHED  # 0.1 wins, 0.15 loses: settled, 0.3 does not count

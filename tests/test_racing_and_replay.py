@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks.search_efficiency import RecordedGrid, replay_trainable, run_search
-from search.racing import race_decision
+from search.racing import projected_low, race_decision
 from search.statistics import PairedDifference
 from trainables.data import load_raw
 from trainables.report import TrialReport
@@ -32,15 +32,23 @@ def grid_file(tmp_path_factory, glue_dir):
                       seeds=4, epochs=2, noise=10)
 
 
-def test_race_decision_rules():
-    worse = PairedDifference(-0.05, -0.08, -0.02, 0.95, 2, 408)
-    close = PairedDifference(-0.005, -0.02, 0.01, 0.95, 2, 408)
-    not_better = PairedDifference(-0.004, -0.008, -0.001, 0.95, 2, 408)
-    assert race_decision(worse, 0.01, None, 0.3).startswith("raced: worse than dense by more than 1 points")
-    assert race_decision(close, 0.01, None, 0.3) is None
-    assert race_decision(not_better, 0.01, None, 0.3) is None  # within the tolerance: might still win
-    assert "already a winning ticket" in race_decision(not_better, 0.01, 0.4, 0.3)  # a sparser one won already
-    assert race_decision(not_better, 0.01, 0.2, 0.3) is None  # the winner is less sparse: this one may beat it
+def test_racing_futility_test_on_known_intervals():
+    def interval(low, high, seeds, confidence=0.95):
+        return PairedDifference((low + high) / 2, low, high, confidence, seeds, 408)
+
+    # optimistic final mean -0.008 (top of the 50% interval), final half-width 0.0175 * sqrt(2/5)
+    assert projected_low(interval(-0.02, -0.008, 2, 0.5), interval(-0.03, 0.005, 2), 5) == pytest.approx(
+        -0.008 - 0.0175 * np.sqrt(2 / 5))
+    # not clearly worse (its 95% interval reaches above -1 point), yet it cannot clear -1 point after 5 seeds
+    assert race_decision(interval(-0.02, -0.008, 2, 0.5), interval(-0.03, 0.005, 2), 5, 0.01).startswith(
+        "raced: cannot be a winning ticket after 5 seeds")
+    # close to dense: an optimistic final interval still reaches -0.95 points, so it runs on
+    assert race_decision(interval(-0.01, 0.0, 2, 0.5), interval(-0.02, 0.01, 2), 5, 0.01) is None
+    # one seed says nothing about seed noise; after the last seed the verdict decides
+    assert race_decision(interval(-0.3, -0.2, 1, 0.5), interval(-0.35, -0.15, 1), 5, 0.01) is None
+    assert race_decision(interval(-0.3, -0.2, 5, 0.5), interval(-0.35, -0.15, 5), 5, 0.01) is None
+    # a wider tolerance keeps it
+    assert race_decision(interval(-0.02, -0.008, 2, 0.5), interval(-0.03, 0.005, 2), 5, 0.03) is None
 
 
 def test_replay_trainable_returns_exactly_the_recorded_numbers(ray_local, grid_file, tmp_path):
@@ -74,7 +82,10 @@ def test_racing_stops_a_clearly_worse_sparsity_after_fewer_seeds_than_a_close_on
     result = run_search(grid, "grid", 0, racing=True, num_trials=10, confidence=0.95, tolerance=0.01,
                         storage=str(tmp_path))
     by_sparsity = {t.sparsity: t for t in result.verdict_tickets}
-    assert len(by_sparsity[0.3].seed_scores) == 1 and by_sparsity[0.3].status == "KILLED"
-    assert by_sparsity[0.3].status_reason.startswith("raced: worse than dense")
+    assert len(by_sparsity[0.3].seed_scores) == 2 and by_sparsity[0.3].status == "KILLED"  # the earliest it can
+    assert by_sparsity[0.3].status_reason.startswith("raced: cannot be a winning ticket after 4 seeds")
     assert len(by_sparsity[0.1].seed_scores) == 4 and by_sparsity[0.1].status == "FINISHED"
-    assert result.epochs == (3 * 4 + 1) * 2  # three trials ran 4 seeds x 2 epochs; the stopped one one seed
+    # 0.2 is half a point worse on every seed: with no seed noise its interval stays as wide as dev sampling
+    # makes it (about +-1.6 points on 408 examples), so it cannot clear -1 point either
+    assert len(by_sparsity[0.2].seed_scores) == 2 and by_sparsity[0.2].status == "KILLED"
+    assert result.epochs == (2 * 4 + 2 * 2) * 2  # dense and 0.1 ran 4 seeds x 2 epochs; the stopped ones two seeds

@@ -153,6 +153,27 @@ def test_a_control_is_never_named_and_is_compared_with_its_good_ticket(mrpc_labe
     assert tickets[3].versus_good is None  # no good ticket at 0.5 to compare with
 
 
+def test_a_winning_ticket_behind_a_failing_less_sparse_one_is_not_named(mrpc_labels, dense5):
+    """The winning sequence runs from the least sparse ticket on and ends at the first that fails: 0.3 matches
+    dense, but 0.2 (10 points worse) comes first, so the sparsest winning ticket is 0.1."""
+    same = _break(_fix(dense5, mrpc_labels, 6), mrpc_labels, 4)  # +2 examples net on each seed, within noise
+    tickets = [_ticket("d", 0.0, dense5, dense5, mrpc_labels), _ticket("a", 0.1, same, dense5, mrpc_labels),
+               _ticket("b", 0.2, _break(dense5, mrpc_labels, 40), dense5, mrpc_labels),
+               _ticket("c", 0.3, same, dense5, mrpc_labels)]
+    verdict = decide(tickets, "mrpc")
+    assert tickets[3].difference.low >= -0.01  # 0.3 alone would pass ...
+    assert verdict.kind == "winning" and verdict.winning.trial_id == "a"  # ... but is not named
+    assert verdict.beyond.trial_id == "b"
+    lines = verdict_lines(verdict, "accuracy")
+    assert lines[-1].startswith("The winning sequence (least sparse first) ends at structured at sparsity 0.20")
+    assert "-9.8 points [" in lines[-1] and lines[-1].endswith("its lower bound is below the tolerance.")
+    # when the least sparse ticket tested fails, no winning ticket is named at all
+    verdict = decide([tickets[0], tickets[2], tickets[3]], "mrpc")
+    assert verdict.kind == "none" and verdict.winning is None and verdict.beyond.trial_id == "b"
+    assert "the least sparse ticket tested is not shown to be within 1 point of it" in verdict_lines(verdict,
+                                                                                                      "accuracy")[0]
+
+
 def test_a_stopped_ticket_is_not_named(mrpc_labels, dense5):
     early = _ticket("e", 0.4, _fix(dense5[:2], mrpc_labels, 40), dense5[:2], mrpc_labels, status="KILLED")
     early.planned_seeds = 5
