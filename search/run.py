@@ -25,7 +25,8 @@ Each trial prunes a ticket with its method, rewinds it and fine-tunes it, one se
 is compared with the dense model of the same seed on the same dev examples. With several seeds, seed racing
 stops a ticket as soon as its interval shows it cannot be named. Everything goes to MLflow; the study ends
 with a table and a verdict that names super tickets (interval of ticket - dense above 0) and the sparsest
-winning ticket (no worse than dense by more than --match-tolerance) only when the data support it, each with
+winning ticket (no worse than dense by more than --match-tolerance, tested from the least sparse ticket on
+and ending at the first that fails) only when the data support it, each with
 its difference in points, its confidence interval and the seeds and dev examples behind it. A dense model
 that does not beat the majority class names no ticket at all.
 
@@ -108,21 +109,24 @@ def parser() -> argparse.ArgumentParser:
 
     decide = p.add_argument_group("how the search decides")
     decide.add_argument("--search", choices=("verdict", "tpe", "random", "grid"), default="verdict",
-                        help="verdict (default): bisect for the sparsest winning ticket, then check super tickets' "
+                        help="verdict (default): bisect for the end of the winning sequence, then check super tickets' "
                              "neighbours and run controls, and stop once the verdict is settled; tpe / random: "
                              "Optuna's TPE or random sampler for --num-trials trials; grid: every grid point")
     decide.add_argument("--scheduler", choices=("race", "asha", "none"),
                         help="race (default with several seeds): stop a ticket between seeds once its interval "
-                             "shows it cannot be named; asha: ASHA on the reports (epochs); none (default with one "
+                             "shows it cannot be named even if the remaining seeds go its way (a futility test); asha: ASHA on the reports (epochs); none (default with one "
                              "seed): every trial runs every seed and epoch")
     decide.add_argument("--confidence", type=float, default=0.95,
                         help="confidence level of every interval, a fraction (default 0.95)")
     decide.add_argument("--match-tolerance", type=float, default=0.01,
                         help="a winning ticket is shown no worse than dense by more than this, in dev-score units "
-                             "(default 0.01 = 1 point): its interval's lower bound is at least -tolerance")
+                             "(default 0.01 = 1 point): its interval's lower bound is at least -tolerance, and so "
+                             "is every less sparse ticket tested on its curve")
 
     run = p.add_argument_group("where it runs and where results go")
-    run.add_argument("--concurrent-trials", type=int, help="trials at once (default: as many as resources allow)")
+    run.add_argument("--concurrent-trials", type=int,
+                     help="trials at once (default: as many as the Ray cluster's CPUs and GPUs hold when the study "
+                          "starts; none is queued, so each new point is chosen knowing the results so far)")
     run.add_argument("--cpus-per-trial", type=float, default=2.0, help="CPUs per trial (default 2)")
     run.add_argument("--gpus-per-trial", type=float,
                      help="GPUs per trial, fractions allowed (0.25 packs 4 trials on a GPU); default 1 if CUDA is "

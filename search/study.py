@@ -149,6 +149,22 @@ def _scheduler(settings: StudySettings, stop_reasons: dict):
     return FIFOScheduler()
 
 
+def concurrent_trials(settings: StudySettings) -> int:
+    """Trials at once: ``--concurrent-trials``, else as many as the Ray cluster's CPUs and GPUs hold now.
+
+    Tune would otherwise queue PENDING trials beyond what can run, and the verdict search would choose their
+    points before the running trials' results could steer it.
+    """
+    if settings.concurrent_trials:
+        return settings.concurrent_trials
+    resources, slots = ray.cluster_resources(), []
+    if settings.cpus_per_trial > 0:
+        slots.append(int(resources.get("CPU", 1) // settings.cpus_per_trial))
+    if settings.gpus_per_trial > 0:
+        slots.append(int(resources.get("GPU", 0) // settings.gpus_per_trial))
+    return max(1, min(slots, default=1))
+
+
 def _new_tuner(settings: StudySettings, trainable, space, callback: MlflowTrialCallback, stop_reasons: dict):
     """The study's searcher (``--search``) and scheduler (``--scheduler``) around the trainable."""
     searcher = TicketSearch(space, settings.search, settings.search_seed, get_task(settings.task).primary_metric,
@@ -157,7 +173,7 @@ def _new_tuner(settings: StudySettings, trainable, space, callback: MlflowTrialC
         trainable,
         tune_config=tune.TuneConfig(metric="dev_score", mode="max", search_alg=searcher,
                                     scheduler=_scheduler(settings, stop_reasons), num_samples=settings.num_trials,
-                                    max_concurrent_trials=settings.concurrent_trials),
+                                    max_concurrent_trials=concurrent_trials(settings)),
         run_config=tune.RunConfig(name=settings.study_name, storage_path=settings.storage_path, callbacks=[callback],
                                   verbose=1, failure_config=tune.FailureConfig(max_failures=0)))
 
