@@ -39,10 +39,14 @@ FUTILITY_CONFIDENCE = 0.5
 
 
 def seed_interval(report: TrialReport, metric: str, confidence: float) -> PairedDifference:
-    """Ticket minus dense over the report's finished seeds, with its interval."""
-    return paired_difference(metric, np.array([s.predictions for s in report.finished]),
-                             np.array([s.dense_predictions for s in report.finished]), np.array(report.labels),
-                             confidence)
+    """Ticket minus dense over the report's finished seeds, with its interval.
+
+    The seeds are taken in order of their number, as the verdict takes them (``search.analysis``), so the
+    searcher, the scheduler and the verdict compute the same (seeded) bootstrap whatever order the seeds ran in.
+    """
+    finished = sorted(report.finished, key=lambda s: s.seed)
+    return paired_difference(metric, np.array([s.predictions for s in finished]),
+                             np.array([s.dense_predictions for s in finished]), np.array(report.labels), confidence)
 
 
 def projected_low(optimistic: PairedDifference, current: PairedDifference, planned_seeds: int) -> float:
