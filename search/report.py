@@ -89,6 +89,14 @@ def verdict_lines(verdict: Verdict, metric: str) -> list[str]:
         lines.append(text + (f" Best difference: {_about(best, metric)}" if best else " No ticket finished."))
     if verdict.beyond is not None and verdict.kind in ("super", "winning", "none"):
         lines.append(f"The winning sequence (least sparse first) ends at {_beyond(verdict.beyond, metric)}")
+        if verdict.kind == "none" and verdict.beyond.difference is not None:
+            d = verdict.beyond.difference
+            half = (d.high - d.low) / 2
+            if half > verdict.tolerance:
+                lines.append(f"Its interval is +-{100 * half:.1f} points wide over {d.seeds} seed(s) and {d.examples} dev "
+                             f"examples, wider than the {tol} tolerance: a ticket can be shown winning here only if "
+                             "it beats dense on average. More seeds (--seeds) narrow it; --match-tolerance sets "
+                             "what counts as a match.")
     return lines
 
 

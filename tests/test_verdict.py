@@ -170,8 +170,10 @@ def test_a_winning_ticket_behind_a_failing_less_sparse_one_is_not_named(mrpc_lab
     # when the least sparse ticket tested fails, no winning ticket is named at all
     verdict = decide([tickets[0], tickets[2], tickets[3]], "mrpc")
     assert verdict.kind == "none" and verdict.winning is None and verdict.beyond.trial_id == "b"
-    assert "the least sparse ticket tested is not shown to be within 1 point of it" in verdict_lines(verdict,
-                                                                                                      "accuracy")[0]
+    lines = verdict_lines(verdict, "accuracy")
+    assert "the least sparse ticket tested is not shown to be within 1 point of it" in lines[0]
+    half = 100 * (tickets[2].difference.high - tickets[2].difference.low) / 2
+    assert half > 1 and lines[-1].startswith(f"Its interval is +-{half:.1f} points wide over 5 seed(s) and 408 dev")
 
 
 def test_a_stopped_ticket_is_not_named(mrpc_labels, dense5):
