@@ -153,7 +153,8 @@ def run_search(grid: RecordedGrid, strategy: str, search_seed: int, racing: bool
     metric = get_task(grid.task).primary_metric
     stop_reasons: dict = {}
     scheduler = SeedRacingScheduler(metric, confidence, tolerance, stop_reasons) if racing else FIFOScheduler()
-    searcher = TicketSearch(grid.space, strategy, search_seed, metric, confidence, tolerance)
+    searcher = TicketSearch(grid.space, strategy, search_seed, metric, confidence, tolerance,
+                            get_task(grid.task).is_regression)
     tuner = tune.Tuner(
         tune.with_parameters(replay_trainable, grid=grid, order=order),
         tune_config=tune.TuneConfig(metric="dev_score", mode="max", search_alg=searcher, scheduler=scheduler,

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from search.statistics import PairedDifference, batched_metric, majority_predictions, paired_difference
+from search.statistics import PairedDifference, paired_difference, versus_constant
 from spaces.sparsity import grid_value
 from trainables.report import TrialReport
 from trainables.tasks import get_task
@@ -223,12 +223,9 @@ def _sparsity(ticket: TicketResult) -> float:
 
 def _versus_constant(dense: TicketResult, task, confidence: float) -> tuple[float, PairedDifference]:
     """The constant baseline's dev score and (dense - constant baseline) with its interval."""
-    labels, seeds = np.array(dense.labels), sorted(dense.predictions)
-    constant = majority_predictions(labels, task.is_regression)
-    baseline = float(batched_metric(task.primary_metric, constant, labels))
-    versus = paired_difference(task.primary_metric, np.array([dense.predictions[s] for s in seeds]),
-                               np.tile(constant, (len(seeds), 1)), labels, confidence)
-    return baseline, versus
+    seeds = sorted(dense.predictions)
+    return versus_constant(task.primary_metric, np.array([dense.predictions[s] for s in seeds]),
+                           np.array(dense.labels), task.is_regression, confidence)
 
 
 def decide(tickets: list[TicketResult], task_name: str, confidence: float = 0.95,

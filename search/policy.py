@@ -9,7 +9,8 @@ it (the dense model at first), try the untried grid point nearest the middle. Wh
 them the boundary is settled. Then, if a finished ticket is a super ticket, its untried neighbours are tried
 until the best one has both neighbours tried (so the peak is not missed by one grid step); then each control
 (random, bad) the study asked for is run at every sparsity where the good ticket finished. When every curve is
-settled the search ends (``FINISHED``). Bisection trusts the monotone shape: a less sparse ticket it skipped
+settled the search ends (``FINISHED``); it ends at once when the dense trial failed or did not beat the
+constant baseline (the verdict's guard), since then nothing could be named. Bisection trusts the monotone shape: a less sparse ticket it skipped
 could fail where the full grid would test it; ``benchmarks.search_efficiency`` measures how often that changes
 the verdict.
 
@@ -35,7 +36,8 @@ class Outcome:
     Attributes:
         params: the trial's searched parameters (``sparsity`` and any searched categorical).
         config: its whole configuration (method, control, rewind, sparsity, options).
-        status: ``complete`` (every seed ran), ``stopped`` (a scheduler stopped it) or ``failed``.
+        status: ``complete`` (every seed ran), ``stopped`` (a scheduler stopped it), ``failed``, or
+            ``not_learned`` (the dense trial ran every seed but does not beat the constant baseline).
         difference: ticket minus dense over its finished seeds (``None`` when no seed finished).
     """
 
@@ -81,8 +83,8 @@ class VerdictPolicy:
         dense_outcome = next((o for o in outcomes if point_key(o.params) == point_key(dense)), None)
         if dense_outcome is None:
             return None  # the dense trial replays the cache (seconds): wait, it may show there is nothing to compare
-        if dense_outcome.status == "failed":
-            return FINISHED  # nothing can be compared with a dense model that failed
+        if dense_outcome.status in ("failed", "not_learned"):
+            return FINISHED  # the verdict names nothing when the dense model failed or learned nothing
         if self.exhaustive:
             return untried[0] if untried else (None if running else FINISHED)
         waiting = False

@@ -29,6 +29,7 @@ from ray.tune.search import Searcher
 
 from search.policy import FINISHED, Outcome, VerdictPolicy, point_key
 from search.racing import seed_interval
+from search.statistics import versus_constant
 from spaces.search_space import TicketSpace
 from spaces.sparsity import grid_value
 from trainables.report import TrialReport
@@ -86,6 +87,7 @@ class TicketSearch(Searcher):
         seed: seeds the sampler.
         task_metric: the task's primary metric (for the paired intervals).
         confidence: interval level (fraction); tolerance: winning tolerance (dev-score units).
+        regression: the task is scored as regression (the dense model's constant baseline is then the mean label).
 
     Attributes:
         study: the Optuna study (every trial with its state and objective).
@@ -93,12 +95,12 @@ class TicketSearch(Searcher):
     """
 
     def __init__(self, space: TicketSpace, strategy: str = "verdict", seed: int = 0, task_metric: str = "accuracy",
-                 confidence: float = 0.95, tolerance: float = 0.01):
+                 confidence: float = 0.95, tolerance: float = 0.01, regression: bool = False):
         super().__init__(metric="dev_score", mode="max")
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown search strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
         self.space, self.strategy, self.task_metric = space, strategy, task_metric
-        self.confidence, self.tolerance = confidence, tolerance
+        self.confidence, self.tolerance, self.regression = confidence, tolerance, regression
         base = RandomSampler(seed=seed) if strategy == "random" else TPESampler(seed=seed)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.create_study(direction="maximize", sampler=UntriedGridSampler(base, space.grid_points()))
@@ -120,6 +122,9 @@ class TicketSearch(Searcher):
                 return None
             self.study.enqueue_trial(point)
         else:
+            if any(o.status in ("failed", "not_learned") and point_key(o.params) == point_key(self.space.dense_point())
+                   for o in self.outcomes):
+                return Searcher.FINISHED  # as the verdict policy: nothing can be named without a learnt dense model
             taken = {point_key(o.params) for o in self.outcomes} | {point_key(p) for p in running}
             if all(point_key(p) in taken for p in self.space.grid_points()):
                 return None if running else Searcher.FINISHED
@@ -140,6 +145,8 @@ class TicketSearch(Searcher):
             status, state, value = "failed", TrialState.FAIL, None
         elif report.complete:
             status, state, value = "complete", TrialState.COMPLETE, report.mean_difference
+            if point_key(params) == point_key(self.space.dense_point()) and not self._dense_learned(report):
+                status = "not_learned"
         else:
             status, state, value = "stopped", TrialState.PRUNED, None
         if value is not None and not math.isfinite(value):
@@ -150,6 +157,13 @@ class TicketSearch(Searcher):
             trial.set_user_attr("seeds", difference.seeds)
         self.study.tell(trial, value, state=state)
         self.outcomes.append(Outcome(params, config, status, difference))
+
+    def _dense_learned(self, report: TrialReport) -> bool:
+        """The verdict's guard on the dense trial: its interval against the constant baseline lies above 0."""
+        finished = sorted(report.finished, key=lambda s: s.seed)
+        _, versus = versus_constant(self.task_metric, [s.predictions for s in finished], report.labels,
+                                    self.regression, self.confidence)
+        return versus.low > 0
 
     def save(self, checkpoint_path: str) -> None:
         """Pickle the search (Tune calls this so ``--resume`` can restore it)."""

@@ -188,3 +188,25 @@ def majority_predictions(labels: np.ndarray, regression: bool) -> np.ndarray:
     values, counts = np.unique(labels, return_counts=True)
     return np.full(labels.shape, values[np.argmax(counts)])
 
+
+
+def versus_constant(metric: str, predictions: np.ndarray, labels: np.ndarray, regression: bool,
+                    confidence: float = 0.95) -> tuple[float, PairedDifference]:
+    """A model against the constant baseline (the chance-level guard of the verdict).
+
+    Args:
+        metric: the task's primary metric name.
+        predictions: shape ``(seeds, n_dev)``: the model's dev predictions per seed.
+        labels: shape ``(n_dev,)``.
+        regression: the task is scored as regression (the baseline is the mean label, not the majority class).
+        confidence: interval level, a fraction.
+
+    Returns:
+        the constant baseline's dev score, and model minus baseline with its interval (``paired_difference``).
+    """
+    labels = np.asarray(labels)
+    constant = majority_predictions(labels, regression)
+    baseline = float(batched_metric(metric, constant, labels))
+    predictions = np.asarray(predictions)
+    return baseline, paired_difference(metric, predictions, np.tile(constant, (len(predictions), 1)), labels,
+                                       confidence)

@@ -167,8 +167,9 @@ def concurrent_trials(settings: StudySettings) -> int:
 
 def _new_tuner(settings: StudySettings, trainable, space, callback: MlflowTrialCallback, stop_reasons: dict):
     """The study's searcher (``--search``) and scheduler (``--scheduler``) around the trainable."""
-    searcher = TicketSearch(space, settings.search, settings.search_seed, get_task(settings.task).primary_metric,
-                            settings.confidence, settings.match_tolerance)
+    task = get_task(settings.task)
+    searcher = TicketSearch(space, settings.search, settings.search_seed, task.primary_metric, settings.confidence,
+                            settings.match_tolerance, task.is_regression)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(metric="dev_score", mode="max", search_alg=searcher,

@@ -58,3 +58,38 @@ def test_bisection_moves_below_a_losing_ticket_less_sparse_than_a_winning_one():
     assert policy.next_point(outcomes, []) == {"sparsity": 0.1}  # the middle of (0, 0.2)
     outcomes += [_outcome(space, 0.1, 0.0), _outcome(space, 0.15, -0.05)]
     assert policy.next_point(outcomes, []) == FINISHED  # 0.1 wins, 0.15 loses: settled, 0.3 does not count
+
+
+def test_a_dense_model_that_learned_nothing_ends_the_search(glue_dir):
+    """The guard of the verdict, applied by the searcher: a dense trial that predicts the majority class on every
+    seed names no ticket, so no ticket is worth training."""
+    import numpy as np
+
+    from search.searcher import TicketSearch
+    from trainables.data import load_raw
+    from trainables.report import EpochResult, SeedOutcome, TicketFacts, TrialReport
+    from trainables.tasks import get_task
+
+    labels = np.array(load_raw(get_task("mrpc"), glue_dir)["validation"]["label"])
+    space = TicketSpace(SparsityRange(0.0, 0.6, 0.05))
+
+    def dense_report(predictions):
+        finished = [SeedOutcome(s, float((predictions == labels).mean()), predictions.tolist(),
+                                float((predictions == labels).mean()), predictions.tolist(), [0.6]) for s in (0, 1)]
+        return TrialReport(1, 1, 1, (0, 1), EpochResult(1, finished[-1].dev_score, {}, 0.6, predictions.tolist()),
+                           finished, labels.tolist(), TicketFacts({"achieved_sparsity": 0.0})).to_tune()
+
+    majority = np.full_like(labels, np.bincount(labels).argmax())
+    learnt = labels.copy()
+    learnt[:60] = 1 - learnt[:60]  # 85 % accuracy against 68 % for the majority class
+    for strategy in ("verdict", "tpe"):
+        for predictions, expected in ((majority, "not_learned"), (learnt, "complete")):
+            search = TicketSearch(space, strategy, 0, "accuracy", 0.95, 0.01)
+            assert search.suggest("dense")["sparsity"] == 0.0
+            search.on_trial_complete("dense", dense_report(predictions))
+            assert search.outcomes[0].status == expected
+            next_config = search.suggest("next")
+            if expected == "not_learned":
+                assert next_config == "FINISHED"
+            else:
+                assert isinstance(next_config, dict) and next_config["sparsity"] > 0
