@@ -10,9 +10,9 @@ them the boundary is settled. Then, if a finished ticket is a super ticket, its 
 until the best one has both neighbours tried (so the peak is not missed by one grid step); then each control
 (random, bad) the study asked for is run at every sparsity where the good ticket finished. When every curve is
 settled the search ends (``FINISHED``); it ends at once when the dense trial failed or did not beat the
-constant baseline (the verdict's guard), since then nothing could be named. Bisection trusts the monotone shape: a less sparse ticket it skipped
-could fail where the full grid would test it; ``benchmarks.search_efficiency`` measures how often that changes
-the verdict.
+constant baseline (the verdict's guard), since then nothing could be named. Bisection trusts the monotone shape:
+a less sparse ticket it skipped could fail where the full grid would test it; ``benchmarks.search_efficiency``
+measures how often that changes the verdict.
 
 The ``grid`` strategy tries every point in order (the ground truth the benchmark compares with).
 """
