@@ -105,8 +105,8 @@ def _beyond(ticket: TicketResult, metric: str) -> str:
     if ticket.difference is None:
         return f"{_name(ticket)}: {_status(ticket)} before any seed finished."
     if not ticket.complete:
-        return (f"{_name(ticket)}: {_status(ticket)} after {ticket.difference.seeds} of {ticket.planned_seeds} seeds "
-                f"at {ticket.difference.points()}.")
+        d = ticket.difference
+        return f"{_name(ticket)}: {_status(ticket)} after {d.seeds} of {ticket.planned_seeds} seeds at {d.describe()}."
     return f"{_about(ticket, metric)}; its lower bound is below the tolerance."
 
 

@@ -180,7 +180,10 @@ def test_a_stopped_ticket_is_not_named(mrpc_labels, dense5):
     early = _ticket("e", 0.4, _fix(dense5[:2], mrpc_labels, 40), dense5[:2], mrpc_labels, status="KILLED")
     early.planned_seeds = 5
     verdict = decide([_ticket("d", 0.0, dense5, dense5, mrpc_labels), early], "mrpc")
-    assert verdict.kind == "none" and not verdict.named
+    assert verdict.kind == "none" and not verdict.named and verdict.beyond is early
+    line = verdict_lines(verdict, "accuracy")[1]
+    assert line.startswith("The winning sequence (least sparse first) ends at structured at sparsity 0.40")
+    assert "KILLED after 2 of 5 seeds at +9.8 points [" in line and "(95% CI over 2 seeds and 408 dev examples)" in line
 
 
 @pytest.mark.parametrize("task", ["mrpc", "cola"])
