@@ -10,7 +10,8 @@ them the boundary is settled. Then, if a finished ticket is a super ticket, its 
 until the best one has both neighbours tried (so the peak is not missed by one grid step); then each control
 (random, bad) the study asked for is run at every sparsity where the good ticket finished. When every curve is
 settled the search ends (``FINISHED``); it ends at once when the dense trial failed or did not beat the
-constant baseline (the verdict's guard), since then nothing could be named. Bisection trusts the monotone shape:
+constant baseline (the verdict's guard), since then nothing could be named (the ``grid`` strategy goes on
+unless the dense trial failed: it is every point). Bisection trusts the monotone shape:
 a less sparse ticket it skipped could fail where the full grid would test it; ``benchmarks.search_efficiency``
 measures how often that changes the verdict.
 
@@ -83,10 +84,12 @@ class VerdictPolicy:
         dense_outcome = next((o for o in outcomes if point_key(o.params) == point_key(dense)), None)
         if dense_outcome is None:
             return None  # the dense trial replays the cache (seconds): wait, it may show there is nothing to compare
-        if dense_outcome.status in ("failed", "not_learned"):
-            return FINISHED  # the verdict names nothing when the dense model failed or learned nothing
-        if self.exhaustive:
+        if dense_outcome.status == "failed":
+            return FINISHED  # nothing can be compared with a dense model that failed
+        if self.exhaustive:  # the grid is every point, even where the verdict can name nothing
             return untried[0] if untried else (None if running else FINISHED)
+        if dense_outcome.status == "not_learned":
+            return FINISHED  # the verdict names no ticket when the dense model learned nothing
         waiting = False
         for curve in self._curves():
             choice = self._next_on_curve(curve, outcomes, running, taken)

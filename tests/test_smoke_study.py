@@ -10,19 +10,23 @@ from search.run import main
 
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory, model_dir, glue_dir):
-    """Two studies sharing one storage path (so one cache): a 3-trial structured search, then a magnitude study
-    comparing the good, random and bad tickets at sparsity 0.5 (plus the dense point)."""
+    """Studies sharing one storage path (so one cache): a 3-trial structured grid, a magnitude grid comparing the
+    good, random and bad tickets at sparsity 0.5 (plus the dense point), the default verdict search on the same
+    settings, and one whose training diverges. On 64 RTE pairs the dense model learns nothing, so the pipeline
+    studies use ``--search grid`` (every point, whatever the verdict) and the verdict search stops at the dense
+    trial."""
     root = tmp_path_factory.mktemp("studies")
     uri = f"sqlite:///{root}/mlflow.db"
     common = ["--task", "rte", "--budget", "smoke", "--model", model_dir, "--glue-dir", glue_dir,
               "--storage-path", str(root / "results"), "--mlflow-uri", uri, "--max-train-examples", "64",
               "--max-dev-examples", "64", "--max-seq-length", "48", "--epochs", "2", "--seeds", "1",
               "--cpus-per-trial", "1"]
-    assert main([*common, "--num-trials", "3", "--study-name", "first"]) == 0
+    assert main([*common, "--num-trials", "3", "--study-name", "first", "--search", "grid"]) == 0
     dense_dirs = sorted((root / "results" / "cache" / "dense").glob("*/record.json"))
     stamps = [p.stat().st_mtime_ns for p in dense_dirs]
     assert main([*common, "--num-trials", "4", "--study-name", "second", "--method", "magnitude", "--control",
-                 "good,random,bad", "--sparsity-min", "0.5", "--sparsity-max", "0.5"]) == 0
+                 "good,random,bad", "--sparsity-min", "0.5", "--sparsity-max", "0.5", "--search", "grid"]) == 0
+    assert main([*common, "--num-trials", "3", "--study-name", "guarded"]) == 0
     assert main([*common, "--num-trials", "3", "--study-name", "diverged", "--learning-rate", "1e6"]) == 0
     return root, MlflowClient(uri), dense_dirs, stamps
 
@@ -97,7 +101,7 @@ def test_a_study_compares_magnitude_controls_with_exact_counts_and_mask_files(st
     root, client, _, _ = studies
     parent, children = _runs(client, "second")
     pruned = {c.data.params["control"]: c for c in children if float(c.data.params["sparsity"]) == 0.5}
-    assert set(pruned) == {"good", "random", "bad"}  # the verdict search runs the controls at the good sparsity
+    assert set(pruned) == {"good", "random", "bad"}  # the grid runs every control at every sparsity
     kept = {c.data.params["weights_kept"] for c in pruned.values()}
     total = 6 * (4 * 384 * 384 + 2 * 384 * 1536)
     assert kept == {str(total - total // 2)}  # random and bad keep exactly the good ticket's count
@@ -138,3 +142,12 @@ def test_a_diverged_training_fails_with_reason_diverged_and_names_no_ticket(stud
     assert record is not None
     recorded = [json.loads(p.read_text()) for p in (root / "results" / "cache" / "dense").glob("*/record.json")]
     assert any("diverged" in r and r["spec"]["finetune"]["learning_rate"] == 1e6 for r in recorded)
+
+
+def test_the_verdict_search_stops_at_a_dense_model_that_learned_nothing(studies):
+    root, client, dense_dirs, _ = studies
+    parent, children = _runs(client, "guarded")
+    assert parent.data.tags["verdict"] == "dense_not_learned"
+    assert len(children) == 1 and float(children[0].data.params["sparsity"]) == 0.0  # no ticket was trained
+    summary = json.loads((root / "results" / "guarded" / "summary.json").read_text())
+    assert summary["verdict"]["lines"][0].startswith("The dense model did not learn this task under these settings")

@@ -83,6 +83,10 @@ class TrainingDiverged(RuntimeError):
                          "diverged (lower --learning-rate, or check the data)")
         self.seed, self.epoch, self.step, self.loss = seed, epoch, step, loss
 
+    def __reduce__(self):
+        # Ray re-raises a worker's exception on the driver by pickling it: rebuild it from its own fields
+        return type(self), (self.seed, self.epoch, self.step, self.loss)
+
 
 @dataclass
 class Evaluation:
