@@ -193,15 +193,27 @@ def main(argv=None) -> int:
         tolerances = [float(t) for t in args.match_tolerance.split(",")]
     except ValueError:
         tolerances = []
+    problems = []
     if not tolerances or not all(0 <= t < 1 for t in tolerances):
-        print(f"error: --match-tolerance {args.match_tolerance!r} is not a list of fractions in [0, 1): pass e.g. "
-              "0.01,0.02", file=sys.stderr)
+        problems.append(f"--match-tolerance {args.match_tolerance!r} is not a list of fractions in [0, 1): pass e.g. "
+                        "0.01,0.02")
+    if args.search_seeds < 1:
+        problems.append(f"--search-seeds {args.search_seeds} must be at least 1")
+    if not 0.5 <= args.confidence < 1:
+        problems.append(f"--confidence {args.confidence} must be a fraction in [0.5, 1), e.g. 0.95")
+    if not problems:
+        try:
+            grid = RecordedGrid.load(args.grid)
+        except (ValueError, KeyError, IndexError, TypeError) as err:
+            problems.append(f"grid file {args.grid} is not a grid written by benchmarks.record_grid "
+                            f"({type(err).__name__}: {err}); pass --grid with one")
+    if problems:
+        print(f"error: {problems[0]}", file=sys.stderr)
         return 2
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no per-run console tables: only this script's figures
     import ray
 
-    grid = RecordedGrid.load(args.grid)
     grid_epochs = len(grid.points) * len(grid.seeds) * grid.epochs
     print(f"grid: {args.grid}: {grid.task}, {len(grid.points)} sparsities x {len(grid.seeds)} seeds x {grid.epochs} "
           f"epochs = {grid_epochs} epochs, {len(grid.labels)} dev examples; confidence {args.confidence}")

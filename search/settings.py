@@ -158,9 +158,13 @@ def build_settings(args) -> StudySettings:
               "--epochs": pick(args.epochs, budget.epochs_for(task.name)),
               "--batch-size": pick(args.batch_size, budget.batch_size),
               "--max-seq-length": pick(args.max_seq_length, budget.max_seq_length)}
+    if args.concurrent_trials is not None:
+        counts["--concurrent-trials"] = args.concurrent_trials
     for flag, value in counts.items():
         if value < 1:
             raise UsageError(f"{flag} {value} must be at least 1")
+    if args.cpus_per_trial <= 0 or (args.gpus_per_trial is not None and args.gpus_per_trial < 0):
+        raise UsageError(f"--cpus-per-trial {args.cpus_per_trial:g} must be above 0 and --gpus-per-trial at least 0")
     if not 0.5 <= args.confidence < 1:
         raise UsageError(f"--confidence {args.confidence} must be a fraction in [0.5, 1), e.g. 0.95 (not percent)")
     if not 0 <= args.match_tolerance < 1:

@@ -60,6 +60,9 @@ def _cases(model_dir, glue_dir, gpt2_dir):
                                 "--match-tolerance 2.0 must be a fraction in [0, 1)"),
         "unknown scheduler": (["--task", "rte", "--scheduler", "hyperband", *ok], "invalid choice: 'hyperband'"),
         "unknown search": (["--task", "rte", "--search", "bohb", *ok], "invalid choice: 'bohb'"),
+        "zero concurrent trials": (["--task", "rte", "--concurrent-trials", "0", *ok],
+                                   "--concurrent-trials 0 must be at least 1"),
+        "zero CPUs per trial": (["--task", "rte", "--cpus-per-trial", "0", *ok], "--cpus-per-trial 0 must be above 0"),
         "MLM without a head": (["--task", "rte", "--method", "tamt", "--tamt-objective", "mlm", "--tamt-corpus",
                                 os.path.join(os.path.dirname(glue_dir), "wikitext-2"), *ok],
                                "has no masked-LM head"),
@@ -72,7 +75,7 @@ def _cases(model_dir, glue_dir, gpt2_dir):
                                   "zero seeds", "control a method lacks", "option of another method",
                                   "IMP rate above 1", "step 0", "missing corpus", "MLM without a head",
                                   "confidence in percent", "tolerance in points", "unknown scheduler",
-                                  "unknown search"])
+                                  "unknown search", "zero concurrent trials", "zero CPUs per trial"])
 def test_bad_input_gets_one_line_and_exit_2(case, workdir, capsys, model_dir, glue_dir, gpt2_dir):
     argv, expected = _cases(model_dir, glue_dir, gpt2_dir)[case]
     assert main(argv) == 2
@@ -94,3 +97,20 @@ def test_help_explains_the_defaults():
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--grid", "/no/such/grid.json"], "grid file /no/such/grid.json not found"),
+    (["--grid", "README.md"], "is not a grid written by benchmarks.record_grid"),
+    (["--match-tolerance", "0.01,"], "is not a list of fractions in [0, 1)"),
+    (["--match-tolerance", "2"], "is not a list of fractions in [0, 1)"),
+    (["--search-seeds", "0"], "--search-seeds 0 must be at least 1"),
+    (["--confidence", "95"], "--confidence 95.0 must be a fraction"),
+])
+def test_the_benchmark_rejects_bad_input_in_one_line(argv, expected, capsys, monkeypatch):
+    from benchmarks.search_efficiency import main as benchmark
+
+    monkeypatch.chdir(ROOT)
+    assert benchmark(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and expected in err, err
