@@ -20,7 +20,8 @@ seeds (they are exchangeable: any order is one a real study could have met), so 
 
 Strategies: ``verdict`` with seed racing (the default of a study with several seeds), and plain ``tpe`` and
 ``random`` (every trial runs every seed) given the number of trials nearest to the epochs the verdict search used
-on average, so the comparison is at (about) equal cost; the printed epoch fraction is each strategy's own. Trials run one at a time so every run is reproducible.
+on average, so the comparison is at (about) equal cost; the printed epoch fraction is each strategy's own. Trials
+run one at a time so every run is reproducible.
 """
 
 from __future__ import annotations

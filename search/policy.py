@@ -48,6 +48,11 @@ class Outcome:
     difference: PairedDifference | None
 
 
+def dense_outcome(outcomes: list[Outcome], dense: dict) -> Outcome | None:
+    """The ended trial at the dense point ``dense`` (``None`` while it has not ended)."""
+    return next((o for o in outcomes if point_key(o.params) == point_key(dense)), None)
+
+
 def point_key(params: dict) -> tuple:
     """A hashable key of a grid point's parameters (sparsity without float noise)."""
     return tuple(sorted((k, grid_value(v) if isinstance(v, float) else v) for k, v in params.items()))
@@ -81,14 +86,14 @@ class VerdictPolicy:
         dense = self.points[0]
         if point_key(dense) not in taken:
             return dense
-        dense_outcome = next((o for o in outcomes if point_key(o.params) == point_key(dense)), None)
-        if dense_outcome is None:
+        reference = dense_outcome(outcomes, dense)
+        if reference is None:
             return None  # the dense trial replays the cache (seconds): wait, it may show there is nothing to compare
-        if dense_outcome.status == "failed":
+        if reference.status == "failed":
             return FINISHED  # nothing can be compared with a dense model that failed
         if self.exhaustive:  # the grid is every point, even where the verdict can name nothing
             return untried[0] if untried else (None if running else FINISHED)
-        if dense_outcome.status == "not_learned":
+        if reference.status == "not_learned":
             return FINISHED  # the verdict names no ticket when the dense model learned nothing
         waiting = False
         for curve in self._curves():

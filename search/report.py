@@ -93,10 +93,10 @@ def verdict_lines(verdict: Verdict, metric: str) -> list[str]:
             d = verdict.beyond.difference
             half = (d.high - d.low) / 2
             if half > verdict.tolerance:
-                lines.append(f"Its interval is +-{100 * half:.1f} points wide over {d.seeds} seed(s) and {d.examples} dev "
-                             f"examples, wider than the {tol} tolerance: a ticket can be shown winning here only if "
-                             "it beats dense on average. More seeds (--seeds) narrow it; --match-tolerance sets "
-                             "what counts as a match.")
+                lines.append(f"Its interval is +-{100 * half:.1f} points wide over {d.seeds} seed(s) and "
+                             f"{d.examples} dev examples, wider than the {tol} tolerance: a ticket can be shown "
+                             "winning here only if it beats dense on average. More seeds (--seeds) narrow it; "
+                             "--match-tolerance sets what counts as a match.")
     return lines
 
 

@@ -114,8 +114,9 @@ def parser() -> argparse.ArgumentParser:
                              "Optuna's TPE or random sampler for --num-trials trials; grid: every grid point")
     decide.add_argument("--scheduler", choices=("race", "asha", "none"),
                         help="race (default with several seeds): stop a ticket between seeds once its interval "
-                             "shows it cannot be named even if the remaining seeds go its way (a futility test); asha: ASHA on the reports (epochs); none (default with one "
-                             "seed): every trial runs every seed and epoch")
+                             "shows it cannot be named even if the remaining seeds go its way (a futility test); "
+                             "asha: ASHA on the reports (epochs); none (default with one seed): every trial runs "
+                             "every seed and epoch")
     decide.add_argument("--confidence", type=float, default=0.95,
                         help="confidence level of every interval, a fraction (default 0.95)")
     decide.add_argument("--match-tolerance", type=float, default=0.01,

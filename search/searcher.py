@@ -27,7 +27,7 @@ from optuna.samplers import BaseSampler, RandomSampler, TPESampler
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from search.policy import FINISHED, Outcome, VerdictPolicy, point_key
+from search.policy import FINISHED, Outcome, VerdictPolicy, dense_outcome, point_key
 from search.racing import seed_interval
 from search.statistics import versus_constant
 from spaces.search_space import TicketSpace
@@ -122,8 +122,8 @@ class TicketSearch(Searcher):
                 return None
             self.study.enqueue_trial(point)
         else:
-            if any(o.status in ("failed", "not_learned") and point_key(o.params) == point_key(self.space.dense_point())
-                   for o in self.outcomes):
+            reference = dense_outcome(self.outcomes, self.space.dense_point())
+            if reference is not None and reference.status in ("failed", "not_learned"):
                 return Searcher.FINISHED  # as the verdict policy: nothing can be named without a learnt dense model
             taken = {point_key(o.params) for o in self.outcomes} | {point_key(p) for p in running}
             if all(point_key(p) in taken for p in self.space.grid_points()):

@@ -189,7 +189,6 @@ def majority_predictions(labels: np.ndarray, regression: bool) -> np.ndarray:
     return np.full(labels.shape, values[np.argmax(counts)])
 
 
-
 def versus_constant(metric: str, predictions: np.ndarray, labels: np.ndarray, regression: bool,
                     confidence: float = 0.95) -> tuple[float, PairedDifference]:
     """A model against the constant baseline (the chance-level guard of the verdict).

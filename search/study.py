@@ -157,12 +157,11 @@ def concurrent_trials(settings: StudySettings) -> int:
     """
     if settings.concurrent_trials:
         return settings.concurrent_trials
-    resources, slots = ray.cluster_resources(), []
-    if settings.cpus_per_trial > 0:
-        slots.append(int(resources.get("CPU", 1) // settings.cpus_per_trial))
+    resources = ray.cluster_resources()
+    slots = int(resources.get("CPU", 1) // settings.cpus_per_trial)  # cpus_per_trial > 0: checked by settings
     if settings.gpus_per_trial > 0:
-        slots.append(int(resources.get("GPU", 0) // settings.gpus_per_trial))
-    return max(1, min(slots, default=1))
+        slots = min(slots, int(resources.get("GPU", 0) // settings.gpus_per_trial))
+    return max(1, slots)
 
 
 def _new_tuner(settings: StudySettings, trainable, space, callback: MlflowTrialCallback, stop_reasons: dict):
