@@ -186,10 +186,6 @@ def main(argv=None) -> int:
                              "(default 0.01,0.02: the study's default, and a wider one at which the recorded MRPC "
                              "grid names a winning ticket)")
     args = parser.parse_args(argv)
-    if not Path(args.grid).is_file():
-        print(f"error: grid file {args.grid} not found: pass --grid with a file written by benchmarks.record_grid",
-              file=sys.stderr)
-        return 2
     try:
         tolerances = [float(t) for t in args.match_tolerance.split(",")]
     except ValueError:
@@ -202,6 +198,8 @@ def main(argv=None) -> int:
         problems.append(f"--search-seeds {args.search_seeds} must be at least 1")
     if not 0.5 <= args.confidence < 1:
         problems.append(f"--confidence {args.confidence} must be a fraction in [0.5, 1), e.g. 0.95")
+    if not Path(args.grid).is_file():
+        problems.append(f"grid file {args.grid} not found: pass --grid with a file written by benchmarks.record_grid")
     if not problems:
         try:
             grid = RecordedGrid.load(args.grid)
