@@ -251,6 +251,9 @@ def _method_options(args, methods: tuple[str, ...]) -> dict:
         if option.choices is not None and value not in option.choices:
             raise UsageError(f"{option.flag} {value!r} unknown: choose {' or '.join(map(str, option.choices))}")
         options[name] = value
+    if not 0 <= options.get("min_keep_per_matrix", 0) < 1:
+        raise UsageError(f"--min-keep-per-matrix {options['min_keep_per_matrix']} must be a fraction in [0, 1), "
+                         "e.g. 0.01 (not percent)")
     try:
         if "imp" in methods:
             ImpSchedule.from_options(options).validate()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spaces.sparsity import SparsityRange
+from trainables.pruning.magnitude import DEFAULT_MIN_KEEP
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,14 @@ class MethodSpace:
 #: the grid runs to 90 % in 10 % steps (IMP's default ladder).
 UNSTRUCTURED_RANGE = {None: SparsityRange(0.0, 0.9, 0.1)}
 
-#: Options of every unstructured method: which matrices besides the six per layer are prunable.
+#: Options of every unstructured method: which matrices besides the six per layer are prunable, and the
+#: per-matrix floor of a global ranking. One value per study, so every method of a study prunes the same set.
 PRUNABLE_OPTIONS = (
-    Option("prune_pooler", bool, False, "also prune the pooler's dense matrix (Chen et al.)"),
-    Option("prune_embeddings", bool, False, "also prune the word-embedding table (TAMT)"),
+    Option("prune_pooler", bool, False, "also prune the pooler's dense matrix (Chen et al.; on by default with "
+           "--tamt-recipe paper, for every method of the study)"),
+    Option("prune_embeddings", bool, False, "also prune the word-embedding table (TAMT; on by default with "
+           "--tamt-recipe paper, for every method of the study)"),
+    Option("min_keep_per_matrix", float, DEFAULT_MIN_KEEP, "a global magnitude ranking keeps at least this fraction of every "
+           "matrix, in [0, 1) (default 0.01; 0 lets it empty a matrix); a matrix kept below 5 %% is named in a "
+           "warning"),
 )

@@ -109,7 +109,7 @@ def test_trial_runs_seeds_one_after_another_each_paired_with_its_dense_run(tiny_
     assert [r.ends_seed for r in reports] == [True, True] and reports[-1].complete
     report = reports[-1]
     assert report.ticket.reused_dense is False
-    assert (report.ticket.counts["heads_kept"], report.ticket.counts["ffn_kept"]) == (36, 3)
+    assert (report.ticket.counts["heads_kept"], report.ticket.counts["ffn_kept"]) == (36, 4)  # 2 = floor(0.5*6*5/6)
     second = ensure_dense(DenseSpec(**{**tiny_spec.__dict__, "seed": 1}), cache_root)
     for seed, outcome in zip((0, 1), report.finished):
         reference = dense if seed == 0 else second

@@ -94,3 +94,34 @@ def test_mask_file_round_trip(weights, tmp_path):
     again = WeightMask.load(mask.save(tmp_path / "mask.safetensors"))
     assert again.kept == mask.kept and all(torch.equal(again.masks[n], mask.masks[n]) for n in weights)
     assert mask.summary()["achieved_sparsity"] == pytest.approx(0.3, abs=1e-6)
+
+
+def test_min_keep_floor_never_empties_a_matrix_and_keeps_the_exact_count(caplog):
+    """A tiny matrix of small weights (like MiniLM's pooler beside the encoder) is emptied by a plain global
+    ranking at 50 %; the floor keeps its largest weights and takes the difference from the others."""
+    torch.manual_seed(0)
+    scores = {"big": torch.rand(100, 100) + 1.0, "small": torch.rand(10, 10) * 0.5}
+    plain = global_mask(scores, 0.5)
+    assert int(plain.masks["small"].sum()) == 0
+    with caplog.at_level("WARNING"):
+        floored = global_mask(scores, 0.5, min_keep=0.03)
+    assert floored.total - floored.kept == plain.total - plain.kept == 5050  # the same count, exactly
+    kept_small = floored.masks["small"]
+    assert int(kept_small.sum()) == 3  # ceil(0.03 * 100)
+    assert set(torch.topk(scores["small"].flatten(), 3).indices.tolist()) == set(
+        kept_small.flatten().nonzero().flatten().tolist())  # its 3 largest
+    assert "small" in caplog.text and "below 5 %" in caplog.text  # 3 % kept: named in a warning
+    with pytest.raises(ValueError, match="min-keep-per-matrix"):
+        global_mask(scores, 0.99, min_keep=0.5)
+
+
+def test_min_keep_floor_respects_imps_previous_level():
+    torch.manual_seed(1)
+    scores = {"a": torch.rand(20, 20), "b": torch.rand(20, 20) * 0.1}
+    first = global_mask(scores, 0.4, min_keep=0.1)
+    second = global_mask({k: torch.rand_like(v) * (0.1 if k == "b" else 1) for k, v in scores.items()}, 0.7,
+                         within=first, min_keep=0.1)
+    for name in scores:
+        assert not (second.masks[name] & ~first.masks[name]).any()  # nested
+        assert int(second.masks[name].sum()) >= 40  # ceil(0.1 * 400)
+    assert second.total - second.kept == 560

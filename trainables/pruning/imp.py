@@ -85,10 +85,11 @@ def _chain_dir(request: TicketRequest, schedule: ImpSchedule, which: PrunableSet
             / hashlib.sha256(key.encode()).hexdigest()[:12])
 
 
-def _level_mask(folder: Path, level: float, parent_weights, within: WeightMask | None) -> WeightMask:
+def _level_mask(folder: Path, level: float, parent_weights, within: WeightMask | None, min_keep: float
+                ) -> WeightMask:
     """The mask of one level, from the cache or by pruning ``parent_weights()`` (the fine-tuned previous level)."""
     def write(scratch: Path) -> None:
-        magnitude_mask(parent_weights(), level, within=within).save(scratch / "mask.safetensors")
+        magnitude_mask(parent_weights(), level, within=within, min_keep=min_keep).save(scratch / "mask.safetensors")
 
     compute_once(folder / "mask", write, marker="mask.safetensors")
     return WeightMask.load(folder / "mask" / "mask.safetensors")
@@ -133,7 +134,7 @@ def make_ticket(request: TicketRequest) -> Ticket:
     mask, parent = None, (lambda: fine_tuned_weights(request, which))
     for index, level in enumerate(levels):
         folder = chain / f"level-{level:.6f}"
-        mask = _level_mask(folder, level, parent, mask)
+        mask = _level_mask(folder, level, parent, mask, which.min_keep)
         last = index == len(levels) - 1
         if not last or request.rewind == "pretrained":
             trained = _trained_level(folder, level, mask, request)

@@ -35,15 +35,24 @@ class PrunableSet:
     Attributes:
         pooler: also the pooler's dense matrix (Chen et al.).
         embeddings: also the word-embedding table (TAMT).
+        min_keep: a global ranking keeps at least this fraction of every matrix (``--min-keep-per-matrix``).
     """
 
     pooler: bool = False
     embeddings: bool = False
+    min_keep: float = 0.0
 
     @classmethod
     def from_options(cls, options: dict) -> "PrunableSet":
-        """From a trial's method options ``prune_pooler`` / ``prune_embeddings`` (absent: off)."""
-        return cls(bool(options.get("prune_pooler", False)), bool(options.get("prune_embeddings", False)))
+        """From a trial's method options ``prune_pooler`` / ``prune_embeddings`` / ``min_keep_per_matrix``
+        (absent: off, 0)."""
+        return cls(bool(options.get("prune_pooler", False)), bool(options.get("prune_embeddings", False)),
+                   float(options.get("min_keep_per_matrix", 0.0)))
+
+    def describe(self) -> str:
+        """Which matrices sparsity counts, in words (for reports)."""
+        extra = [name for name, on in (("pooler", self.pooler), ("word embeddings", self.embeddings)) if on]
+        return "Q, K, V, attention-output and both FFN matrices of every layer" + "".join(f" + {e}" for e in extra)
 
 
 def prunable_weights(model: nn.Module, which: PrunableSet = PrunableSet()) -> dict[str, nn.Parameter]:
