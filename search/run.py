@@ -84,7 +84,8 @@ def parser() -> argparse.ArgumentParser:
         owners = "/".join(m for m, space in METHODS.items() if option in space.options)
         text = f"[{owners}] {option.help}"
         if option.type is bool:
-            options.add_argument(option.flag, dest=option.name, action="store_true", default=None, help=text)
+            options.add_argument(option.flag, dest=option.name, action=argparse.BooleanOptionalAction, default=None,
+                                 help=text)
         else:
             options.add_argument(option.flag, dest=option.name, type=option.type, choices=option.choices, help=text)
 

@@ -251,6 +251,11 @@ def _method_options(args, methods: tuple[str, ...]) -> dict:
         if option.choices is not None and value not in option.choices:
             raise UsageError(f"{option.flag} {value!r} unknown: choose {' or '.join(map(str, option.choices))}")
         options[name] = value
+    if "tamt" in methods and options.get("tamt_recipe") == "paper":
+        # TAMT's masked set has the pooler and the word embeddings; every method of the study prunes that set
+        for name in ("prune_pooler", "prune_embeddings"):
+            if getattr(args, name, None) is None:
+                options[name] = True
     if not 0 <= options.get("min_keep_per_matrix", 0) < 1:
         raise UsageError(f"--min-keep-per-matrix {options['min_keep_per_matrix']} must be a fraction in [0, 1), "
                          "e.g. 0.01 (not percent)")

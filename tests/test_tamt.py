@@ -9,7 +9,8 @@ from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
 from trainables.pruning import tamt
 from trainables.pruning.magnitude import magnitude_mask
-from trainables.pruning.tamt import MissingMlmHeadError, TamtSettings, TamtTrainer, ensure_mask
+from trainables.pruning.tamt import (PAPER_STEPS, BertAdam, MissingMlmHeadError, TamtSettings, TamtTrainer,
+                                     ensure_mask)
 from trainables.pruning.tickets import TicketRequest
 from trainables.pruning.weights import PrunableSet
 
@@ -24,8 +25,9 @@ def corpus(tmp_path_factory, wikitext_dir):
 
 
 def _settings(corpus, **changes):
-    return TamtSettings(**{"corpus": corpus, "steps": 2, "batch_size": 4, "max_seq_length": 32,
-                           "learning_rate": 3e-4, "reset_every": 1000, **changes})
+    """This project's first recipe (global magnitude init), unless ``recipe`` says otherwise."""
+    return TamtSettings(**{"recipe": "global-magnitude", "corpus": corpus, "steps": 2, "batch_size": 4,
+                           "max_seq_length": 32, "learning_rate": 3e-4, "reset_every": 1000, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +99,70 @@ def test_mlm_objective_trains_where_the_head_exists(model_dir, corpus, tmp_path)
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
     mask = trainer.masker.current()
     assert all(m.numel() - int(m.sum()) == math.floor(0.5 * m.numel()) for m in mask.masks.values())
+
+
+# --- the paper recipe (llyx97/TAMT) ---
+
+def test_paper_recipe_starts_from_each_matrixs_own_magnitude_mask_with_binary_scores(model_dir, corpus):
+    """Every masked matrix, the pooler and the word embeddings included, starts at exactly floor(s * n)
+    pruned (its smallest |w|), with scores 0.02 kept / 0 pruned and threshold 0.01; dropout is on."""
+    trainer = TamtTrainer(model_dir, 0.5, _settings(corpus, recipe="paper"), PrunableSet(True, True), seed=0)
+    masks = trainer.masker.masks
+    assert "pooler.dense.weight" in masks and "embeddings.word_embeddings.weight" in masks and len(masks) == 38
+    for name, mask in masks.items():
+        module = trainer.student.get_submodule(to_module(name))
+        weight = module.parametrizations.weight.original.detach()
+        kept = mask.binary()
+        assert weight.numel() - int(kept.sum()) == math.floor(0.5 * weight.numel()), name
+        assert weight.abs()[~kept].max() <= weight.abs()[kept].min(), name  # the smallest |w| of this matrix
+        assert mask.scores.detach().unique().tolist() == pytest.approx([0.0, 0.02])
+        assert float(mask.tau) == pytest.approx(0.01)
+    assert trainer.student.training and trainer.teacher.training
+
+
+def to_module(name):
+    return name.rsplit(".", 1)[0]
+
+
+def test_paper_reset_schedule_is_theirs_at_their_length_and_scaled_at_ours(model_dir, tmp_path):
+    theirs = TamtSettings(steps=PAPER_STEPS)
+    assert theirs.interval == 100 and theirs.lr == pytest.approx(2e-5)
+    assert [k for k in range(1, 450) if theirs.resets_after(k)] == [1, 99, 199, 299, 399]  # (k + 1) % 100, k = 1
+    ours = TamtSettings(steps=200)
+    assert ours.interval == 1 and ours.lr == pytest.approx(2e-5 * PAPER_STEPS / 200)  # same total movement
+    old = TamtSettings(recipe="global-magnitude")
+    assert old.interval == 50 and old.lr == 3e-4 and [k for k in range(1, 120) if old.resets_after(k)] == [50, 100]
+    # a corpus of 3 batches of 4 blocks: the end of each pass resets too (train_kd.py's epoch end), then the end
+    text = tmp_path / "three.txt"
+    text.write_text("\n".join(["the " * 30] * 13))  # 390 one-piece tokens: 13 blocks of 30 (+ [CLS], [SEP])
+    settings = _settings(str(text), recipe="paper", steps=5, reset_every=1000, learning_rate=1e-3)
+    trainer = TamtTrainer(model_dir, 0.5, settings, PrunableSet(), seed=0)
+    blocks = len(tamt.corpus_blocks(str(text), trainer.tokenizer, 32))
+    assert blocks == 13  # three full batches of 4 per pass (the last incomplete one is skipped)
+    trainer.train()
+    assert trainer.reset_steps == [1, 3, 5]  # step 1, the end of the first pass, the end
+
+
+def test_bert_adam_has_no_bias_correction_and_decoupled_decay():
+    """BERT's Adam: the first update is lr * (0.1 g / sqrt(0.001 g^2)) = lr * 3.162 per coordinate (AdamW's
+    bias-corrected first step is lr * 1), plus lr * decay * p; gradients are clipped to norm 1 first."""
+    p = torch.nn.Parameter(torch.tensor([0.02, 0.0]))
+    optimizer = BertAdam([p], lr=1e-3, weight_decay=0.01, max_grad_norm=1.0, eps=0.0)
+    p.grad = torch.tensor([30.0, -40.0])  # norm 50: clipped to (0.6, -0.8), direction kept
+    optimizer.step()
+    step = 0.1 / math.sqrt(0.001)
+    assert p.detach().tolist() == pytest.approx([0.02 - 1e-3 * (step + 0.01 * 0.02), 1e-3 * step], rel=1e-5)
+
+
+def test_paper_recipe_is_the_study_default_and_every_method_prunes_its_set(model_dir, glue_dir):
+    from search.run import parser
+    from search.settings import build_settings
+
+    base = ["--task", "rte", "--model", model_dir, "--glue-dir", glue_dir, "--budget", "smoke"]
+    both = build_settings(parser().parse_args([*base, "--method", "magnitude,tamt"])).options
+    assert both["tamt_recipe"] == "paper" and both["prune_pooler"] and both["prune_embeddings"]
+    assert PrunableSet.from_options(both).describe().endswith("+ pooler + word embeddings")
+    alone = build_settings(parser().parse_args([*base, "--method", "magnitude"])).options
+    assert not alone["prune_pooler"] and not alone["prune_embeddings"] and alone["min_keep_per_matrix"] == 0.01
+    chosen = build_settings(parser().parse_args([*base, "--method", "tamt", "--no-prune-embeddings"])).options
+    assert chosen["prune_pooler"] and not chosen["prune_embeddings"]

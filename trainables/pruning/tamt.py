@@ -1,21 +1,30 @@
-"""Task-agnostic mask training, TAMT (Liu et al. 2022; METHODS.md section 4).
+"""Task-agnostic mask training, TAMT (Liu et al. 2022; METHODS.md section 4; code llyx97/TAMT).
 
 The pre-trained weights stay frozen. Every prunable weight gets a real-valued score; the forward pass uses
-``W * 1[score > tau]`` and the gradient passes straight through the threshold to the score. Scores start
-from the one-shot global magnitude mask of the pre-trained weights. Two initialisations give that mask:
+``W * 1[score > tau]`` and the gradient passes straight through the threshold to the score. Every so often each
+matrix's threshold is reset so that it prunes exactly ``floor(s * n)`` of its weights. The objective needs no
+labels: ``kd``, distillation from the dense pre-trained model, ``L = mean over layers of (1 - cos(h_ticket,
+h_dense))`` over the non-padding tokens; or ``mlm``, the masked-LM loss for checkpoints that ship an MLM head.
 
-- ``magnitude`` (default): score = |w|, threshold = the global magnitude threshold, so the borderline
-  weights flip first, one at a time;
-- ``constant`` (METHODS.md's wording): kept ``init_score``, pruned 0, threshold half-way. With Adam every
-  score whose gradient keeps its sign moves by the same step, so thousands flip in the same step (measured
-  on a batch of WikiText-2: distillation loss 0.13 -> 0.85 at the first flip); hence not the default.
+Two recipes (``--tamt-recipe``):
 
-Every ``reset_every`` steps, and once at the end, each matrix's threshold is reset so that the matrix has
-exactly the target sparsity (``floor(s * n)`` weights pruned). The objective needs no labels:
-
-- ``kd``: distillation from the dense pre-trained model, ``L = mean over layers of (1 - cos(h_ticket,
-  h_dense))`` averaged over the non-padding tokens;
-- ``mlm``: the masked-language-modelling loss, for checkpoints that ship an MLM head.
+- ``paper`` (default) follows llyx97/TAMT (``mask_training/train_kd.py``, ``masking/maskers.py``,
+  ``bash_files/train_kd/bert/*.sh``) point by point: the initial mask is the *per-matrix* magnitude mask of the
+  pre-trained weights (exactly ``s`` in every matrix) with binary scores, 0.02 kept and 0 pruned, threshold
+  0.01; thresholds are reset after step 1, after every step ``k`` with ``(k + 1) % reset_every == 0``, at the
+  end of every pass over the corpus and at the end; the optimiser is BERT's Adam (no bias correction, weight
+  decay 0.01 on the scores, each score tensor's gradient clipped to norm 1) with the learning rate decaying
+  linearly to 0; dropout is on in the student and the teacher; the masked set adds the pooler and the word
+  embeddings to every layer's six matrices. Their run is about ``PAPER_STEPS`` steps (two epochs of
+  WikiText-103 in blocks of 512, batch 16) at lr 2e-5 with a reset every 100 steps; ours is ``steps`` long, so
+  the learning rate is scaled by ``PAPER_STEPS / steps`` (the same total score movement, Σ lr, which is what
+  decides how many scores cross the 0.01 gap) and the reset interval by ``steps / PAPER_STEPS`` (the same
+  number of resets per unit of movement). At ``steps = PAPER_STEPS`` both are theirs.
+- ``global-magnitude`` (this project's first recipe) starts from the *global* magnitude mask with scores |w|
+  (or ``--tamt-init constant``), Adam lr 3e-4 constant, a reset every 50 steps, dropout off, and the masked set
+  from ``--prune-pooler``/``--prune-embeddings``. Measured against the paper's code: at 50 % the global mask's
+  per-matrix sparsity ranges 0.31-0.70, so the first per-matrix reset flips 9.7 % of the mask before any
+  training; kept for comparison with masks found before the paper recipe existed.
 
 The mask is task-agnostic: trained once per (model, sparsity, objective, corpus, seed, settings, prunable
 set), cached under ``<cache>/tamt/``, and reused by every task's trials; each task then fine-tunes the
@@ -42,7 +51,7 @@ from transformers import DataCollatorWithPadding
 from trainables.cache import CACHE_VERSION
 from trainables.finetune import pick_device
 from trainables.model import quiet_loading
-from trainables.pruning.magnitude import magnitude_mask
+from trainables.pruning.magnitude import global_mask, magnitude_mask
 from trainables.pruning.tickets import Ticket, TicketRequest
 from trainables.pruning.weights import PrunableSet, WeightMask, prune_count, prunable_weights, to_encoder_name
 from trainables.store import compute_once
@@ -51,8 +60,21 @@ log = logging.getLogger(__name__)
 
 OBJECTIVES = ("kd", "mlm")
 INITS = ("magnitude", "constant")
+RECIPES = ("paper", "global-magnitude")
 #: The default unlabeled corpus, relative to the project root: ``../shared/data/wikitext-2``.
 DEFAULT_CORPUS = Path(__file__).resolve().parents[3] / "shared" / "data" / "wikitext-2"
+
+#: llyx97/TAMT's run, which the paper recipe compresses into ``steps``: learning rate, reset interval, and the
+#: number of optimiser steps of two epochs of WikiText-103 in blocks of 512 at batch 16 (103 M words x ~1.23
+#: word-pieces per word, measured on the shared WikiText-2 with the shared tokenizer, / 510 per block / 16,
+#: x 2 epochs: about 31 000 steps; an estimate, their pre-generated data are not public).
+PAPER_LEARNING_RATE = 2e-5
+PAPER_RESET_EVERY = 100
+PAPER_STEPS = 31_000
+#: The paper's binary scores: kept weights start at 2 x threshold, pruned ones at 0.
+PAPER_THRESHOLD = 1e-2
+PAPER_WEIGHT_DECAY = 0.01
+PAPER_MAX_GRAD_NORM = 1.0
 
 
 class MissingMlmHeadError(ValueError):
@@ -64,24 +86,28 @@ class TamtSettings:
     """How a TAMT mask is trained.
 
     Attributes:
+        recipe: ``paper`` or ``global-magnitude`` (module docstring).
         objective: ``kd`` or ``mlm``.
         corpus: a text file, or a folder whose ``*.txt`` files are read (absolute path).
         steps: optimiser steps on the scores.
         batch_size: text blocks per step.
         max_seq_length: tokens per block (the corpus is concatenated and cut into blocks).
-        learning_rate: Adam learning rate of the scores.
-        reset_every: steps between per-matrix threshold resets (one more at the end).
-        init: ``magnitude`` or ``constant`` (module docstring).
-        init_score: with ``constant``, the initial score of the weights the magnitude mask keeps.
+        learning_rate: peak learning rate of the scores; ``None``: the recipe's (``paper``: 2e-5 x
+            ``PAPER_STEPS / steps``; ``global-magnitude``: 3e-4).
+        reset_every: the reset interval in steps; ``None``: the recipe's (``paper``: 100 x ``steps /
+            PAPER_STEPS``, at least 1; ``global-magnitude``: 50).
+        init: ``global-magnitude`` only: ``magnitude`` or ``constant`` (module docstring).
+        init_score: ``global-magnitude`` with ``constant``: the initial score of the weights the mask keeps.
     """
 
+    recipe: str = "paper"
     objective: str = "kd"
     corpus: str = str(DEFAULT_CORPUS)
     steps: int = 200
     batch_size: int = 16
     max_seq_length: int = 128
-    learning_rate: float = 3e-4
-    reset_every: int = 50
+    learning_rate: float | None = None
+    reset_every: int | None = None
     init: str = "magnitude"
     init_score: float = 1e-2
 
@@ -92,8 +118,38 @@ class TamtSettings:
         settings = cls(**fields)
         return replace(settings, corpus=str(Path(settings.corpus).expanduser().resolve()))
 
+    @property
+    def paper(self) -> bool:
+        """True for llyx97/TAMT's recipe."""
+        return self.recipe == "paper"
+
+    @property
+    def lr(self) -> float:
+        """The peak learning rate actually used."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return PAPER_LEARNING_RATE * PAPER_STEPS / self.steps if self.paper else 3e-4
+
+    @property
+    def interval(self) -> int:
+        """The reset interval actually used, in steps."""
+        if self.reset_every is not None:
+            return self.reset_every
+        return max(1, round(PAPER_RESET_EVERY * self.steps / PAPER_STEPS)) if self.paper else 50
+
+    def resets_after(self, step: int) -> bool:
+        """Whether the thresholds are reset right after optimiser step ``step`` (1-based), besides the resets
+        at the end of each pass over the corpus and at the end. ``paper``: after step 1 and every step ``k``
+        with ``(k + 1) % interval == 0`` (train_kd.py's ``(global_step + 1) % eval_step == 0 or global_step ==
+        1``); ``global-magnitude``: every ``interval`` steps."""
+        if self.paper:
+            return step == 1 or (step + 1) % self.interval == 0
+        return step % self.interval == 0
+
     def validate(self) -> None:
-        """Raises ``ValueError`` naming the problem (unknown objective, missing corpus, counts below 1)."""
+        """Raises ``ValueError`` naming the problem (unknown recipe or objective, missing corpus, counts below 1)."""
+        if self.recipe not in RECIPES:
+            raise ValueError(f"unknown TAMT recipe {self.recipe!r}: choose {' or '.join(RECIPES)}")
         if self.init not in INITS:
             raise ValueError(f"unknown TAMT initialisation {self.init!r}: choose {' or '.join(INITS)}")
         if self.objective not in OBJECTIVES:
@@ -102,8 +158,11 @@ class TamtSettings:
             raise ValueError(f"TAMT corpus {self.corpus} not found or has no .txt file: pass --tamt-corpus with a "
                              "text file or a folder of .txt files")
         for name in ("steps", "batch_size", "max_seq_length", "reset_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TAMT {name} {getattr(self, name)} must be at least 1")
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"TAMT {name} {value} must be at least 1 (--tamt-{name.replace('_', '-')})")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"TAMT learning rate {self.learning_rate} must be above 0 (--tamt-learning-rate)")
 
 
 def corpus_files(corpus: str) -> list[str]:
@@ -144,16 +203,19 @@ class ThresholdMask(nn.Module):
         so that the threshold separates them."""
         flat = self.scores.view(-1)
         n_prune = prune_count(sparsity, flat.numel())
-        order = torch.argsort(flat, stable=True)
         minus_inf = torch.tensor(float("-inf"), device=flat.device, dtype=flat.dtype)
         if n_prune == 0:
             self.tau.fill_(torch.nextafter(flat.min(), minus_inf))
             return
-        highest_pruned, lowest_kept = flat[order[n_prune - 1]], flat[order[n_prune]]  # n_prune < n: s < 1
+        # two order statistics (linear time) instead of a full sort: the paper recipe resets every few steps
+        highest_pruned = torch.kthvalue(flat.cpu(), n_prune).values.to(flat.device)
+        lowest_kept = torch.kthvalue(flat.cpu(), n_prune + 1).values.to(flat.device)  # n_prune < n: s < 1
         middle = (highest_pruned + lowest_kept) / 2
         if highest_pruned < middle < lowest_kept:
             self.tau.fill_(middle)
             return
+        order = torch.argsort(flat, stable=True)
+        lowest_kept = flat[order[n_prune]]
         below = torch.nextafter(lowest_kept, minus_inf)
         pruned = order[:n_prune]
         flat[pruned] = torch.minimum(flat[pruned], below)
@@ -165,41 +227,51 @@ class TamtMasker:
 
     Args:
         model: a bare encoder (``AutoModel``) or a masked-LM model; every parameter is frozen.
-        sparsity: the target sparsity; the initial mask is the global magnitude mask at it, the resets make
-            every matrix exact.
+        sparsity: the target sparsity.
         which: the prunable set.
-        init: ``magnitude`` or ``constant`` (module docstring).
-        init_score: the kept weights' initial score with ``constant``.
+        settings: the recipe. ``paper``: each matrix starts from its own magnitude mask at exactly ``sparsity``,
+            scores 0.02 kept / 0 pruned, threshold 0.01 (TAMT's ``controlled_init magnitude``).
+            ``global-magnitude``: the global magnitude mask (with ``which.min_keep``'s floor), scores |w| or
+            constant (module docstring), every matrix made exact by the first reset.
     """
 
-    def __init__(self, model: nn.Module, sparsity: float, which: PrunableSet, init: str = "magnitude",
-                 init_score: float = 1e-2):
+    def __init__(self, model: nn.Module, sparsity: float, which: PrunableSet, settings: "TamtSettings"):
         self.model, self.sparsity = model, sparsity
         for p in model.parameters():
             p.requires_grad_(False)
         weights = prunable_weights(model, which)
-        initial = magnitude_mask({n: w.detach() for n, w in weights.items()}, sparsity)
-        if init == "magnitude":  # the global threshold: the largest pruned magnitude, nudged up if kept ties it
-            pruned = torch.cat([w.detach().abs()[~initial.masks[n].to(w.device)] for n, w in weights.items()])
-            tau = float(pruned.max()) if pruned.numel() else -1.0
-        else:
-            tau = init_score / 2
         modules = dict(model.named_modules())
+        initial, tau = self._initial(weights, sparsity, which, settings)
         self.masks: dict[str, ThresholdMask] = {}
         for name, weight in weights.items():
-            kept = initial.masks[name]
-            if init == "magnitude":
+            kept = initial.masks[name].to(weight.device)
+            if settings.paper:
+                scores = kept.to(weight.dtype) * (2 * PAPER_THRESHOLD)
+            elif settings.init == "magnitude":
                 scores = weight.detach().abs().clone()
-                kept = kept.to(scores.device)
                 limit = torch.tensor(tau, device=scores.device, dtype=scores.dtype)
                 scores[~kept] = torch.minimum(scores[~kept], limit)  # a weight tied with tau stays pruned
                 scores[kept] = torch.maximum(scores[kept], torch.nextafter(limit, limit + 1))
             else:
-                scores = kept.to(weight.device, weight.dtype) * init_score
+                scores = kept.to(weight.dtype) * settings.init_score
             mask = ThresholdMask(scores)
             mask.tau.fill_(tau)
             parametrize.register_parametrization(modules[name.rsplit(".", 1)[0]], "weight", mask)
             self.masks[to_encoder_name(name, model)] = mask
+
+    @staticmethod
+    def _initial(weights: dict, sparsity: float, which: PrunableSet, settings: "TamtSettings"
+                 ) -> tuple[WeightMask, float]:
+        """The initial mask and threshold of the recipe."""
+        magnitudes = {n: w.detach().abs() for n, w in weights.items()}
+        if settings.paper:  # per matrix: floor(s * n) of each, the smallest |w|
+            per_matrix = {n: global_mask({n: m}, sparsity).masks[n] for n, m in magnitudes.items()}
+            return WeightMask(per_matrix), PAPER_THRESHOLD
+        initial = magnitude_mask(magnitudes, sparsity, min_keep=which.min_keep)
+        if settings.init == "magnitude":  # the global threshold: the largest pruned magnitude
+            pruned = torch.cat([m[~initial.masks[n].to(m.device)] for n, m in magnitudes.items()])
+            return initial, float(pruned.max()) if pruned.numel() else -1.0
+        return initial, settings.init_score / 2
 
     def scores(self) -> list[nn.Parameter]:
         """The trainable scores (what the optimiser updates)."""
@@ -213,6 +285,41 @@ class TamtMasker:
     def current(self) -> WeightMask:
         """The current binary mask (CPU, encoder-relative names)."""
         return WeightMask({name: m.binary().detach().cpu() for name, m in self.masks.items()})
+
+
+class BertAdam(torch.optim.Optimizer):
+    """Adam as BERT's original code has it (``BertAdam`` of pytorch-pretrained-bert, which llyx97/TAMT's
+    ``train_kd.py`` trains the scores with): each parameter's gradient clipped to L2 norm ``max_grad_norm``
+    first, moments without bias correction, and the weight decay added to the update (decoupled, scaled by
+    the learning rate): ``p -= lr * (m / (sqrt(v) + eps) + weight_decay * p)``. ``torch.optim.AdamW`` differs
+    in the bias correction, which makes BERT's first steps about 3x larger than AdamW's.
+    """
+
+    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0,
+                 max_grad_norm: float = 1.0):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
+                                  "max_grad_norm": max_grad_norm})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if group["max_grad_norm"] > 0:
+                    torch.nn.utils.clip_grad_norm_(p, group["max_grad_norm"])
+                state = self.state[p]
+                if not state:
+                    state["exp_avg"], state["exp_avg_sq"] = torch.zeros_like(p), torch.zeros_like(p)
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                exp_avg.mul_(beta1).add_(p.grad, alpha=1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+                update = exp_avg / (exp_avg_sq.sqrt() + group["eps"])
+                if group["weight_decay"]:
+                    update += group["weight_decay"] * p
+                p.add_(update, alpha=-group["lr"])
+        return None
 
 
 def kd_loss(student_hidden: tuple[torch.Tensor, ...], teacher_hidden: tuple[torch.Tensor, ...],
@@ -292,12 +399,21 @@ class TamtTrainer:
             self.collate = DataCollatorForLanguageModeling(self.tokenizer, mlm_probability=0.15)
         else:
             self.student, self.teacher = _load_encoder(model_path), _load_encoder(model_path)
-            self.teacher.to(self.device).eval()
+            self.teacher.to(self.device).train(settings.paper)
             self.collate = DataCollatorWithPadding(self.tokenizer)
-        self.student.to(self.device).eval()  # no dropout: the weights are frozen, only the mask learns
-        self.masker = TamtMasker(self.student, sparsity, which, settings.init, settings.init_score)
-        self.optimizer = torch.optim.Adam(self.masker.scores(), lr=settings.learning_rate)
+        # the paper's student and teacher keep dropout on; the global-magnitude recipe turns it off in both
+        self.student.to(self.device).train(settings.paper)
+        self.masker = TamtMasker(self.student, sparsity, which, settings)
+        if settings.paper:
+            self.optimizer = BertAdam(self.masker.scores(), lr=settings.lr, weight_decay=PAPER_WEIGHT_DECAY,
+                                      max_grad_norm=PAPER_MAX_GRAD_NORM)
+            total = settings.steps
+            self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda k: max(0.0, 1 - k / total))
+        else:
+            self.optimizer = torch.optim.Adam(self.masker.scores(), lr=settings.lr)
+            self.schedule = None
         self.steps_done = 0
+        self.reset_steps: list[int] = []  # after which optimiser steps the thresholds were reset
 
     def loss(self, batch: dict) -> torch.Tensor:
         """The objective on one collated batch (``input_ids``, ``attention_mask``; ``labels`` for MLM)."""
@@ -310,23 +426,33 @@ class TamtTrainer:
         return kd_loss(out.hidden_states, ref.hidden_states, batch["attention_mask"])
 
     def step(self, batch: dict) -> float:
-        """One optimiser step on the scores (a reset every ``reset_every`` steps); returns the loss before it."""
+        """One optimiser step on the scores (then a reset where ``settings.resets_after`` says); returns the
+        loss before it."""
         loss = self.loss(batch)
         loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.schedule is not None:
+            self.schedule.step()
         self.steps_done += 1
-        if self.steps_done % self.settings.reset_every == 0:
-            self.masker.reset()
+        if self.settings.resets_after(self.steps_done):
+            self.reset()
         return loss.item()
 
+    def reset(self) -> None:
+        """Reset every matrix's threshold to the exact target sparsity (once per step at most)."""
+        if not self.reset_steps or self.reset_steps[-1] != self.steps_done:
+            self.masker.reset()
+            self.reset_steps.append(self.steps_done)
+
     def train(self) -> list[float]:
-        """Train for ``settings.steps`` steps over the corpus (cycling, seeded order), reset once more, and
+        """Train for ``settings.steps`` steps over the corpus (cycling, seeded order; the paper recipe skips a
+        last incomplete batch and resets at the end of every pass, as train_kd.py does), reset once more, and
         return the loss of every step."""
         blocks = corpus_blocks(self.settings.corpus, self.tokenizer, self.settings.max_seq_length)
         torch.manual_seed(self.seed)
         loader = DataLoader(blocks, batch_size=self.settings.batch_size, shuffle=True, collate_fn=self.collate,
-                            generator=torch.Generator().manual_seed(self.seed))
+                            generator=torch.Generator().manual_seed(self.seed), drop_last=self.settings.paper)
         losses, started = [], time.perf_counter()
         while len(losses) < self.settings.steps:
             for batch in loader:
@@ -336,7 +462,10 @@ class TamtTrainer:
                              self.settings.steps, losses[-1], time.perf_counter() - started)
                 if len(losses) == self.settings.steps:
                     break
-        self.masker.reset()
+            else:
+                if self.settings.paper:  # a whole pass over the corpus: train_kd.py resets at each epoch end
+                    self.reset()
+        self.reset()
         return losses
 
 
@@ -371,7 +500,9 @@ def ensure_mask(model_path: str, sparsity: float, settings: TamtSettings, which:
         losses = trainer.train()
         trainer.masker.current().save(scratch / "mask.safetensors")
         record = {"sparsity": sparsity, "settings": asdict(settings), "seed": seed, "first_loss": losses[0],
-                  "last_loss": losses[-1], "losses": losses, "seconds": time.perf_counter() - started}
+                  "last_loss": losses[-1], "losses": losses, "seconds": time.perf_counter() - started,
+                  "learning_rate": settings.lr, "reset_every": settings.interval,
+                  "reset_steps": trainer.reset_steps, "prunable": asdict(which)}
         (scratch / "record.json").write_text(json.dumps(record))
 
     computed = compute_once(target, write)
