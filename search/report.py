@@ -116,13 +116,15 @@ def _x(ticket: TicketResult) -> float:
     return 100 * (value if value is not None else ticket.sparsity)
 
 
-def phase_transition_plot(tickets: list[TicketResult], verdict: Verdict, metric: str, title: str):
+def phase_transition_plot(tickets: list[TicketResult], verdict: Verdict, metric: str, title: str,
+                          basis: str = "Q, K, V, attention output, FFN"):
     """Paired difference from the dense model (points) against achieved sparsity (% of prunable weights masked).
 
     Each (method, control, rewinding point) is its own curve; each point carries its confidence interval as an
     error bar (over seeds and dev examples). Trials a scheduler stopped early are drawn hollow at their partial
     difference. The zero line is the dense model, the dotted line the winning tolerance; the super and winning
-    tickets are marked only when the verdict names them. Returns the matplotlib figure.
+    tickets are marked only when the verdict names them. ``basis`` says which weights the sparsity counts.
+    Returns the matplotlib figure.
     """
     fig, ax = plt.subplots(figsize=(8, 4.8))
     shown = [t for t in tickets if t.difference is not None and not t.is_dense]
@@ -157,7 +159,7 @@ def phase_transition_plot(tickets: list[TicketResult], verdict: Verdict, metric:
         ax.text(0.5, 0.5, "no verdict: " + verdict.kind.replace("_", " "), transform=ax.transAxes, ha="center",
                 color="tab:red")
     basis = verdict.dense.difference.basis() if verdict.dense is not None and verdict.dense.difference else ""
-    ax.set_xlabel("sparsity achieved: % of prunable encoder weights masked (Q, K, V, attention output, FFN)")
+    ax.set_xlabel(f"sparsity achieved: % of prunable weights masked\n({basis})", fontsize=8)
     ax.set_ylabel(f"ticket - dense, dev {metric} (points)")
     ax.set_title(title + (f"\n{basis}" if basis else ""), fontsize=10)
     ax.grid(alpha=0.3)

@@ -25,6 +25,7 @@ from search.tracking import REASON_TAG, MlflowTrialCallback, experiment_id, log_
 from spaces.search_space import TicketSpace
 from trainables.cache import prepare_dense
 from trainables.data import HUB_DATASET
+from trainables.pruning.weights import PrunableSet
 from trainables.report import TrialReport
 from trainables.tasks import get_task
 from trainables.trial import TrialContext, tune_trainable
@@ -245,16 +246,29 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
             ray.shutdown()
 
 
+def sparsity_basis(settings: StudySettings) -> str:
+    """Which weights a study's sparsity counts, in words: every unstructured method of a study prunes the same
+    set (its prune options are study-wide); structured tickets count the weights their pruned units disable."""
+    parts = []
+    if "structured" in settings.method:
+        parts.append("structured: the encoder weights the pruned heads and FFN blocks disable")
+    if any(m != "structured" for m in settings.method):
+        parts.append(f"{'/'.join(m for m in settings.method if m != 'structured')}: "
+                     + PrunableSet.from_options(settings.options).describe())
+    return "; ".join(parts)
+
+
 def _report(settings: StudySettings, tickets, client: MlflowClient, parent_run_id: str, uri: str) -> StudyOutcome:
     """Decide, then show and record: table, verdict lines, plot and summary on the parent run and beside the study;
     the verdict's kind and named tickets as tags."""
     task = get_task(settings.task)
     verdict = decide(tickets, task.name, settings.confidence, settings.match_tolerance)
-    table = trial_table(tickets).to_string(index=False)
+    basis = sparsity_basis(settings)
+    table = trial_table(tickets).to_string(index=False) + f"\nsparsity counts: {basis}"
     lines = verdict_lines(verdict, task.primary_metric)
     figure = phase_transition_plot(tickets, verdict, task.primary_metric,
                                    f"{task.name.upper()}: {', '.join(settings.method)} tickets, "
-                                   f"{os.path.basename(settings.model)}")
+                                   f"{os.path.basename(settings.model)}", basis)
     data = summary(tickets, verdict, lines, settings.params())
     client.log_figure(parent_run_id, figure, "phase_transition.png")
     client.log_dict(parent_run_id, data, "summary.json")

@@ -1,6 +1,8 @@
 """The head/FFN importance estimators pinned to independent references on real RTE pairs, and Liang et al.'s
 (heads, FFN blocks) counts."""
 
+import dataclasses
+
 import pytest
 import torch
 from transformers import BertConfig
@@ -123,3 +125,38 @@ def test_counts_reproduce_liangs_published_pairs(layers, heads, table):
         assert ffn_blocks_to_prune(sparsity, config.num_hidden_layers) == n_ffn
         mask = structured_mask(torch.rand(layers, heads), torch.rand(layers), sparsity)
         assert (layers * heads - mask.heads_kept, layers - mask.ffn_kept) == (n_heads, n_ffn)
+
+
+def test_importance_check_measures_removal_and_ranks_a_perfect_estimator_first(model_dir, rte_batch):
+    """The diagnostic's loss change of removing a head equals the loss with that head's context slice zeroed
+    by hand, and an 'estimator' equal to the actual effects scores Spearman 1."""
+    from search.importance_check import check_estimators, removal_effects
+    from trainables.pruning.structured import UnitImportance
+
+    model = load_model(model_dir, get_task("rte"), 0).double().eval()
+    effects = removal_effects(model, [rte_batch], "cpu")
+    layout, layers = encoder_layers(model)
+
+    def zero_head(module, inputs):
+        context = inputs[0].clone()
+        context[..., 5 * 32:6 * 32] = 0  # head 5 of layer 2
+        return (context, *inputs[1:])
+
+    handle = submodule(layers[2], layout.head_projection).register_forward_pre_hook(zero_head)
+    with torch.no_grad():
+        by_hand = float(model(**rte_batch).loss) - effects.base_loss
+    handle.remove()
+    assert float(effects.head[2, 5]) == pytest.approx(by_hand, abs=1e-9) and effects.examples == 8
+    # scores whose per-layer normalisation is the identity and whose order is the effects' order: rho = 1
+    oracle = effects.head - effects.head.min() + 1
+    oracle = oracle / oracle.norm(dim=1, keepdim=True)
+    perfect = UnitImportance({e: oracle for e in ESTIMATORS}, {e: effects.ffn for e in ESTIMATORS}, 8)
+    rows = check_estimators(perfect, dataclasses.replace(effects, head=oracle * 3.0))
+    assert all(r.heads_rho == pytest.approx(1.0) and r.ffn_rho == pytest.approx(1.0) for r in rows)
+
+
+def test_importance_check_bad_input_is_one_line_and_exit_2(capsys, model_dir, glue_dir):
+    from search.importance_check import main
+
+    assert main(["--task", "rte", "--model", model_dir, "--glue-dir", glue_dir, "--seed", "-1"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --seed -1 must be 0 or more"
