@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = build_settings(args)
         if args.seed < 0:
             raise UsageError(f"--seed {args.seed} must be 0 or more")
+        if args.out and not Path(args.out).expanduser().resolve().parent.is_dir():
+            raise UsageError(f"--out {args.out}: its folder does not exist; create it or pass another path")
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -148,6 +148,10 @@ def build_settings(args) -> StudySettings:
         sparsity.validate()
     except ValueError as err:
         raise UsageError(str(err)) from None
+    floor = options.get("min_keep_per_matrix", 0)
+    if sparsity.high > 1 - floor:
+        raise UsageError(f"--sparsity-max {sparsity.high:g} cannot be reached while --min-keep-per-matrix keeps "
+                         f"{floor:g} of every matrix: lower one of them (sparsity-max at most {1 - floor:g})")
     if args.optimizer is not None and args.optimizer not in OPTIMIZERS:
         raise UsageError(f"unknown optimizer {args.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
 

@@ -114,3 +114,11 @@ def test_the_benchmark_rejects_bad_input_in_one_line(argv, expected, capsys, mon
     assert benchmark(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and expected in err, err
+
+
+def test_a_floor_that_makes_the_sparsity_range_unreachable_is_refused_before_anything_starts(
+        workdir, model_dir, glue_dir, capsys):
+    code = main(["--task", "rte", "--model", model_dir, "--glue-dir", glue_dir, "--budget", "smoke", "--method",
+                 "magnitude", "--min-keep-per-matrix", "0.9", "--sparsity-min", "0.5", "--sparsity-max", "0.5"])
+    assert code == 2 and "--min-keep-per-matrix keeps 0.9" in capsys.readouterr().err
+    assert list(workdir.iterdir()) == []

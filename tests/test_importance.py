@@ -160,3 +160,5 @@ def test_importance_check_bad_input_is_one_line_and_exit_2(capsys, model_dir, gl
 
     assert main(["--task", "rte", "--model", model_dir, "--glue-dir", glue_dir, "--seed", "-1"]) == 2
     assert capsys.readouterr().err.strip() == "error: --seed -1 must be 0 or more"
+    assert main(["--task", "rte", "--model", model_dir, "--glue-dir", glue_dir, "--out", "/no/such/dir/x.json"]) == 2
+    assert "its folder does not exist" in capsys.readouterr().err
