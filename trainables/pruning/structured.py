@@ -245,9 +245,9 @@ def normalize_by_layer(head_importance: torch.Tensor) -> torch.Tensor:
     return head_importance / (norm + 1e-20)
 
 
-def units_to_prune(sparsity: float, count: int) -> int:
+def units_to_prune(sparsity: float, count: float) -> int:
     """``floor(sparsity * count)``: how many of ``count`` heads a ticket at ``sparsity`` prunes (Liang et al.'s
-    ``int(total_heads * percent / 100)``).
+    ``int(total_heads * percent / 100)``); ``count`` may be fractional (FFN blocks: ``layers * 5/6``).
 
     Raises:
         ValueError: ``sparsity`` is outside [0, 1).
@@ -269,9 +269,7 @@ def ffn_blocks_to_prune(sparsity: float, num_layers: int) -> int:
     Raises:
         ValueError: ``sparsity`` is outside [0, 1).
     """
-    if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity {sparsity} must be a fraction in [0, 1)")
-    return math.floor(sparsity * num_layers * FFN_RATE + _EPS)
+    return units_to_prune(sparsity, num_layers * FFN_RATE)
 
 
 def structured_mask(head_scores: torch.Tensor, ffn_scores: torch.Tensor, sparsity: float) -> StructuredMask:

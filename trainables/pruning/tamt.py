@@ -208,8 +208,8 @@ class ThresholdMask(nn.Module):
             self.tau.fill_(torch.nextafter(flat.min(), minus_inf))
             return
         # two order statistics (linear time) instead of a full sort: the paper recipe resets every few steps
-        highest_pruned = torch.kthvalue(flat.cpu(), n_prune).values.to(flat.device)
-        lowest_kept = torch.kthvalue(flat.cpu(), n_prune + 1).values.to(flat.device)  # n_prune < n: s < 1
+        highest_pruned = torch.kthvalue(flat, n_prune).values
+        lowest_kept = torch.kthvalue(flat, n_prune + 1).values  # n_prune < n: s < 1
         middle = (highest_pruned + lowest_kept) / 2
         if highest_pruned < middle < lowest_kept:
             self.tau.fill_(middle)
@@ -302,6 +302,7 @@ class BertAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        """One update of every parameter with a gradient (``closure`` is not supported: always ``None``)."""
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             for p in group["params"]:
