@@ -3,7 +3,8 @@
 Studies of different methods or controls on the same task (and the same dense fine-tune) each end with a
 ``summary.json``; this reads them, fetches every trial's dev metrics and per-example predictions from the
 MLflow run it was logged to, and writes a table in the layout of Prasanna et al.'s (dense; each method's
-good/random/bad tickets; sparsities) with each ticket's paired difference from the dense model, one verdict
+good/random/bad tickets; sparsities) with each ticket's paired difference from the dense model (and each
+control's from the good ticket of its own study), one verdict
 over all of them (``search.analysis.decide``), a phase-transition plot with a curve per (method, control,
 rewinding point), and the numbers.
 
@@ -126,10 +127,16 @@ def compare(storage: Path, names: list[str], out: Path, title: str | None = None
                      **{f"dev {m}": _mean_over_seeds(values, m) for m in extra},
                      "seeds": len(ticket.seed_scores), "status": ticket.status, "study": name})
     first = studies[0][1]
-    verdict = decide(tickets, task.name, first.get("confidence", 0.95), first.get("match_tolerance", 0.01))
+    confidence, tolerance = first.get("confidence", 0.95), first.get("match_tolerance", 0.01)
+    verdict = decide(tickets, task.name, confidence, tolerance)
+    for _, _, study_tickets, _ in studies:
+        # A control is compared with the good ticket of its own study: two studies may hold good tickets of the
+        # same method and sparsity that prune different sets of weights (e.g. with and without embeddings).
+        decide(study_tickets, task.name, confidence, tolerance)
     for row, ticket in zip(rows, tickets):
-        versus = ticket.versus_good if ticket.control != "good" else ticket.difference
-        row["difference [CI] (points)"] = None if versus is None or ticket.is_dense else versus.points()
+        row["vs dense [CI] (points)"] = None if ticket.difference is None or ticket.is_dense else ticket.difference.points()
+        row["control vs good [CI] (points)"] = (ticket.versus_good.points() if ticket.control != "good"
+                                                and ticket.versus_good is not None else None)
     table = comparison_table(rows)
     out.mkdir(parents=True, exist_ok=True)
     (out / "comparison.md").write_text(table + "\n\n" + "\n".join(verdict_lines(verdict, task.primary_metric)) + "\n")
