@@ -124,6 +124,10 @@ def test_compare_puts_both_studies_in_one_table_with_one_dense_row(studies, tmp_
     assert [r["ticket"] for r in rows].count("dense") == 1 and rows[0]["ticket"] == "dense"
     assert {r["ticket"] for r in rows} >= {"magnitude good", "magnitude random", "magnitude bad", "structured good"}
     assert all(r["dev accuracy"] is not None for r in rows if r["status"] == "FINISHED")
+    for row in rows:  # a control is paired with its own study's good ticket; a good ticket with dense only
+        control = row["ticket"].split()[-1] in ("random", "bad")
+        assert (row["control vs good [CI] (points)"] is not None) == control, row
+        assert (row["vs dense [CI] (points)"] is None) == (row["ticket"] == "dense"), row
     assert (tmp_path / "comparison.png").stat().st_size > 10_000
     assert compare(["no-such-study", "--storage-path", str(root / "results"), "--out", str(tmp_path)]) == 2
 
