@@ -235,3 +235,18 @@ def test_resume_may_change_how_many_trials_run_at_once(stored_study, monkeypatch
     from search.settings import build_settings
 
     check_resume(build_settings(parser().parse_args([*stored_study, "--concurrent-trials", "1", "--resume"])))
+
+
+def test_a_trial_must_fit_on_one_node_of_a_cluster_not_on_the_cluster_summed(stored_study):
+    from search.errors import UsageError
+    from search.preflight import check_fits
+    from search.run import parser
+    from search.settings import build_settings
+
+    settings = build_settings(parser().parse_args([*stored_study, "--cpus-per-trial", "8", "--gpus-per-trial", "1"]))
+    nodes = [(16.0, 0.0), (8.0, 1.0)]
+    check_fits(settings, nodes, "the biggest node of the Ray cluster at auto")  # the GPU node has 8 CPUs: fits
+    with pytest.raises(UsageError, match="--cpus-per-trial 8 does not fit: the biggest node .* has 16 CPU"):
+        check_fits(settings, [(16.0, 0.0), (4.0, 1.0), (4.0, 1.0)], "the biggest node of the Ray cluster at auto")
+    with pytest.raises(UsageError, match="--gpus-per-trial 1 does not fit: .* has 0 GPU"):
+        check_fits(settings, [(64.0, 0.0)], "the biggest node of the Ray cluster at auto")
