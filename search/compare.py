@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from search.analysis import TicketResult, decide
 from search.errors import UsageError
 from search.report import phase_transition_plot, verdict_lines
-from search.study import STATE_FILE
+from search.state import StudyState
 from trainables.metrics import METRICS
 from trainables.model import load_config
 from trainables.pruning.structured import StructuredMask
@@ -37,12 +37,12 @@ def load_study(storage: Path, name: str) -> tuple[dict, list[TicketResult], dict
         UsageError: the study folder, its state or its summary is missing (not run, or not finished).
     """
     folder = storage / name
-    if not (folder / STATE_FILE).exists() or not (folder / "summary.json").exists():
+    state = StudyState.read(folder)
+    if state is None or not (folder / "summary.json").exists():
         raise UsageError(f"study {name} has no finished summary under {storage}: pass --storage-path where it ran "
                          "and the names of finished studies")
-    state = json.loads((folder / STATE_FILE).read_text())
     summary = json.loads((folder / "summary.json").read_text())
-    client = MlflowClient(state["tracking_uri"])
+    client = MlflowClient(state.tracking_uri)
     tickets, metrics = [], {}
     computed = ("dev_score", "dev_std", "difference", "versus_good")
     for trial in summary["trials"]:

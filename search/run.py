@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
+
+if not os.environ.get("RAY_ADDRESS"):
+    # A study's own Ray instance listens on 127.0.0.1 only; Ray reads this when it is imported (search.study).
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 from search.defaults import CONFIG_FILE
 from search.errors import UsageError
@@ -163,9 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
         if args.resume and not args.study_name:
             raise UsageError("--resume needs --study-name of the study to resume")
+        from search.preflight import check_before_start
         from search.settings import build_settings
 
         settings = build_settings(args)
+        check_before_start(settings)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -173,11 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     from search.study import run_study
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    given = sys.argv[1:] if argv is None else argv
     try:
-        outcome = run_study(settings)
+        outcome = run_study(settings, command=resume_command(given, settings.study_name))
+    except UsageError as err:  # found once the study starts: another process runs it, or the cluster is too small
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\nInterrupted; finished trials are kept. Resume with: "
-              f"{resume_command(sys.argv[1:] if argv is None else argv, settings.study_name)}", file=sys.stderr)
+              f"{resume_command(given, settings.study_name)}", file=sys.stderr)
         return 130
     print()
     print(outcome.table)

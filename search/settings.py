@@ -169,6 +169,10 @@ def build_settings(args) -> StudySettings:
             raise UsageError(f"{flag} {value} must be at least 1")
     if args.cpus_per_trial <= 0 or (args.gpus_per_trial is not None and args.gpus_per_trial < 0):
         raise UsageError(f"--cpus-per-trial {args.cpus_per_trial:g} must be above 0 and --gpus-per-trial at least 0")
+    if args.gpus_per_trial is not None and args.gpus_per_trial > 1 and not float(args.gpus_per_trial).is_integer():
+        raise UsageError(f"--gpus-per-trial {args.gpus_per_trial:g}: Ray takes a fraction of one GPU or whole GPUs: "
+                         "pass e.g. 0.5, 1 or 2")
+    _check_ranges(args, budget)
     if not 0.5 <= args.confidence < 1:
         raise UsageError(f"--confidence {args.confidence} must be a fraction in [0.5, 1), e.g. 0.95 (not percent)")
     if not 0 <= args.match_tolerance < 1:
@@ -204,6 +208,22 @@ def build_settings(args) -> StudySettings:
         search_seed=args.search_seed, storage_path=str(Path(args.storage_path).expanduser().resolve()),
         study_name=name, mlflow_uri=args.mlflow_uri, match_tolerance=args.match_tolerance,
         confidence=args.confidence, scheduler=scheduler, search=args.search, resume=args.resume, options=options)
+
+
+def _check_ranges(args, budget) -> None:
+    """The numeric flags whose range argparse cannot state: learning rate, grace period, subset sizes, seeds."""
+    learning_rate = args.learning_rate if args.learning_rate is not None else budget.learning_rate
+    if not 0 < learning_rate < float("inf"):  # no upper bound: a huge rate is how the divergence guard is tested
+        raise UsageError(f"--learning-rate {learning_rate:g} must be a positive number, e.g. 2e-5")
+    if args.grace_period is not None and args.grace_period < 1:
+        raise UsageError(f"--grace-period {args.grace_period} must be at least 1 (reports before ASHA may stop a "
+                         "trial)")
+    for flag, value in (("--max-train-examples", args.max_train_examples),
+                        ("--max-dev-examples", args.max_dev_examples)):
+        if value is not None and value < 0:
+            raise UsageError(f"{flag} {value} must be at least 0 (0: all examples)")
+    if args.search_seed < 0:
+        raise UsageError(f"--search-seed {args.search_seed} must be at least 0")
 
 
 def _split(value: str) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import ray
 from mlflow.entities import RunStatus
@@ -20,10 +21,17 @@ from search.analysis import TicketResult, Verdict, decide, ticket_from_report
 from search.racing import SeedRacingScheduler
 from search.report import phase_transition_plot, summary, trial_table, verdict_lines
 from search.searcher import TicketSearch
+from search.errors import UsageError
+from search.preflight import check_fits, check_resume
 from search.settings import StudySettings
-from search.tracking import REASON_TAG, MlflowTrialCallback, experiment_id, log_params, resolve_tracking_uri
+from search.state import StudyState, stringify
+from search.tracking import (REASON_TAG, STOP_TAG, MlflowTrialCallback, log_params, open_experiment,
+                             resolve_tracking_uri)
 from spaces.search_space import TicketSpace
+from filelock import FileLock, Timeout
+
 from trainables.cache import prepare_dense
+from trainables.store import sweep_partials
 from trainables.data import HUB_DATASET
 from trainables.pruning.weights import PrunableSet
 from trainables.report import TrialReport
@@ -31,8 +39,11 @@ from trainables.tasks import get_task
 from trainables.trial import TrialContext, tune_trainable
 
 #: Environment the trials need from the driver (offline switches, caches).
-FORWARDED_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "HF_DATASETS_CACHE")
-STATE_FILE = "supertickets.json"
+FORWARDED_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "HF_DATASETS_CACHE",
+                 "SUPERTICKETS_INJECT_FAULT")
+#: Ray reads this when it is imported (``search.run`` sets it before): a local instance then listens on 127.0.0.1
+#: only. Its name speaks of Windows and macOS, where that is Ray's default; on Linux it does the same.
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 @dataclass
@@ -47,15 +58,30 @@ class StudyOutcome:
     line: str
 
 
-def _start_ray(settings: StudySettings) -> bool:
-    """Join ``$RAY_ADDRESS`` or start a local instance; returns True when this process started it."""
+def _start_ray(settings: StudySettings, say) -> bool:
+    """Join ``$RAY_ADDRESS`` or start a local instance (on 127.0.0.1 only); returns True when this process started
+    it.
+
+    Raises:
+        UsageError: a trial's CPUs and GPUs fit on no node of the joined cluster (Ray would wait forever).
+    """
     if ray.is_initialized():
         return False
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-    if not os.environ.get("RAY_ADDRESS"):
+    address = os.environ.get("RAY_ADDRESS")
+    if not address:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local instance
-    ray.init(address=os.environ.get("RAY_ADDRESS"), runtime_env={"env_vars": env}, include_dashboard=False,
-             configure_logging=False)
+    ray.init(address=address, runtime_env={"env_vars": env}, include_dashboard=False, configure_logging=False)
+    nodes = [(n["Resources"].get("CPU", 0), n["Resources"].get("GPU", 0)) for n in ray.nodes() if n.get("Alive")]
+    where = f"the biggest node of the Ray cluster at {address}"
+    if address:
+        try:
+            check_fits(settings, nodes, where)
+        except UsageError:
+            ray.shutdown()
+            raise
+    say(f"Ray: {'joined ' + address if address else 'local instance'} on {ray.util.get_node_ip_address()}, "
+        f"{len(nodes)} node(s), {sum(c for c, _ in nodes):g} CPUs, {sum(g for _, g in nodes):g} GPUs")
     return True
 
 
@@ -91,9 +117,10 @@ def _child_runs(client: MlflowClient, experiment: str, parent_run_id: str) -> di
 
 
 def _close_interrupted(client: MlflowClient, experiment: str, parent_run_id: str) -> None:
-    """Runs left RUNNING by an interrupted study were cut off: mark them KILLED before resuming."""
+    """Runs left RUNNING by an interrupted study were cut off: mark them KILLED (stop reason ``interrupted``)."""
     for run in _child_runs(client, experiment, parent_run_id).values():
         if run.info.status == "RUNNING":
+            client.set_tag(run.info.run_id, STOP_TAG, "interrupted")
             client.set_terminated(run.info.run_id, status="KILLED")
 
 
@@ -121,22 +148,30 @@ def _tickets(results, client: MlflowClient, experiment: str, parent_run_id: str)
     return tickets
 
 
-def _parent_run(settings: StudySettings, client: MlflowClient, tracking_uri: str) -> str:
+def _parent_run(settings: StudySettings, client: MlflowClient, experiment: str, tracking_uri: str,
+                command: str) -> str:
     """The study's MLflow parent run: the stored one when resuming (its cut-off child runs closed as KILLED),
-    else a new one in the task's experiment with the settings as params."""
-    state_path = settings.study_dir / STATE_FILE
-    if settings.resume and state_path.exists():
-        parent_run_id = json.loads(state_path.read_text())["parent_run_id"]
-        client.update_run(parent_run_id, status="RUNNING")
-        _close_interrupted(client, client.get_run(parent_run_id).info.experiment_id, parent_run_id)
-        return parent_run_id
-    experiment = experiment_id(client, settings.task)
+    else a new one in the task's experiment with the settings as params, recorded in the study's state file."""
+    state = StudyState.read(settings.study_dir)
+    if settings.resume and state is not None:
+        client.update_run(state.parent_run_id, status="RUNNING")
+        _close_interrupted(client, client.get_run(state.parent_run_id).info.experiment_id, state.parent_run_id)
+        return state.parent_run_id
     parent_run_id = client.create_run(experiment, run_name=settings.study_name,
                                       tags={"supertickets.study": settings.study_name}).info.run_id
     log_params(client, parent_run_id, settings.params())
-    settings.study_dir.mkdir(parents=True, exist_ok=True)
-    state_path.write_text(json.dumps({"parent_run_id": parent_run_id, "tracking_uri": tracking_uri}))
+    StudyState(parent_run_id, tracking_uri, stringify(settings.params()), command).write(settings.study_dir)
     return parent_run_id
+
+
+def study_lock(settings: StudySettings) -> FileLock:
+    """The lock that makes one process the only writer of a study (``<storage>/.locks/<study>.lock``).
+
+    An OS file lock: the kernel releases it when its process dies, so a killed study never leaves it stuck.
+    """
+    folder = Path(settings.storage_path) / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(folder / f"{settings.study_name}.lock"))
 
 
 def _scheduler(settings: StudySettings, stop_reasons: dict):
@@ -179,17 +214,35 @@ def _new_tuner(settings: StudySettings, trainable, space, callback: MlflowTrialC
                                   verbose=1, failure_config=tune.FailureConfig(max_failures=0)))
 
 
-def run_study(settings: StudySettings, say=print) -> StudyOutcome:
+def run_study(settings: StudySettings, say=print, command: str = "") -> StudyOutcome:
     """Run the study described by ``settings`` and record it in MLflow.
 
     Args:
-        settings: validated settings (``search.settings.build_settings``).
+        settings: validated settings (``search.settings.build_settings``, ``search.preflight``).
         say: where progress lines go.
+        command: the command line that started it (stored for ``--resume``'s checks).
 
     Returns:
         the trials, the verdict and where they were logged. Trials that fail are recorded as FAILED;
         the others still count.
+
+    Raises:
+        UsageError: another process is running this study, or a trial fits on no node of the joined cluster.
     """
+    lock = study_lock(settings)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UsageError(f"study {settings.study_name} is being run by another process (lock {lock.lock_file}): "
+                         "wait for it to end, or choose another --study-name") from None
+    try:
+        check_resume(settings)  # again, under the lock: a study of this name may have started since the pre-flight
+        return _run_locked(settings, say, command)
+    finally:
+        lock.release()
+
+
+def _run_locked(settings: StudySettings, say, command: str) -> StudyOutcome:
     task = get_task(settings.task)
     say(f"study {settings.study_name}: task {task.name} (dev score = {task.primary_metric}), method "
         f"{','.join(settings.method)} ({','.join(settings.control)} tickets), rewind {','.join(settings.rewind)}, "
@@ -203,14 +256,21 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
     if settings.budget == "paper" and settings.gpus_per_trial == 0:
         say("note: the paper budget is meant for GPUs; on a few CPU cores it takes many hours "
             "(try --budget smoke, or fewer --seeds/--epochs/--num-trials)")
+    for removed in sweep_partials(settings.cache_dir):
+        say(f"removed {removed}: left by an interrupted computation")
 
-    tracking_uri = resolve_tracking_uri(settings.mlflow_uri)
-    client = MlflowClient(tracking_uri)
-    parent_run_id = _parent_run(settings, client, tracking_uri)
+    started_ray = _start_ray(settings, say)
+    try:
+        tracking_uri = resolve_tracking_uri(settings.mlflow_uri)
+        client, experiment = open_experiment(tracking_uri, task.name)
+        parent_run_id = _parent_run(settings, client, experiment, tracking_uri, command)
+    except BaseException:
+        if started_ray:
+            ray.shutdown()
+        raise
     say(f"MLflow: {tracking_uri}  (parent run {parent_run_id})")
     experiment = client.get_run(parent_run_id).info.experiment_id
 
-    started_ray = _start_ray(settings)
     status = RunStatus.to_string(RunStatus.FAILED)
     try:
         context = _context(settings)
@@ -223,6 +283,9 @@ def run_study(settings: StudySettings, say=print) -> StudyOutcome:
         trainable = tune.with_resources(tune.with_parameters(tune_trainable, context=context),
                                         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
         path = str(settings.study_dir)
+        # Tune saves its state at most every 10 s by default: a driver killed in between loses the trials that ended
+        # since, and a resume re-trains them. Every controller step instead (a few KB, after each event).
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
         if settings.resume and tune.Tuner.can_restore(path):
             say(f"resuming the interrupted study in {path}")
             tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)

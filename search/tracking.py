@@ -6,23 +6,28 @@ too, and every child run ends with a status: FINISHED, KILLED (stopped early by 
 
 from __future__ import annotations
 
-import json
+import hashlib
 import math
 import os
+import tempfile
+import time
 from pathlib import Path
 
-import time
+from filelock import FileLock
 
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
 from spaces.sparsity import grid_value
-from trainables.report import TrialReport
+from trainables.report import DIVERGED, TrialReport
 
 EXPERIMENT_PREFIX = "supertickets"
 #: The tag that says why a run ended before finishing its seeds (``diverged``, the racing test, ``asha``).
 REASON_TAG = "supertickets.status_reason"
+#: The tag that says, in one word, why a run did not finish: ``scheduler`` (racing or ASHA stopped it),
+#: ``interrupted`` (Ctrl-C or a killed driver cut it off), ``failed`` (an error) or ``diverged`` (NaN/inf loss).
+STOP_TAG = "stop_reason"
 #: Facts about a trial's ticket, logged as params with its first report when present (structured counts,
 #: unstructured counts, the achieved sparsity counted on the masked weights, IMP rounds, TAMT losses).
 TICKET_PARAMS = ("heads_kept", "ffn_kept", "total_heads", "total_ffn", "head_sparsity", "ffn_sparsity",
@@ -39,6 +44,55 @@ def resolve_tracking_uri(flag: str | None) -> str:
     elif "://" not in uri:  # a bare path: a local file store would need MLFLOW_ALLOW_FILE_STORE
         uri = "sqlite:///" + str(Path(uri).resolve())
     return uri
+
+
+#: Tracking URI schemes MLflow 3 can store runs in (``postgresql+psycopg2://`` counts as ``postgresql``).
+KNOWN_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks", "file")
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Refuse a tracking URI MLflow cannot store runs in, before anything is created: an unknown scheme, a
+    file store (MLflow 3 refuses it unless ``MLFLOW_ALLOW_FILE_STORE=true``), or a SQLite database whose file or
+    folder cannot be written. ``uri`` is resolved (``resolve_tracking_uri``). Servers are not contacted.
+
+    Raises:
+        ValueError: the problem and the fix, in one line.
+    """
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    fix = "pass --mlflow-uri (or set MLFLOW_TRACKING_URI) to sqlite:////absolute/path/mlflow.db or http(s)://host:port"
+    if scheme not in KNOWN_SCHEMES:
+        raise ValueError(f"MLflow tracking URI {uri!r} has an unknown scheme {scheme or '(none)'!r}: {fix}")
+    if scheme == "file" and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("true", "1"):
+        raise ValueError(f"MLflow tracking URI {uri!r} is a file store, which MLflow 3 refuses: {fix}")
+    if scheme == "sqlite":
+        path = Path(uri.split("://", 1)[1][1:])  # sqlite:////abs -> /abs
+        folder = path.parent
+        if path.exists() and (not path.is_file() or not os.access(path, os.W_OK)):
+            raise ValueError(f"MLflow database {path} is not a writable file: {fix}")
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise ValueError(f"MLflow database folder {folder} does not exist or is not writable: create it, or {fix}")
+
+
+def _store_lock(uri: str) -> FileLock:
+    """A machine-wide lock for the first use of a SQLite tracking store (kept out of the user's folders)."""
+    folder = Path(tempfile.gettempdir()) / "supertickets-locks"
+    folder.mkdir(exist_ok=True)
+    return FileLock(str(folder / f"mlflow-{hashlib.sha256(uri.encode()).hexdigest()[:16]}.lock"))
+
+
+def open_experiment(uri: str, task: str) -> tuple[MlflowClient, str]:
+    """A client of the tracking store ``uri`` and the id of the task's experiment (``supertickets-<task>``,
+    created on first use).
+
+    Two studies started at once on a fresh SQLite file would both create MLflow's tables (and the experiment);
+    a file lock lets one do it while the other waits, then both find them.
+    """
+    if not uri.startswith("sqlite:"):
+        client = MlflowClient(uri)
+        return client, experiment_id(client, task)
+    with _store_lock(uri):
+        client = MlflowClient(uri)
+        return client, experiment_id(client, task)
 
 
 def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
@@ -66,6 +120,17 @@ def trial_status(report: TrialReport | None, errored: bool, stop_reason: str | N
     if not report.complete:
         return RunStatus.to_string(RunStatus.KILLED), stop_reason or "asha: stopped early by the scheduler"
     return RunStatus.to_string(RunStatus.FINISHED), None
+
+
+def stop_reason(status: str, reason: str | None) -> str | None:
+    """The ``stop_reason`` tag of a trial that ended with ``status`` and ``reason`` (``trial_status``'s pair):
+    ``diverged``, ``failed``, ``scheduler``, or ``None`` for a finished trial. (``interrupted`` is set when a
+    resumed or interrupted study closes its cut-off runs.)"""
+    if status == RunStatus.to_string(RunStatus.FAILED):
+        return DIVERGED if reason == DIVERGED else "failed"
+    if status == RunStatus.to_string(RunStatus.KILLED):
+        return "scheduler"
+    return None
 
 
 def _metrics(report: TrialReport) -> list[tuple[str, float, int]]:
@@ -161,6 +226,8 @@ class MlflowTrialCallback(Callback):
         run_id = entry["run_id"]
         if reason:
             self.client.set_tag(run_id, REASON_TAG, reason)
+        if stop_reason(entry["status"], reason):
+            self.client.set_tag(run_id, STOP_TAG, stop_reason(entry["status"], reason))
         if report is not None:
             self.client.log_dict(run_id, report.ticket.masks, "mask.json")
             self.client.log_dict(run_id, {"labels": report.labels, "seeds": [

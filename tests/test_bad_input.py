@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,9 +28,54 @@ def gpt2_dir(tmp_path_factory):
     return str(path)
 
 
-def _cases(model_dir, glue_dir, gpt2_dir):
+@pytest.fixture(scope="session")
+def broken(tmp_path_factory, model_dir, glue_dir):
+    """Broken copies of the inputs, outside any test's working folder: GLUE directories whose RTE files are damaged
+    one way each, model folders missing a part (the real weights linked, never copied), a file where a folder
+    belongs."""
+    root = tmp_path_factory.mktemp("broken")
+    header = "index\tsentence1\tsentence2\tlabel\n"
+    good_row = "0\tA man sleeps.\tA person sleeps.\tentailment\n"
+    dev = (Path(glue_dir) / "RTE" / "dev.tsv").read_text()
+    trains = {"empty": "", "header only": header, "malformed row": header + good_row + "1\tone\ttwo\tentailment\textra\n",
+              "unknown label": header + good_row + "1\tone\ttwo\tmaybe\n", "no label column":
+              "index\tsentence1\tsentence2\n0\ta\tb\n", "no dev file": header + good_row}
+    glue = {}
+    for name, train in trains.items():
+        folder = root / "glue" / name.replace(" ", "-") / "RTE"
+        folder.mkdir(parents=True)
+        (folder / "train.tsv").write_text(train)
+        if name != "no dev file":
+            (folder / "dev.tsv").write_text(dev)
+        glue[name] = str(folder.parent)
+    models = {}
+    shared = Path(model_dir)
+    for name in ("no weights", "truncated weights", "no tokenizer"):
+        folder = root / "models" / name.replace(" ", "-")
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text((shared / "config.json").read_text())
+        if name == "truncated weights":
+            (folder / "model.safetensors").write_bytes((shared / "model.safetensors").read_bytes()[:100_000])
+        elif name == "no tokenizer":
+            (folder / "model.safetensors").symlink_to(shared / "model.safetensors")
+        models[name] = str(folder)
+    a_file = root / "a-file"
+    a_file.write_text("not a folder")
+    return {"glue": glue, "models": models, "file": str(a_file)}
+
+
+def _cases(model_dir, glue_dir, gpt2_dir, broken):
     ok = ["--model", model_dir, "--glue-dir", glue_dir, "--budget", "smoke"]
+    rte = ["--task", "rte", *ok]
+
+    def glue(name):
+        return ["--task", "rte", "--model", model_dir, "--glue-dir", broken["glue"][name], "--budget", "smoke"]
+
+    def model(name):
+        return ["--task", "rte", "--model", broken["models"][name], "--glue-dir", glue_dir, "--budget", "smoke"]
+
     return {
+        # flags, one by one
         "unknown task": (["--task", "squad", *ok], "unknown task 'squad'"),
         "unknown method": (["--task", "rte", "--method", "snip", *ok], "unknown method 'snip'"),
         "unknown control": (["--task", "rte", "--control", "worst", *ok], "unknown control 'worst'"),
@@ -38,12 +84,6 @@ def _cases(model_dir, glue_dir, gpt2_dir):
         "sparsity in percent": (["--task", "rte", "--sparsity-max", "30", *ok], "not percent"),
         "negative sparsity": (["--task", "rte", "--sparsity-min", "-0.1", *ok], "must lie in [0, 1)"),
         "inverted range": (["--task", "rte", "--sparsity-min", "0.5", "--sparsity-max", "0.2", *ok], "inverted"),
-        "missing GLUE dir": (["--task", "rte", "--model", model_dir, "--glue-dir", "/no/such/glue"],
-                             "GLUE directory /no/such/glue not found"),
-        "missing model path": (["--task", "rte", "--model", "/no/such/model", "--glue-dir", glue_dir],
-                               "model path /no/such/model not found"),
-        "not an encoder": (["--task", "rte", "--model", gpt2_dir, "--glue-dir", glue_dir],
-                           "'gpt2' is not a supported encoder"),
         "bad flag value": (["--task", "rte", "--seeds", "two", *ok], "invalid int value"),
         "zero seeds": (["--task", "rte", "--seeds", "0", *ok], "--seeds 0 must be at least 1"),
         "control a method lacks": (["--task", "rte", "--method", "imp", "--control", "random", *ok],
@@ -55,32 +95,74 @@ def _cases(model_dir, glue_dir, gpt2_dir):
         "step 0": (["--task", "rte", "--rewind", "pretrained,step:0", *ok], "unknown rewinding point 'step:0'"),
         "missing corpus": (["--task", "rte", "--method", "tamt", "--tamt-corpus", "/no/such/text", *ok],
                            "TAMT corpus /no/such/text not found"),
-        "confidence in percent": (["--task", "rte", "--confidence", "95", *ok], "--confidence 95.0 must be a fraction"),
-        "tolerance in points": (["--task", "rte", "--match-tolerance", "2", *ok],
-                                "--match-tolerance 2.0 must be a fraction in [0, 1)"),
-        "unknown scheduler": (["--task", "rte", "--scheduler", "hyperband", *ok], "invalid choice: 'hyperband'"),
-        "unknown search": (["--task", "rte", "--search", "bohb", *ok], "invalid choice: 'bohb'"),
-        "zero concurrent trials": (["--task", "rte", "--concurrent-trials", "0", *ok],
-                                   "--concurrent-trials 0 must be at least 1"),
-        "zero CPUs per trial": (["--task", "rte", "--cpus-per-trial", "0", *ok], "--cpus-per-trial 0 must be above 0"),
+        "confidence in percent": ([*rte, "--confidence", "95"], "--confidence 95.0 must be a fraction"),
+        "tolerance in points": ([*rte, "--match-tolerance", "2"], "--match-tolerance 2.0 must be a fraction in [0, 1)"),
+        "unknown scheduler": ([*rte, "--scheduler", "hyperband"], "invalid choice: 'hyperband'"),
+        "unknown search": ([*rte, "--search", "bohb"], "invalid choice: 'bohb'"),
+        "zero concurrent trials": ([*rte, "--concurrent-trials", "0"], "--concurrent-trials 0 must be at least 1"),
+        "zero CPUs per trial": ([*rte, "--cpus-per-trial", "0"], "--cpus-per-trial 0 must be above 0"),
         "MLM without a head": (["--task", "rte", "--method", "tamt", "--tamt-objective", "mlm", "--tamt-corpus",
-                                os.path.join(os.path.dirname(glue_dir), "wikitext-2"), *ok],
-                               "has no masked-LM head"),
+                                os.path.join(os.path.dirname(glue_dir), "wikitext-2"), *ok], "has no masked-LM head"),
+        "zero learning rate": ([*rte, "--learning-rate", "0"], "--learning-rate 0 must be a positive number"),
+        "grace period 0": ([*rte, "--grace-period", "0"], "--grace-period 0 must be at least 1"),
+        "negative train subset": ([*rte, "--max-train-examples", "-5"], "--max-train-examples -5 must be at least 0"),
+        "negative dev subset": ([*rte, "--max-dev-examples", "-1"], "--max-dev-examples -1 must be at least 0"),
+        "negative search seed": ([*rte, "--search-seed", "-1"], "--search-seed -1 must be at least 0"),
+        "GPU fraction above 1": ([*rte, "--gpus-per-trial", "1.5"], "Ray takes a fraction of one GPU or whole GPUs"),
+        "floor above the range": ([*rte, "--method", "magnitude", "--min-keep-per-matrix", "0.9", "--sparsity-min",
+                                   "0.5", "--sparsity-max", "0.5"], "--min-keep-per-matrix keeps 0.9"),
+        # the world the flags point at
+        "missing GLUE dir": (["--task", "rte", "--model", model_dir, "--glue-dir", "/no/such/glue"],
+                             "GLUE directory /no/such/glue not found"),
+        "missing model path": (["--task", "rte", "--model", "/no/such/model", "--glue-dir", glue_dir],
+                               "model path /no/such/model not found"),
+        "not an encoder": (["--task", "rte", "--model", gpt2_dir, "--glue-dir", glue_dir],
+                           "'gpt2' is not a supported encoder"),
+        "empty train file": (glue("empty"), "train.tsv is empty: expected a header row"),
+        "header-only train file": (glue("header only"), "train.tsv has no examples"),
+        "malformed row": (glue("malformed row"), "train.tsv line 3: 5 tab-separated fields, expected 4"),
+        "unknown label": (glue("unknown label"), "train.tsv line 3: label 'maybe', expected one of entailment"),
+        "header without the label": (glue("no label column"), "train.tsv line 1: the header lacks column(s) label"),
+        "missing dev file": (glue("no dev file"), "dev.tsv not found"),
+        "config without weights": (model("no weights"), "has a config.json but no weights"),
+        "truncated weights": (model("truncated weights"), "model.safetensors are unreadable"),
+        "no tokenizer": (model("no tokenizer"), "tokenizer has"),
+        "unknown MLflow scheme": ([*rte, "--mlflow-uri", "foo://bar"], "has an unknown scheme 'foo'"),
+        "MLflow database in a missing folder": ([*rte, "--mlflow-uri", "sqlite:////no/such/folder/mlflow.db"],
+                                                "MLflow database folder /no/such/folder does not exist"),
+        "MLflow file store": ([*rte, "--mlflow-uri", "file:///tmp/mlruns"], "is a file store, which MLflow 3 refuses"),
+        "storage path is a file": ([*rte, "--storage-path", broken["file"]], "is a file, not a folder"),
+        "storage path under a file": ([*rte, "--storage-path", broken["file"] + "/results"], "is a file, not a folder"),
+        "study name with a slash": ([*rte, "--study-name", "a/b"], "--study-name 'a/b' must be one folder name"),
+        "study name with a space": ([*rte, "--study-name", "my study"], "must be one folder name"),
+        "study name ..": ([*rte, "--study-name", ".."], "--study-name '..' must be one folder name"),
+        "resume of no study": ([*rte, "--study-name", "nosuch", "--resume"], "no study nosuch to resume under"),
+        "resume without a name": ([*rte, "--resume"], "--resume needs --study-name"),
+        "more GPUs than a node has": ([*rte, "--gpus-per-trial", "64"], "--gpus-per-trial 64 does not fit"),
+        "more CPUs than a node has": ([*rte, "--cpus-per-trial", "4096"], "--cpus-per-trial 4096 does not fit"),
+        "rewinding step past the fine-tune": ([*rte, "--max-train-examples", "64", "--rewind", "step:100000"],
+                                              "--rewind step:100000 is past the dense fine-tune's last step (8 = 2 "
+                                              "epochs x 4 batches of 16)"),
     }
 
 
-@pytest.mark.parametrize("case", ["unknown task", "unknown method", "unknown control", "unknown rewinding point",
-                                  "sparsity above 1", "sparsity in percent", "negative sparsity", "inverted range",
-                                  "missing GLUE dir", "missing model path", "not an encoder", "bad flag value",
-                                  "zero seeds", "control a method lacks", "option of another method",
-                                  "IMP rate above 1", "step 0", "missing corpus", "MLM without a head",
-                                  "confidence in percent", "tolerance in points", "unknown scheduler",
-                                  "unknown search", "zero concurrent trials", "zero CPUs per trial"])
-def test_bad_input_gets_one_line_and_exit_2(case, workdir, capsys, model_dir, glue_dir, gpt2_dir):
-    argv, expected = _cases(model_dir, glue_dir, gpt2_dir)[case]
+CASES = list(_cases("m", "/g/glue", "g", {"glue": {k: k for k in ("empty", "header only", "malformed row", "unknown label",
+                                                              "no label column", "no dev file")},
+                                          "models": {k: k for k in ("no weights", "truncated weights", "no tokenizer")},
+                                          "file": "f"}))
+
+
+def test_the_table_has_at_least_40_kinds_of_bad_input():
+    assert len(CASES) >= 40
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_gets_one_line_and_exit_2(case, workdir, capsys, model_dir, glue_dir, gpt2_dir, broken):
+    argv, expected = _cases(model_dir, glue_dir, gpt2_dir, broken)[case]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and expected in err, err
+    assert "Traceback" not in err
     assert list(workdir.iterdir()) == []  # no mlflow.db, no results folder, nothing half-written
 
 
@@ -116,9 +198,55 @@ def test_the_benchmark_rejects_bad_input_in_one_line(argv, expected, capsys, mon
     assert err.count("\n") == 1 and err.startswith("error: ") and expected in err, err
 
 
-def test_a_floor_that_makes_the_sparsity_range_unreachable_is_refused_before_anything_starts(
-        workdir, model_dir, glue_dir, capsys):
-    code = main(["--task", "rte", "--model", model_dir, "--glue-dir", glue_dir, "--budget", "smoke", "--method",
-                 "magnitude", "--min-keep-per-matrix", "0.9", "--sparsity-min", "0.5", "--sparsity-max", "0.5"])
-    assert code == 2 and "--min-keep-per-matrix keeps 0.9" in capsys.readouterr().err
+@pytest.fixture
+def stored_study(tmp_path_factory, model_dir, glue_dir):
+    """A study's state file as a started study leaves it (no run needed to check a resume against it)."""
+    from search.run import parser, resume_command
+    from search.settings import build_settings
+    from search.state import StudyState, stringify
+
+    storage = tmp_path_factory.mktemp("storage")
+    argv = ["--task", "rte", "--model", model_dir, "--glue-dir", glue_dir, "--budget", "smoke", "--epochs", "2",
+            "--storage-path", str(storage), "--study-name", "started"]
+    settings = build_settings(parser().parse_args(argv))
+    StudyState("run-id", "sqlite:////nowhere/mlflow.db", stringify(settings.params()),
+               resume_command(argv, "started")).write(settings.study_dir)
+    return argv
+
+
+def test_resume_refuses_a_flag_that_would_change_the_study_and_says_how_to_resume(stored_study, workdir, capsys):
+    assert main([*stored_study, "--epochs", "3", "--learning-rate", "3e-4", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--resume would change study started:" in err
+    assert "finetune.epochs 2 -> 3" in err and "finetune.learning_rate 0.0001 -> 0.0003" in err
+    assert "run: python -m search.run --task rte" in err and err.rstrip().endswith("--study-name started --resume")
     assert list(workdir.iterdir()) == []
+
+
+def test_a_started_study_name_is_not_reused_without_resume(stored_study, workdir, capsys):
+    assert main(stored_study) == 2
+    assert "study started exists under" in capsys.readouterr().err
+    assert list(workdir.iterdir()) == []
+
+
+def test_resume_may_change_how_many_trials_run_at_once(stored_study, monkeypatch):
+    from search.preflight import check_resume
+    from search.run import parser
+    from search.settings import build_settings
+
+    check_resume(build_settings(parser().parse_args([*stored_study, "--concurrent-trials", "1", "--resume"])))
+
+
+def test_a_trial_must_fit_on_one_node_of_a_cluster_not_on_the_cluster_summed(stored_study):
+    from search.errors import UsageError
+    from search.preflight import check_fits
+    from search.run import parser
+    from search.settings import build_settings
+
+    settings = build_settings(parser().parse_args([*stored_study, "--cpus-per-trial", "8", "--gpus-per-trial", "1"]))
+    nodes = [(16.0, 0.0), (8.0, 1.0)]
+    check_fits(settings, nodes, "the biggest node of the Ray cluster at auto")  # the GPU node has 8 CPUs: fits
+    with pytest.raises(UsageError, match="--cpus-per-trial 8 does not fit: the biggest node .* has 16 CPU"):
+        check_fits(settings, [(16.0, 0.0), (4.0, 1.0), (4.0, 1.0)], "the biggest node of the Ray cluster at auto")
+    with pytest.raises(UsageError, match="--gpus-per-trial 1 does not fit: .* has 0 GPU"):
+        check_fits(settings, [(64.0, 0.0)], "the biggest node of the Ray cluster at auto")

@@ -139,6 +139,7 @@ def test_a_diverged_training_fails_with_reason_diverged_and_names_no_ticket(stud
     assert len(children) == 1  # nothing can be compared with a diverged dense model: the search stops
     (dense,) = children
     assert dense.info.status == "FAILED" and dense.data.tags["supertickets.status_reason"] == "diverged"
+    assert dense.data.tags["stop_reason"] == "diverged"
     summary = json.loads((root / "results" / "diverged" / "summary.json").read_text())
     assert summary["verdict"]["lines"][0].startswith("No verdict: the dense model's trial diverged")
     assert summary["trials"][0]["status"] == "FAILED" and summary["trials"][0]["status_reason"] == "diverged"

@@ -20,6 +20,8 @@ def test_resume_closes_cut_off_runs_and_prefers_the_resumed_one(tmp_path):
 
     _close_interrupted(client, experiment, parent)
     assert client.get_run(cut_off).info.status == "KILLED"
+    assert client.get_run(cut_off).data.tags["stop_reason"] == "interrupted"
+    assert "stop_reason" not in client.get_run(done).data.tags
     assert client.get_run(done).info.status == "FINISHED"
 
     time.sleep(0.01)
@@ -36,3 +38,17 @@ def test_resume_command_names_the_study_once():
         "python -m search.run --task rte --study-name old --resume"
     assert resume_command(["--task", "rte", "--model", "/a b"], "rte-x") == \
         "python -m search.run --task rte --model '/a b' --study-name rte-x --resume"
+
+
+def test_stop_reason_tells_a_scheduler_stop_from_a_failure_and_a_divergence():
+    from search.tracking import stop_reason, trial_status
+    from trainables.report import EpochResult, TicketFacts, TrialReport
+
+    current = EpochResult(1, 0.5, {}, 0.7, [])
+    partial = TrialReport(0, 1, 2, (0, 1), current, [], [], TicketFacts({"sparsity": 0.3}))
+    assert stop_reason(*trial_status(partial, errored=False, stop_reason="racing: cannot be named")) == "scheduler"
+    assert stop_reason(*trial_status(partial, errored=False)) == "scheduler"  # ASHA
+    assert stop_reason(*trial_status(partial, errored=True)) == "failed"
+    diverged = TrialReport(0, 1, 2, (0, 1), current, [], [], TicketFacts({"sparsity": 0.3}), status_reason="diverged")
+    assert stop_reason(*trial_status(diverged, errored=True)) == "diverged"
+    assert stop_reason(*trial_status(None, errored=True)) == "failed"

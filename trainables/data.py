@@ -7,6 +7,7 @@ dynamic, done per batch by ``DataCollatorWithPadding``.
 
 from __future__ import annotations
 
+import csv
 import os
 from dataclasses import dataclass
 
@@ -34,6 +35,72 @@ class DataSettings:
     max_seq_length: int
     max_train_examples: int | None = None
     max_dev_examples: int | None = None
+
+
+class DataFileError(ValueError):
+    """A classic GLUE file that cannot be read as the task's data; the message names the file, the line and what
+    was expected."""
+
+
+def check_classic_split(task: GlueTask, glue_dir: str, file: str) -> int:
+    """Parse ``<glue_dir>/<task folder>/<file>`` as ``load_raw`` will and check every row before a study starts.
+
+    Checks: the file exists and is not empty; its header (or, for header-less CoLA, each row) has the task's
+    columns; every row has as many tab-separated fields as the header; every label is one of the task's labels
+    (a name such as ``entailment``, a class id below ``num_labels``, or for STS-B a number).
+
+    Returns:
+        the number of examples (rows after the header).
+
+    Raises:
+        DataFileError: the first problem found, as ``<path> line <n>: <what was found>, expected <what>``.
+    """
+    spec = task.classic
+    path = os.path.join(glue_dir, spec.folder, file)
+    fix = "fix the file or point --glue-dir at an intact classic GLUE directory"
+    if not os.path.isfile(path):
+        raise DataFileError(f"{path} not found: {fix}")
+    label_column = next(column for column, name in spec.columns.items() if name == "label")
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = list(spec.names) if spec.names is not None else next(rows, None)
+        if header is None:
+            raise DataFileError(f"{path} is empty: expected a header row with {', '.join(spec.columns)}; {fix}")
+        missing = [column for column in spec.columns if column not in header]
+        if missing:
+            raise DataFileError(f"{path} line 1: the header lacks column(s) {', '.join(missing)} (it has "
+                                f"{', '.join(header) or 'none'}); {fix}")
+        label_at = header.index(label_column)
+        examples = 0
+        for row in rows:
+            line = rows.line_num
+            if not row:  # a blank line: skipped by the loader too
+                continue
+            if len(row) != len(header):
+                raise DataFileError(f"{path} line {line}: {len(row)} tab-separated fields, expected {len(header)} "
+                                    f"({', '.join(header)}); {fix}")
+            problem = _label_problem(task, row[label_at])
+            if problem:
+                raise DataFileError(f"{path} line {line}: {problem}; {fix}")
+            examples += 1
+    if examples == 0:
+        raise DataFileError(f"{path} has no examples (a header and nothing else): {fix}")
+    return examples
+
+
+def _label_problem(task: GlueTask, value: str) -> str | None:
+    """Why ``value`` is not a label of ``task`` (``None`` when it is one)."""
+    if task.label_names is not None:
+        if value not in task.label_names:
+            return f"label {value!r}, expected one of {', '.join(task.label_names)}"
+    elif task.is_regression:
+        try:
+            float(value)
+        except ValueError:
+            return f"label {value!r}, expected a number (a similarity score)"
+    elif value not in {str(i) for i in range(task.num_labels)}:
+        return f"label {value!r}, expected a class id in 0..{task.num_labels - 1}"
+    return None
 
 
 def _classic_split(task: GlueTask, glue_dir: str, file: str) -> datasets.Dataset:

@@ -7,6 +7,7 @@ BERT-base's (12 x 12); the FFN size is read from the module itself.
 from __future__ import annotations
 
 import operator
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -78,6 +79,47 @@ def layout_for(config: PretrainedConfig) -> EncoderLayout:
 def load_config(model_name_or_path: str) -> PretrainedConfig:
     """The Hugging Face config of a hub id or local directory (raises ``OSError`` when unreachable)."""
     return AutoConfig.from_pretrained(model_name_or_path)
+
+
+#: The weight files ``from_pretrained`` looks for in a local directory, in its order of preference.
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def check_local_model(path: str) -> None:
+    """Check that the local Hugging Face directory ``path`` has loadable weights and a tokenizer, cheaply: a
+    safetensors file's header is read and its data length checked against the file (a truncated copy fails
+    here, not in the first trial); the tokenizer is loaded.
+
+    Raises:
+        UnsupportedModelError: no weight file, a corrupt or truncated one, or no loadable tokenizer; the
+            message names the file or what is missing.
+    """
+    from safetensors import SafetensorError, safe_open
+    from transformers import AutoTokenizer
+
+    found = [name for name in WEIGHT_FILES if os.path.isfile(os.path.join(path, name))]
+    if not found:
+        raise UnsupportedModelError(f"model {path} has a config.json but no weights ({' or '.join(WEIGHT_FILES)}): "
+                                    "copy the whole Hugging Face model directory, or pass --model with another")
+    if found[0] == "model.safetensors":
+        weights = os.path.join(path, found[0])
+        try:
+            with safe_open(weights, "pt") as handle:
+                handle.keys()
+        except (SafetensorError, OSError) as err:
+            raise UnsupportedModelError(f"model weights {weights} are unreadable ({str(err).splitlines()[0]}): "
+                                        "copy the file again, or pass --model with an intact model") from None
+    fix = "copy the tokenizer files (tokenizer.json or vocab.txt, tokenizer_config.json) beside the weights"
+    try:
+        with quiet_loading():
+            tokens = len(AutoTokenizer.from_pretrained(path))
+    except (OSError, ValueError, TypeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UnsupportedModelError(f"model {path} has no loadable tokenizer ({first[:200]}): {fix}") from None
+    vocabulary = getattr(load_config(path), "vocab_size", 0) or 0
+    if tokens < vocabulary // 2:  # transformers builds an empty tokenizer when the vocabulary files are missing
+        raise UnsupportedModelError(f"model {path}'s tokenizer has {tokens} tokens for a vocabulary of {vocabulary} "
+                                    f"(its vocabulary files are missing): {fix}")
 
 
 def load_model(model_name_or_path: str, task: GlueTask, seed: int) -> nn.Module:

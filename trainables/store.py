@@ -1,44 +1,139 @@
-"""Compute a cache entry once: under a file lock, written into a scratch folder, then renamed into place.
+"""Compute a cache entry once: under a file lock, written into a scratch folder, sealed, then renamed into place.
 
 Every cache of this project (dense fine-tunes, IMP levels, TAMT masks) uses it, so a reader never sees a
 half-written entry and concurrent trials that need the same entry compute it once: the others wait on the
 lock and read what the first wrote (the pattern of open_lth's runner: skip a step whose output exists).
+
+Sealing writes the SHA-256 and size of every file of the entry into its ``record.json`` (``"checksums"``).
+An entry whose record is unreadable, or whose files are missing, cut short or changed, is moved aside
+(``<entry>.corrupt-<time>``) with a warning naming it, and computed again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
+
+log = logging.getLogger(__name__)
+
+RECORD = "record.json"
+PARTIAL = ".partial-"
 
 
-def compute_once(target: Path, write: Callable[[Path], None], marker: str = "record.json") -> bool:
-    """Make sure the folder ``target`` exists with ``target / marker`` in it.
+def compute_once(target: Path, write: Callable[[Path], None], marker: str = RECORD) -> bool:
+    """Make sure the folder ``target`` exists, complete and intact, with ``target / marker`` in it.
 
     Args:
         target: the entry's folder (its parent is created if needed).
         write: fills a scratch folder with the entry (``marker`` included); called at most once across
-            processes for a given ``target``.
-        marker: the file whose presence means the entry is complete.
+            processes for a given ``target``, unless the entry is found corrupt later.
+        marker: the file whose presence means the entry was completed.
 
     Returns:
         True when this call computed the entry, False when it was there (or another process finished it
         while this one waited).
     """
-    if (target / marker).exists():
+    if problem(target, marker) is None:
         return False
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
-        if (target / marker).exists():
+        found = problem(target, marker)
+        if found is None:
             return False
-        scratch = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
+        if target.exists():
+            aside = target.with_name(f"{target.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+            os.replace(target, aside)
+            log.warning("cache entry %s is incomplete or corrupt (%s): moved aside to %s and computed again",
+                        target, found, aside.name)
+        for stale in target.parent.glob(f"{PARTIAL}{target.name}-*"):  # we hold the lock: nobody writes these
+            shutil.rmtree(stale, ignore_errors=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{PARTIAL}{target.name}-", dir=target.parent))
         try:
             write(scratch)
+            seal(scratch)
             os.replace(scratch, target)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return True
+
+
+def _digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != RECORD and not p.name.endswith(".lock"))
+
+
+def seal(folder: Path) -> None:
+    """Write the size and SHA-256 of every file in ``folder`` (but the record itself and lock files) into
+    ``folder/record.json`` under ``"checksums"``, creating the record if the entry has none."""
+    path = folder / RECORD
+    record = json.loads(path.read_text()) if path.exists() else {}
+    record["checksums"] = {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": _digest(p)}
+                           for p in _files(folder)}
+    path.write_text(json.dumps(record, indent=2))
+
+
+def problem(target: Path, marker: str = RECORD) -> str | None:
+    """Why the entry ``target`` cannot be used (``None`` when it can): absent, its record unreadable, or a file
+    its record lists missing, of another size or another checksum. Entries sealed before checksums existed
+    are trusted when their marker is there."""
+    if not (target / marker).exists():
+        return "not complete" if target.exists() else "absent"
+    path = target / RECORD
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        return f"{RECORD} unreadable: {err}"
+    for name, expected in (record.get("checksums") or {}).items():
+        file = target / name
+        if not file.is_file():
+            return f"{name} missing"
+        if file.stat().st_size != expected["bytes"]:
+            return f"{name} has {file.stat().st_size} bytes, expected {expected['bytes']}"
+        if _digest(file) != expected["sha256"]:
+            return f"{name} checksum differs"
+    return None
+
+
+def sweep_partials(root: Path) -> list[Path]:
+    """Remove what interrupted computations left under the cache ``root``: ``.partial-*`` scratch folders and
+    files whose entry's lock nobody holds (a computation still running holds it, and is left alone).
+
+    Returns:
+        the paths removed.
+    """
+    removed = []
+    if not Path(root).is_dir():
+        return removed
+    for stale in sorted(Path(root).rglob(f"{PARTIAL}*")):
+        inside = stale.relative_to(root).parts[:-1]
+        if not stale.exists() or any(part.startswith(PARTIAL) for part in inside):
+            continue  # gone with its folder, or part of a scratch folder that is handled as a whole
+        if stale.is_dir():  # .partial-<entry>-XXXX, written under <entry>.lock
+            lock = stale.parent / (stale.name[len(PARTIAL):].rsplit("-", 1)[0] + ".lock")
+        else:  # steps/.partial-step-K.safetensors, written under <dense entry>/steps.lock
+            lock = stale.parent.parent / "steps.lock"
+        try:
+            with FileLock(str(lock), timeout=0):
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+        except Timeout:
+            continue
+        removed.append(stale)
+    return removed

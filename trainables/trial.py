@@ -13,11 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
-
-import math
 
 import torch
 from torch.utils.data import DataLoader
@@ -127,6 +127,21 @@ def _seed_epochs(ticket: Ticket, rewind: str, seed: int, dense, context: TrialCo
         yield EpochResult(epoch, result.dev_score, result.metrics, loss, result.predictions.tolist())
 
 
+#: Fault injection for the reliability tests: ``SUPERTICKETS_INJECT_FAULT=0.5`` makes every trial at sparsity 0.5
+#: raise after reporting its first epoch (the study forwards the variable to its Ray workers).
+FAULT_ENV = "SUPERTICKETS_INJECT_FAULT"
+
+
+class InjectedFault(RuntimeError):
+    """The failure ``SUPERTICKETS_INJECT_FAULT`` asked for."""
+
+
+def _injected_fault(sparsity: float, now: bool) -> None:
+    value = os.environ.get(FAULT_ENV)
+    if now and value and abs(float(value) - sparsity) < 1e-9:
+        raise InjectedFault(f"{FAULT_ENV}={value}: this trial crashes after its first epoch, as asked")
+
+
 def run_ticket_trial(config: dict, context: TrialContext, report: Callable[[TrialReport], None]) -> None:
     """Run one trial, seed after seed, and call ``report`` after every epoch of every seed.
 
@@ -182,6 +197,7 @@ def run_ticket_trial(config: dict, context: TrialContext, report: Callable[[Tria
                          result.dev_score)
                 report(TrialReport(seed, epoch, planned_epochs, context.seeds, result, list(finished), labels,
                                    facts))
+                _injected_fault(sparsity, seed == context.seeds[0] and epoch == 1)
     except TrainingDiverged as err:
         current = EpochResult(err.epoch, math.nan, {}, err.loss, [])
         report(TrialReport(seed, err.epoch, planned_epochs, context.seeds, current, list(finished), labels,
