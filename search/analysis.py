@@ -252,7 +252,7 @@ def decide(tickets: list[TicketResult], task_name: str, confidence: float = 0.95
     baseline, versus = _versus_constant(dense, task, confidence)
     if versus.low <= 0:
         return Verdict("dense_not_learned", dense, confidence, tolerance, baseline, versus)
-    _compare_controls(tickets, metric, confidence)
+    compare_controls(tickets, metric, confidence)
     candidates = [t for t in tickets if t.complete and not t.is_dense and t.control == "good" and t.difference]
     supers = [t for t in candidates if t.difference.low > 0]
     winners, ends = _winning_sequences(tickets, tolerance)
@@ -294,7 +294,10 @@ def _winning_sequences(tickets: list[TicketResult], tolerance: float) -> tuple[l
     return passed, ends
 
 
-def _compare_controls(tickets: list[TicketResult], metric: str, confidence: float) -> None:
+def compare_controls(tickets: list[TicketResult], metric: str, confidence: float) -> None:
+    """Set ``versus_good`` on every control (random/bad) of ``tickets``: control minus the good ticket of the same
+    method, rewinding point and sparsity among ``tickets``, paired over their common seeds (Prasanna et al.'s
+    comparison). Pass the tickets of one study: good tickets of different studies may prune different sets."""
     goods = {(t.method, t.rewind, t.sparsity): t for t in tickets if t.control == "good" and t.seed_scores}
     for control in (t for t in tickets if t.control != "good" and t.seed_scores):
         good = goods.get((control.method, control.rewind, control.sparsity))

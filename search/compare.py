@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from search.analysis import TicketResult, decide
+from search.analysis import TicketResult, compare_controls, decide
 from search.errors import UsageError
 from search.report import phase_transition_plot, verdict_lines
 from search.state import StudyState
@@ -132,7 +132,7 @@ def compare(storage: Path, names: list[str], out: Path, title: str | None = None
     for _, _, study_tickets, _ in studies:
         # A control is compared with the good ticket of its own study: two studies may hold good tickets of the
         # same method and sparsity that prune different sets of weights (e.g. with and without embeddings).
-        decide(study_tickets, task.name, confidence, tolerance)
+        compare_controls(study_tickets, task.primary_metric, confidence)
     for row, ticket in zip(rows, tickets):
         row["vs dense [CI] (points)"] = None if ticket.difference is None or ticket.is_dense else ticket.difference.points()
         row["control vs good [CI] (points)"] = (ticket.versus_good.points() if ticket.control != "good"
