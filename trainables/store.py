@@ -67,11 +67,8 @@ def compute_once(target: Path, write: Callable[[Path], None], marker: str = RECO
 
 
 def _digest(path: Path) -> str:
-    sha = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _files(folder: Path) -> list[Path]:
@@ -132,7 +129,10 @@ def sweep_partials(root: Path) -> list[Path]:
             lock = stale.parent.parent / "steps.lock"
         try:
             with FileLock(str(lock), timeout=0):
-                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+                if stale.is_dir():
+                    shutil.rmtree(stale)
+                else:
+                    stale.unlink()
         except Timeout:
             continue
         removed.append(stale)
