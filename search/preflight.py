@@ -41,6 +41,7 @@ def check_before_start(settings: StudySettings) -> None:
     except ValueError as err:
         raise UsageError(str(err)) from None
     check_local_resources(settings)
+    check_fault_injection()
     train_examples = check_data(settings)
     check_rewind_steps(settings, train_examples)
     check_model(settings)
@@ -53,6 +54,23 @@ def check_model(settings: StudySettings) -> None:
             check_local_model(settings.model)
         except UnsupportedModelError as err:
             raise UsageError(str(err)) from None
+
+
+def check_fault_injection() -> None:
+    """``$SUPERTICKETS_INJECT_FAULT`` (the fault tests' hook), when set, is a sparsity every trial can parse.
+
+    Raises:
+        UsageError: it is not a number in [0, 1).
+    """
+    from trainables.trial import FAULT_ENV
+
+    value = os.environ.get(FAULT_ENV)
+    try:
+        if value and not 0 <= float(value) < 1:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"${FAULT_ENV}={value!r} must be a sparsity in [0, 1) (the trial to crash, for tests): "
+                         "unset it") from None
 
 
 def check_study_name(name: str) -> None:

@@ -223,6 +223,14 @@ def test_resume_refuses_a_flag_that_would_change_the_study_and_says_how_to_resum
     assert list(workdir.iterdir()) == []
 
 
+def test_a_fault_injection_value_that_is_no_sparsity_is_refused(workdir, capsys, model_dir, glue_dir, monkeypatch):
+    monkeypatch.setenv("SUPERTICKETS_INJECT_FAULT", "abc")
+    assert main(["--task", "rte", "--model", model_dir, "--glue-dir", glue_dir, "--budget", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "$SUPERTICKETS_INJECT_FAULT='abc' must be a sparsity in [0, 1)" in err
+    assert list(workdir.iterdir()) == []
+
+
 def test_a_started_study_name_is_not_reused_without_resume(stored_study, workdir, capsys):
     assert main(stored_study) == 2
     assert "study started exists under" in capsys.readouterr().err
