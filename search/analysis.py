@@ -65,6 +65,7 @@ class TicketResult:
         versus_good: for a control, control minus its good ticket with its interval (set by ``decide``).
         predictions, dense_predictions: per finished seed, per-example dev predictions (not in ``to_dict``).
         labels: gold dev labels (not in ``to_dict``).
+        mask_files: the ticket's per-seed mask files (not in ``to_dict``).
     """
 
     trial_id: str
@@ -94,6 +95,7 @@ class TicketResult:
     predictions: dict = field(default_factory=dict, repr=False)
     dense_predictions: dict = field(default_factory=dict, repr=False)
     labels: list = field(default_factory=list, repr=False)
+    mask_files: list = field(default_factory=list, repr=False)
 
     @property
     def dev_score(self) -> float | None:
@@ -136,7 +138,7 @@ class TicketResult:
     def to_dict(self) -> dict:
         """JSON-ready form (as in ``summary.json``): no per-example predictions."""
         data = asdict(self)
-        for key in ("predictions", "dense_predictions", "labels"):
+        for key in ("predictions", "dense_predictions", "labels", "mask_files"):
             data.pop(key)
         data["dev_score"], data["dev_std"] = self.dev_score, self.dev_std
         return data
@@ -155,6 +157,7 @@ def ticket_from_report(trial_id: str, run_id: str | None, config: dict, report: 
     ticket.status_reason = ticket.status_reason or report.status_reason
     ticket.planned_seeds = len(report.planned_seeds)
     ticket.labels = report.labels
+    ticket.mask_files = list(report.ticket.mask_files)
     for seed in report.finished:
         ticket.seed_scores[seed.seed] = seed.dev_score
         ticket.dense_scores[seed.seed] = seed.dense_score

@@ -77,8 +77,12 @@ def _structured_achieved(client: MlflowClient, run_id: str, model: str) -> float
     return StructuredMask.from_dict(first).with_sizes(load_config(model)).achieved_sparsity
 
 
-def _mean_over_seeds(metrics: dict, name: str) -> float | None:
-    """The mean over seeds of a run's last ``<name>_seed<k>`` metrics."""
+def _dev_metric(metrics: dict, name: str, primary: str) -> float | None:
+    """A run's dev metric ``name``, the mean over its finished seeds: logged as ``dev_score`` (the primary metric)
+    or ``dev_<name>``; runs logged before that hold ``<name>_seed<k>`` per seed instead."""
+    key = "dev_score" if name == primary else f"dev_{name}"
+    if key in metrics:
+        return metrics[key]
     values = [v for k, v in metrics.items() if k.startswith(f"{name}_seed")]
     return sum(values) / len(values) if values else None
 
@@ -124,7 +128,7 @@ def compare(storage: Path, names: list[str], out: Path, title: str | None = None
         rows.append({"ticket": "dense" if ticket.is_dense else f"{ticket.method} {ticket.control}",
                      "rewind": ticket.rewind, "sparsity": ticket.sparsity,
                      "achieved sparsity": ticket.achieved_sparsity, "kept": ticket.kept,
-                     **{f"dev {m}": _mean_over_seeds(values, m) for m in extra},
+                     **{f"dev {m}": _dev_metric(values, m, task.primary_metric) for m in extra},
                      "seeds": len(ticket.seed_scores), "status": ticket.status, "study": name})
     first = studies[0][1]
     confidence, tolerance = first.get("confidence", 0.95), first.get("match_tolerance", 0.01)
@@ -148,21 +152,25 @@ def compare(storage: Path, names: list[str], out: Path, title: str | None = None
     return table
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m search.compare", description=__doc__.split("\n\n")[1],
+def main(argv: list[str] | None = None, prog: str = "python -m search.compare") -> int:
+    """Run the CLI; returns the exit code (0 done, 2 bad input)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("studies", nargs="+", help="names of finished studies (as given to --study-name)")
     parser.add_argument("--storage-path", default="supertickets_results", help="where the studies ran")
-    parser.add_argument("--out", required=True, help="folder for comparison.md, comparison.png, comparison.json")
+    parser.add_argument("--out", help="folder for comparison.md, comparison.png, comparison.json (default "
+                                      "<storage-path>/comparisons/<study>+<study>..., git-ignored with the results)")
     parser.add_argument("--title", help="title of the plot")
     args = parser.parse_args(argv)
+    storage = Path(args.storage_path).expanduser().resolve()
+    out = Path(args.out) if args.out else storage / "comparisons" / "+".join(args.studies)
     try:
-        table = compare(Path(args.storage_path).expanduser().resolve(), args.studies, Path(args.out), args.title)
+        table = compare(storage, args.studies, out, args.title)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(table)
+    print(f"\nwritten to {out}/ (comparison.md, comparison.png, comparison.json)")
     return 0
 
 

@@ -38,6 +38,45 @@ def trial_table(tickets: list[TicketResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def markdown_table(table: pd.DataFrame) -> str:
+    """``table`` as a GitHub/MLflow markdown table (MLflow renders a run's description as markdown)."""
+    def row(cells):
+        return "| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |"
+    return "\n".join([row(table.columns), row(["---"] * len(table.columns)),
+                      *(row(values) for values in table.itertuples(index=False))])
+
+
+#: How the verdict's roles read in a run's description.
+ROLE_NAMES = {"best_super": "super ticket", "sparsest_super": "sparsest super ticket",
+              "winning": "sparsest winning ticket"}
+
+
+def description(verdict: Verdict, lines: list[str], table: pd.DataFrame, basis: str, link, command: str) -> str:
+    """The parent run's description (``mlflow.note.content``, markdown): the verdict lines, links to the dense
+    run and the named tickets' runs, the trial table, what sparsity counts and the command.
+
+    Args:
+        link: ``link(run_id) -> str``, the address of a run's page in the MLflow UI.
+    """
+    named = [(ROLE_NAMES[role], t) for role, t in verdict.named.items()]
+    if verdict.dense is not None:
+        named.insert(0, ("dense model", verdict.dense))
+    runs = [f"[{what}: {_short(t)}]({link(t.run_id)})" for what, t in named if t.run_id]
+    parts = ["**Verdict.** " + lines[0], *lines[1:], ""]
+    if runs:
+        parts += ["Runs: " + " · ".join(runs), ""]
+    parts += [markdown_table(table), "", f"Sparsity counts: {basis}.", ""]
+    if command:
+        parts.append(f"Command: `{command}`")
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _short(ticket: TicketResult) -> str:
+    if ticket.is_dense and ticket.control == "good":
+        return "dense"
+    return f"s={ticket.sparsity:.2f} {ticket.method} {ticket.control}"
+
+
 def _name(ticket: TicketResult) -> str:
     rewind = "" if ticket.rewind == "pretrained" else f", rewind {ticket.rewind}"
     return f"{ticket.method} at sparsity {ticket.sparsity:.2f} ({ticket.kept} kept{rewind})"
@@ -165,6 +204,55 @@ def phase_transition_plot(tickets: list[TicketResult], verdict: Verdict, metric:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def kept_units_heatmap(tickets: list[TicketResult], title: str, most: int = 8):
+    """Which heads and FFN blocks each structured ticket keeps, as Prasanna et al. (2020, fig. 3) show them: one
+    panel per good structured ticket (least sparse first, at most ``most``), rows = layers, columns = the layer's
+    heads then its FFN block, colour = the fraction of the ticket's seeds that keep the unit (each seed's ticket
+    comes from its own dense fine-tune's importance scores, so they may differ). Read from the tickets' mask files.
+
+    Returns:
+        the matplotlib figure, or ``None`` when no structured ticket has a mask file here.
+    """
+    import json
+
+    import numpy as np
+
+    panels = []
+    for t in sorted(tickets, key=lambda t: (t.sparsity, t.rewind)):
+        files = [f for f in t.mask_files if f.endswith(".json")]
+        if t.method != "structured" or t.control != "good" or t.is_dense or not files:
+            continue
+        masks = []
+        for path in files:
+            try:
+                with open(path) as file:
+                    data = json.load(file)
+            except OSError:  # on another node's disk
+                continue
+            masks.append(np.hstack([np.array(data["head"], float), np.array(data["ffn"], float)[:, None]]))
+        if masks:
+            panels.append((t, np.mean(masks, axis=0), len(masks)))
+    if not panels:
+        return None
+    panels = panels[:most]
+    layers, columns = panels[0][1].shape
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.2 + 0.28 * columns * len(panels), 0.9 + 0.3 * layers),
+                             squeeze=False, sharey=True)
+    for ax, (t, kept, seeds) in zip(axes[0], panels):
+        image = ax.imshow(kept, vmin=0, vmax=1, cmap="Greens", aspect="equal")
+        ax.axvline(columns - 1.5, color="black", linewidth=1)
+        ax.set_title(f"s={t.sparsity:.2f}\n{t.kept}\n{seeds} seed(s)", fontsize=7)
+        ax.set_xticks(list(range(columns - 1)) + [columns - 1],
+                      [str(h + 1) if (h + 1) % 4 == 0 or h == 0 else "" for h in range(columns - 1)] + ["FFN"],
+                      fontsize=6)
+        ax.set_xlabel("head", fontsize=7)
+    axes[0][0].set_yticks(range(layers), [str(layer + 1) for layer in range(layers)], fontsize=6)
+    axes[0][0].set_ylabel("layer", fontsize=7)
+    fig.colorbar(image, ax=axes[0].tolist(), fraction=0.02, pad=0.02, label="fraction of seeds keeping it")
+    fig.suptitle(title, fontsize=9)
     return fig
 
 

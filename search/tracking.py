@@ -6,12 +6,16 @@ too, and every child run ends with a status: FINISHED, KILLED (stopped early by 
 
 from __future__ import annotations
 
+import getpass
 import hashlib
+import json
 import math
 import os
+import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from filelock import FileLock
 
@@ -33,6 +37,20 @@ STOP_TAG = "stop_reason"
 TICKET_PARAMS = ("heads_kept", "ffn_kept", "total_heads", "total_ffn", "head_sparsity", "ffn_sparsity",
                  "weights_kept", "total_weights", "achieved_sparsity", "imp_rounds", "imp_levels",
                  "tamt_first_loss", "tamt_last_loss", "tamt_reused")
+#: A child run's role in its study: ``dense`` (the dense baseline), ``ticket`` (a good ticket) or ``control``
+#: (a random or bad ticket, compared with its good ticket).
+ROLE_TAG = "role"
+#: Set on the child runs the verdict names: ``super_ticket`` or ``winning_ticket``.
+VERDICT_TAG = "verdict"
+#: The command line that started the study, on the parent and every child run.
+COMMAND_TAG = "supertickets.command"
+#: MLflow 3 opens an experiment on its GenAI overview unless the experiment says it is classic model development.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development",
+                   "mlflow.experiment.primaryMetric.name": "dev_score",
+                   "mlflow.experiment.primaryMetric.greaterIsBetter": "true"}
+#: Run colours (MLflow's ``mlflow.runColor`` tag) by what a run is, so charts read at a glance.
+RUN_COLORS = {"dense": "#4d4d4d", "ticket": "#1f77b4", "control": "#ff7f0e", "super_ticket": "#2ca02c",
+              "winning_ticket": "#17becf"}
 
 
 def resolve_tracking_uri(flag: str | None) -> str:
@@ -95,9 +113,17 @@ def open_experiment(uri: str, task: str) -> tuple[MlflowClient, str]:
         return client, experiment_id(client, task)
 
 
+def param_value(value) -> str:
+    """A param as MLflow shows it: floats without binary noise (4 decimals: ``0.3519``, grid points such as
+    ``0.35`` unchanged; below 1e-4, 4 significant digits), everything else as ``str``."""
+    if isinstance(value, float) and math.isfinite(value):
+        return str(round(value, 4)) if abs(value) >= 1e-4 or value == 0 else f"{value:.4g}"
+    return str(value)
+
+
 def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
-    """Log ``params`` in one call (MLflow takes at most 100 per batch)."""
-    items = [Param(key, str(value)) for key, value in params.items()]
+    """Log ``params`` in one call (MLflow takes at most 100 per batch), floats rounded by ``param_value``."""
+    items = [Param(key, param_value(value)) for key, value in params.items()]
     for start in range(0, len(items), 100):
         client.log_batch(run_id, params=items[start:start + 100])
 
@@ -106,7 +132,89 @@ def experiment_id(client: MlflowClient, task: str) -> str:
     """The id of the task's experiment (``supertickets-<task>``), created on first use."""
     name = f"{EXPERIMENT_PREFIX}-{task}"
     found = client.get_experiment_by_name(name)
-    return found.experiment_id if found else client.create_experiment(name)
+    if found is None:
+        return client.create_experiment(name, tags=EXPERIMENT_KIND)
+    for key, value in EXPERIMENT_KIND.items():  # experiments made by older versions, or by MLflow's UI
+        if found.tags.get(key) != value:
+            client.set_experiment_tag(found.experiment_id, key, value)
+    return found.experiment_id
+
+
+#: The columns a study's shared runs view opens with (MLflow's canonical column keys).
+VIEW_COLUMNS = ("metrics.`dev_score`", "metrics.`paired_difference`", "params.`sparsity`", "params.`method`",
+                "params.`control`", "params.`rewind`", "params.`achieved_sparsity`", "tags.`role`", "tags.`verdict`",
+                "tags.`stop_reason`")
+#: The experiment tag prefix under which MLflow's UI keeps a shared view of the runs table (its "share view"
+#: feature); ``viewStateShareKey=<key>`` in the URL opens it.
+SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
+#: MLflow 3 opens GenAI views unless the URL asks for the classic ones.
+CLASSIC = "workflowType=machine_learning"
+
+
+def share_study_view(client: MlflowClient, experiment: str, study: str, parent_run_id: str) -> None:
+    """Store, as MLflow's UI stores a shared view, a runs view of the study's trials: only its child runs, least
+    sparse first, with the dev score, paired difference, sparsity, method, control, role and verdict as columns
+    (MLflow has no API for an experiment's default columns; a shared view is how its UI passes a layout on).
+    ``study_view_url`` opens it."""
+    state = {"selectedColumns": list(VIEW_COLUMNS), "orderByKey": "params.`sparsity`", "orderByAsc": True,
+             "searchFilter": f"tags.`mlflow.parentRunId` = '{parent_run_id}'"}
+    client.set_experiment_tag(experiment, SHARED_VIEW_PREFIX + study, json.dumps(state))
+
+
+def study_view_url(ui: str, experiment: str, study: str) -> str:
+    """The address, in the MLflow UI served at ``ui`` (``http://127.0.0.1:5000`` for a local ``mlflow ui``), of the
+    study's runs view stored by ``share_study_view``."""
+    return f"{runs_view_url(ui, experiment)}&viewStateShareKey={quote(study)}"
+
+
+def runs_view_url(ui: str, experiment: str) -> str:
+    """The address of the classic runs table of ``experiment`` in the MLflow UI served at ``ui``."""
+    return f"{ui.rstrip('/')}/#/experiments/{experiment}/runs?{CLASSIC}"
+
+
+def run_url(ui: str, experiment: str, run_id: str) -> str:
+    """The address of one run's page in the MLflow UI served at ``ui`` (``""``: a link relative to the UI's page,
+    ``#/experiments/...``, for markdown shown inside the UI)."""
+    return f"{ui.rstrip('/') + '/' if ui else ''}#/experiments/{experiment}/runs/{run_id}?{CLASSIC}"
+
+
+def source_tags(command: str) -> dict[str, str]:
+    """MLflow's source tags for a run started by ``command``: the user, the source (the command), its type and,
+    when this code is a git checkout, the commit (``mlflow.source.git.commit``)."""
+    tags = {"mlflow.user": getpass.getuser(), "mlflow.source.name": command.split(" --", 1)[0] or "search.run",
+            "mlflow.source.type": "LOCAL", COMMAND_TAG: command[:5000]}
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def git_commit() -> str | None:
+    """The commit of the git checkout this code runs from (``None`` outside one, or without git)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def run_name(config: dict) -> str:
+    """A child run's name, leading with what differs between a study's trials: ``s=0.35 structured good`` (plus
+    the rewinding point when it is not ``pretrained``), ``dense`` for the dense baseline."""
+    method, control = config.get("method", "structured"), config.get("control", "good")
+    rewind, sparsity = config.get("rewind", "pretrained"), float(config["sparsity"])
+    if trial_role(config) == "dense":
+        return "dense" if rewind in ("pretrained", None) else f"dense rewind {rewind}"
+    name = f"s={sparsity:.2f} {method} {control}"
+    return name if rewind in ("pretrained", None) else f"{name} rewind {rewind}"
+
+
+def trial_role(config: dict) -> str:
+    """``dense`` (sparsity 0, good), ``control`` (random or bad) or ``ticket``: the ``role`` tag of a child run."""
+    if config.get("control", "good") != "good":
+        return "control"
+    return "dense" if float(config["sparsity"]) == 0.0 else "ticket"
 
 
 def trial_status(report: TrialReport | None, errored: bool, stop_reason: str | None = None) -> tuple[str, str | None]:
@@ -133,18 +241,34 @@ def stop_reason(status: str, reason: str | None) -> str | None:
     return None
 
 
-def _metrics(report: TrialReport) -> list[tuple[str, float, int]]:
-    """``(key, value, step)`` of one report: the current seed's epoch (step = epoch), and when a seed has just
-    finished, the means over finished seeds (step = seeds finished)."""
+def _metrics(report: TrialReport, seed_metrics: list[dict], primary: str) -> list[tuple[str, float, int]]:
+    """``(key, value, step)`` of one report, only what carries information.
+
+    One seed: ``dev_score`` (the primary metric), ``dev_<metric>`` (the task's other metrics) and ``train_loss``
+    per epoch (step = epoch), and ``paired_difference`` (ticket - dense) once. Several seeds: ``dev_score_seed<k>``
+    and ``train_loss_seed<k>`` per epoch of seed k (step = epoch), and when a seed has just finished the means over
+    the finished seeds (``seed_metrics``, each seed's last-epoch metrics) of ``dev_score``, ``dev_<metric>`` and
+    ``paired_difference`` (step = seeds finished). Sparsity figures are params, not metrics.
+    """
     seed, epoch, current = report.seed, report.epoch, report.current
-    rows = [(f"{name}_seed{seed}", value, epoch) for name, value in current.metrics.items()]
-    if current.train_loss is not None:
-        rows.append((f"train_loss_seed{seed}", current.train_loss, epoch))
-    if report.ends_seed:
-        done = len(report.finished)
-        rows += [("dev_score", report.mean_score, done), ("paired_difference", report.mean_difference, done)]
-    if "achieved_sparsity" in report.ticket.counts:
-        rows.append(("achieved_sparsity", report.ticket.counts["achieved_sparsity"], 0))
+    others = {f"dev_{name}": value for name, value in current.metrics.items() if name not in ("dev_score", primary)}
+    rows = []
+    if len(report.planned_seeds) == 1:
+        rows += [("dev_score", current.dev_score, epoch), *((k, v, epoch) for k, v in others.items())]
+        if current.train_loss is not None:
+            rows.append(("train_loss", current.train_loss, epoch))
+        if report.ends_seed:
+            rows.append(("paired_difference", report.mean_difference, 1))
+    else:
+        rows.append((f"dev_score_seed{seed}", current.dev_score, epoch))
+        if current.train_loss is not None:
+            rows.append((f"train_loss_seed{seed}", current.train_loss, epoch))
+        if report.ends_seed:
+            done = len(report.finished)
+            means = {name: sum(m[name] for m in seed_metrics) / len(seed_metrics) for name in seed_metrics[-1]
+                     if name != primary}
+            rows += [("dev_score", report.mean_score, done), ("paired_difference", report.mean_difference, done),
+                     *((f"dev_{name}", value, done) for name, value in means.items() if name != "dev_score")]
     return [(k, float(v), step) for k, v, step in rows if v is not None and math.isfinite(v)]
 
 
@@ -157,15 +281,18 @@ class MlflowTrialCallback(Callback):
         parent_run_id: the study's run.
         trial_params: parameters shared by every trial (task, method, seeds, ...), logged on each child.
         stop_reasons: ``{trial_id: reason}`` filled by the seed-racing scheduler (shared with it).
+        primary_metric: the task's primary dev metric (logged as ``dev_score`` only, not twice).
+        command: the command line that started the study (source tags).
 
     Attributes:
-        runs: ``{trial_id: {"run_id", "status", "report", "masks"}}`` of the trials this process has seen.
+        runs: ``{trial_id: {"run_id", "status", "report", "masks", "seed_metrics"}}`` of the trials this process
+            has seen.
     """
 
     def __init__(self, tracking_uri: str, experiment: str, parent_run_id: str, trial_params: dict,
-                 stop_reasons: dict | None = None):
+                 stop_reasons: dict | None = None, primary_metric: str = "accuracy", command: str = ""):
         self.tracking_uri, self.experiment, self.parent_run_id = tracking_uri, experiment, parent_run_id
-        self.trial_params = trial_params
+        self.trial_params, self.primary_metric, self.command = trial_params, primary_metric, command
         self.stop_reasons = stop_reasons if stop_reasons is not None else {}
         self.runs: dict[str, dict] = {}
         self._client = None
@@ -186,20 +313,21 @@ class MlflowTrialCallback(Callback):
         if trial.trial_id in self.runs:
             return
         config = trial.config
-        name = (f"{config.get('method', 'structured')}-{config.get('control', 'good')}-s{float(config['sparsity']):.2f}"
-                f"-{config.get('rewind')}")
-        run = self.client.create_run(self.experiment, run_name=name,
-                                     tags={"mlflow.parentRunId": self.parent_run_id, "ray.trial_id": trial.trial_id})
+        role = trial_role(config)
+        run = self.client.create_run(self.experiment, run_name=run_name(config),
+                                     tags={"mlflow.parentRunId": self.parent_run_id, "ray.trial_id": trial.trial_id,
+                                           ROLE_TAG: role, "mlflow.runColor": RUN_COLORS[role],
+                                           **source_tags(self.command)})
         params = {**self.trial_params, **config, "method": config.get("method", "structured"),
                   "control": config.get("control", "good"), "sparsity": grid_value(config["sparsity"]),
                   "rewind": config.get("rewind")}
         log_params(self.client, run.info.run_id, params)
-        self.runs[trial.trial_id] = {"run_id": run.info.run_id, "status": "RUNNING", "report": None, "masks": set()}
+        self.runs[trial.trial_id] = {"run_id": run.info.run_id, "status": "RUNNING", "report": None, "masks": set(),
+                                   "seed_metrics": []}
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        """Log one seed-epoch (dev metrics and train loss per seed at ``step = epoch``; the mean dev score and
-        paired difference at ``step = seeds finished``); on the first report the ticket's counts as params; each
-        new seed's mask file under ``mask/``."""
+        """Log one seed-epoch (the metrics ``_metrics`` chooses); on the first report the ticket's counts as
+        params; each new seed's mask file under ``mask/``."""
         entry, report = self.runs[trial.trial_id], TrialReport.from_tune(result)
         if report is None:
             return
@@ -213,8 +341,13 @@ class MlflowTrialCallback(Callback):
             if path not in entry["masks"] and os.path.exists(path):  # node-local paths of other nodes: skipped
                 self.client.log_artifact(run_id, path, "mask")
                 entry["masks"].add(path)
+        if report.ends_seed:
+            entry["seed_metrics"].append(report.current.metrics)
         now = int(time.time() * 1000)
-        self.client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v, step in _metrics(report)])
+        rows = _metrics(report, entry["seed_metrics"], self.primary_metric)
+        if trial_role(trial.config) == "dense":  # the dense model paired with itself: always 0
+            rows = [row for row in rows if row[0] != "paired_difference"]
+        self.client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v, step in rows])
         entry["report"] = report
 
     def _end(self, trial, errored: bool):
@@ -229,7 +362,6 @@ class MlflowTrialCallback(Callback):
         if stop_reason(entry["status"], reason):
             self.client.set_tag(run_id, STOP_TAG, stop_reason(entry["status"], reason))
         if report is not None:
-            self.client.log_dict(run_id, report.ticket.masks, "mask.json")
             self.client.log_dict(run_id, {"labels": report.labels, "seeds": [
                 {"seed": s.seed, "predictions": s.predictions, "dense_predictions": s.dense_predictions,
                  "dev_score": s.dev_score, "dense_score": s.dense_score, "train_losses": s.train_losses}
@@ -243,3 +375,17 @@ class MlflowTrialCallback(Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         """Close the run FAILED (with the reason, e.g. ``diverged``); the other trials go on."""
         self._end(trial, errored=True)
+
+
+def tag_verdict(client: MlflowClient, named: dict) -> None:
+    """Mark the child runs the verdict names: tag ``verdict`` = ``super_ticket`` (roles ``best_super``,
+    ``sparsest_super``) or ``winning_ticket`` (role ``winning``), and the matching run colour.
+
+    Args:
+        named: ``{role: TicketResult}`` (``Verdict.named``); a ticket without a run id is skipped.
+    """
+    for role, ticket in sorted(named.items(), key=lambda item: item[0] != "winning"):  # super wins over winning
+        if ticket.run_id:
+            kind = "winning_ticket" if role == "winning" else "super_ticket"
+            client.set_tag(ticket.run_id, VERDICT_TAG, kind)
+            client.set_tag(ticket.run_id, "mlflow.runColor", RUN_COLORS[kind])
