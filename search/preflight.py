@@ -16,6 +16,7 @@ from pathlib import Path
 from search.errors import UsageError
 from search.settings import StudySettings
 from search.state import StudyState, stringify, studies_under
+from search.optuna_storage import check_optuna_storage
 from search.tracking import check_tracking_uri, resolve_tracking_uri
 from trainables.data import DataFileError, check_classic_split
 from trainables.model import UnsupportedModelError, check_local_model
@@ -38,6 +39,8 @@ def check_before_start(settings: StudySettings) -> None:
     check_resume(settings)
     try:
         check_tracking_uri(resolve_tracking_uri(settings.mlflow_uri))
+        if settings.optuna_storage:
+            check_optuna_storage(settings.optuna_storage, settings.study_name, settings.resume)
     except ValueError as err:
         raise UsageError(str(err)) from None
     check_local_resources(settings)

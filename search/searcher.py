@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import warnings
 
 import optuna
 from optuna.samplers import BaseSampler, RandomSampler, TPESampler
@@ -35,8 +36,8 @@ from spaces.sparsity import grid_value
 from trainables.report import TrialReport
 
 STRATEGIES = ("verdict", "tpe", "random", "grid")
-
-
+#: What Optuna maximises, as the dashboard names it: the mean over seeds of ticket - dense (dev-score units).
+OBJECTIVE_NAME = "paired_difference"
 class UntriedGridSampler(BaseSampler):
     """Wraps an Optuna sampler so that a sparsity already tried (for the same categorical choices) becomes the
     nearest untried grid point.
@@ -88,6 +89,8 @@ class TicketSearch(Searcher):
         task_metric: the task's primary metric (for the paired intervals).
         confidence: interval level (fraction); tolerance: winning tolerance (dev-score units).
         regression: the task is scored as regression (the dense model's constant baseline is then the mean label).
+        storage: Optuna RDB storage URL that keeps the study (``None``: in memory); study_name: its name there.
+            A resumed study loads the stored one.
 
     Attributes:
         study: the Optuna study (every trial with its state and objective).
@@ -95,7 +98,8 @@ class TicketSearch(Searcher):
     """
 
     def __init__(self, space: TicketSpace, strategy: str = "verdict", seed: int = 0, task_metric: str = "accuracy",
-                 confidence: float = 0.95, tolerance: float = 0.01, regression: bool = False):
+                 confidence: float = 0.95, tolerance: float = 0.01, regression: bool = False,
+                 storage: str | None = None, study_name: str | None = None):
         super().__init__(metric="dev_score", mode="max")
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown search strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
@@ -103,7 +107,11 @@ class TicketSearch(Searcher):
         self.confidence, self.tolerance, self.regression = confidence, tolerance, regression
         base = RandomSampler(seed=seed) if strategy == "random" else TPESampler(seed=seed)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.study = optuna.create_study(direction="maximize", sampler=UntriedGridSampler(base, space.grid_points()))
+        self.study = optuna.create_study(direction="maximize", sampler=UntriedGridSampler(base, space.grid_points()),
+                                         storage=storage, study_name=study_name, load_if_exists=storage is not None)
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.2, still in 5.0
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study.set_metric_names([OBJECTIVE_NAME])
         self.policy = VerdictPolicy(space, tolerance, exhaustive=strategy == "grid") \
             if strategy in ("verdict", "grid") else None
         if self.policy is None:
@@ -132,7 +140,16 @@ class TicketSearch(Searcher):
         config = {**self.space(trial), **trial.params}
         config["sparsity"] = grid_value(config["sparsity"])
         self.running[trial_id] = (trial, dict(trial.params), config)
+        trial.set_user_attr("ray_trial_id", trial_id)
+        for key in ("method", "control", "rewind"):
+            trial.set_user_attr(key, config.get(key))
         return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """Report the trial's current dev score to Optuna as an intermediate value (step = Tune's report count:
+        epochs over the seeds run so far), so the dashboard shows each trial's learning curve."""
+        if trial_id in self.running and "dev_score" in result and math.isfinite(result["dev_score"]):
+            self.running[trial_id][0].report(float(result["dev_score"]), step=int(result.get("training_iteration", 0)))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         """Tell Optuna how the trial ended and remember its paired difference for the policy."""

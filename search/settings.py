@@ -9,6 +9,8 @@ from pathlib import Path
 
 from search.defaults import resolve_glue_dir, resolve_model, resolve_path_option
 from search.errors import UsageError
+from search.optuna_storage import resolve_optuna_storage
+from search.tracking import resolve_tracking_uri
 from spaces.budgets import BUDGETS
 from spaces.registry import METHODS, all_options
 from spaces.sparsity import SparsityRange
@@ -58,6 +60,7 @@ class StudySettings:
     search: str = "verdict"
     resume: bool = False
     options: dict = field(default_factory=dict)
+    optuna_storage: str | None = None
 
     @property
     def rewind_steps(self) -> tuple[int, ...]:
@@ -207,7 +210,9 @@ def build_settings(args) -> StudySettings:
         gpus_per_trial=args.gpus_per_trial if args.gpus_per_trial is not None else _default_gpus(),
         search_seed=args.search_seed, storage_path=str(Path(args.storage_path).expanduser().resolve()),
         study_name=name, mlflow_uri=args.mlflow_uri, match_tolerance=args.match_tolerance,
-        confidence=args.confidence, scheduler=scheduler, search=args.search, resume=args.resume, options=options)
+        confidence=args.confidence, scheduler=scheduler, search=args.search, resume=args.resume, options=options,
+        optuna_storage=resolve_optuna_storage(args.optuna_storage, resolve_tracking_uri(args.mlflow_uri),
+                                              str(Path(args.storage_path).expanduser().resolve())))
 
 
 def _check_ranges(args, budget) -> None:

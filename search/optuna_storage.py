@@ -1,0 +1,54 @@
+"""Where a study's Optuna trials are stored: an RDB storage that ``optuna-dashboard`` can open.
+
+The default is a SQLite file ``optuna.db`` beside the MLflow SQLite database (``./optuna.db`` beside
+``./mlflow.db``), so ``optuna-dashboard sqlite:///$PWD/optuna.db`` shows every study's search history, its
+parameter importances and each trial's intermediate dev scores. One Optuna study per supertickets study, of the
+same name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: RDB schemes Optuna's storage takes.
+OPTUNA_SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
+
+
+def resolve_optuna_storage(flag: str | None, tracking_uri: str, storage_path: str) -> str:
+    """The Optuna RDB storage of a study: ``--optuna-storage``; else ``optuna.db`` beside the MLflow SQLite
+    database; else (MLflow on a server) ``<storage_path>/optuna.db``. A relative SQLite path is made absolute."""
+    if flag:
+        if flag.startswith("sqlite:///") and not flag.startswith("sqlite:////"):
+            return "sqlite:///" + str(Path(flag[len("sqlite:///"):]).resolve())
+        return flag if "://" in flag else "sqlite:///" + str(Path(flag).resolve())
+    if tracking_uri.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(tracking_uri[len("sqlite:///"):]).parent / "optuna.db")
+    return "sqlite:///" + str(Path(storage_path) / "optuna.db")
+
+
+def check_optuna_storage(url: str, study_name: str, resume: bool) -> None:
+    """Refuse an Optuna storage the study cannot use, before anything is created: an unknown scheme, a SQLite
+    file or folder that cannot be written, or (a new study) a study of the same name already stored there.
+
+    Raises:
+        ValueError: the problem and the fix, in one line.
+    """
+    fix = "pass --optuna-storage sqlite:////absolute/path/optuna.db (or a postgresql:// / mysql:// URL)"
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    if scheme not in OPTUNA_SCHEMES:
+        raise ValueError(f"Optuna storage {url!r} has an unknown scheme {scheme!r}: {fix}")
+    if scheme != "sqlite":
+        return  # a server: not contacted before the study starts
+    path = Path(url.split("://", 1)[1][1:])
+    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK | os.X_OK):
+        raise ValueError(f"Optuna storage folder {path.parent} does not exist or is not writable: create it, or {fix}")
+    if path.exists():
+        if not path.is_file() or not os.access(path, os.W_OK):
+            raise ValueError(f"Optuna storage {path} is not a writable file: {fix}")
+        import optuna
+
+        if not resume and study_name in optuna.study.get_all_study_names(storage=url):
+            raise ValueError(f"Optuna storage {path} already holds a study named {study_name}: choose another "
+                             f"--study-name, or remove it with: optuna delete-study --storage {url} --study-name "
+                             f"{study_name}")
