@@ -51,6 +51,7 @@ examples:
   python -m search.run --task mrpc --method magnitude --control good,random,bad --sparsity-min 0.5 --sparsity-max 0.5
   RAY_ADDRESS=auto python -m search.run --task stsb     # on a running Ray cluster
   mlflow ui --backend-store-uri sqlite:///$PWD/mlflow.db  # look at the results
+  optuna-dashboard sqlite:///$PWD/optuna.db               # the search history, importances, learning curves
 """
 
 
@@ -59,9 +60,9 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see --help)")
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
     """The command line: every flag with its default and units (fractions, epochs, counts)."""
-    p = _Parser(prog="python -m search.run", description=DESCRIPTION, epilog=EPILOG,
+    p = _Parser(prog=prog, description=DESCRIPTION, epilog=EPILOG.replace("python -m search.run", prog),
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     what = p.add_argument_group("what to search")
     what.add_argument("--task", required=True, help=f"GLUE task: {', '.join(TASKS)}")
@@ -146,6 +147,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="resume the interrupted study --study-name")
     run.add_argument("--mlflow-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else "
                                           "sqlite:///<cwd>/mlflow.db)")
+    run.add_argument("--optuna-storage", help="Optuna RDB storage of the search, for optuna-dashboard (default: "
+                                              "optuna.db beside the MLflow SQLite database, else in --storage-path)")
     return p
 
 
@@ -162,10 +165,10 @@ def resume_command(argv: list[str], study_name: str) -> str:
     return " ".join(["python -m search.run", *map(shlex.quote, kept), "--study-name", study_name, "--resume"])
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m search.run") -> int:
     """Run the CLI; returns the exit code (0 done, 2 bad input, 130 interrupted). ``argv`` defaults to sys.argv."""
     try:
-        args = parser().parse_args(argv)
+        args = parser(prog).parse_args(argv)
         if args.resume and not args.study_name:
             raise UsageError("--resume needs --study-name of the study to resume")
         from search.preflight import check_before_start
@@ -180,9 +183,14 @@ def main(argv: list[str] | None = None) -> int:
     from search.study import run_study
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("mlflow", "alembic", "ray"):  # set-up chatter; warnings still show
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # start-up lines show at once, also when redirected to a file
     given = sys.argv[1:] if argv is None else argv
     try:
-        outcome = run_study(settings, command=resume_command(given, settings.study_name))
+        outcome = run_study(settings, command=resume_command(given, settings.study_name),
+                            typed_command=" ".join([prog, *map(shlex.quote, given)]))
     except UsageError as err:  # found once the study starts: another process runs it, or the cluster is too small
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -194,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     print(outcome.table)
     print()
     print(outcome.line)
-    print(f"Open it: mlflow ui --backend-store-uri {outcome.tracking_uri}")
+    print(outcome.ui_hint())
     return 0
 
 

@@ -18,21 +18,25 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from search.analysis import TicketResult, Verdict, decide, ticket_from_report
+from search.progress import Plan, ScalarCSVLogger, StudyDisplay
 from search.racing import SeedRacingScheduler
-from search.report import phase_transition_plot, summary, trial_table, verdict_lines
+from search.report import (description, kept_units_heatmap, phase_transition_plot, summary, trial_table,
+                           verdict_lines)
 from search.searcher import TicketSearch
 from search.errors import UsageError
 from search.preflight import check_fits, check_resume
 from search.settings import StudySettings
 from search.state import StudyState, stringify
 from search.tracking import (REASON_TAG, STOP_TAG, MlflowTrialCallback, log_params, open_experiment,
-                             resolve_tracking_uri)
+                             resolve_tracking_uri, run_url, share_study_view, source_tags, study_view_url,
+                             tag_verdict)
 from spaces.search_space import TicketSpace
 from filelock import FileLock, Timeout
 
 from trainables.cache import prepare_dense
 from trainables.store import sweep_partials
 from trainables.data import HUB_DATASET
+from trainables.progress import BOARD_ENV, ProgressBoard
 from trainables.pruning.weights import PrunableSet
 from trainables.report import TrialReport
 from trainables.tasks import get_task
@@ -56,6 +60,21 @@ class StudyOutcome:
     tracking_uri: str
     table: str
     line: str
+    experiment_id: str = ""
+    study_name: str = ""
+    optuna_storage: str | None = None
+
+    def ui_hint(self) -> str:
+        """How to look at the study: the MLflow UI (the command that serves a local store, the addresses of the
+        study's runs view and of its parent run) and, with an Optuna storage, optuna-dashboard."""
+        served = self.tracking_uri.startswith(("http://", "https://"))
+        ui = self.tracking_uri if served else "http://127.0.0.1:5000"
+        lines = [] if served else [f"MLflow:  mlflow ui --backend-store-uri {self.tracking_uri}   then open"]
+        lines += [f"  the trials: {study_view_url(ui, self.experiment_id, self.study_name)}",
+                  f"  the study:  {run_url(ui, self.experiment_id, self.parent_run_id)}"]
+        if self.optuna_storage:
+            lines.append(f"Optuna:  optuna-dashboard {self.optuna_storage}")
+        return "\n".join(lines)
 
 
 def _start_ray(settings: StudySettings, say) -> bool:
@@ -68,10 +87,14 @@ def _start_ray(settings: StudySettings, say) -> bool:
     if ray.is_initialized():
         return False
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    env[BOARD_ENV] = board_name(settings)
     address = os.environ.get("RAY_ADDRESS")
     if not address:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local instance
-    ray.init(address=address, runtime_env={"env_vars": env}, include_dashboard=False, configure_logging=False)
+    # Workers' own output (Hugging Face's bars, our epoch lines) stays in Ray's log files: the study's display
+    # shows what matters, once, from the driver.
+    ray.init(address=address, runtime_env={"env_vars": env}, include_dashboard=False, configure_logging=False,
+             log_to_driver=False)
     nodes = [(n["Resources"].get("CPU", 0), n["Resources"].get("GPU", 0)) for n in ray.nodes() if n.get("Alive")]
     where = f"the biggest node of the Ray cluster at {address}"
     if address:
@@ -85,25 +108,37 @@ def _start_ray(settings: StudySettings, say) -> bool:
     return True
 
 
+def board_name(settings: StudySettings) -> str:
+    """The name of the study's ``ProgressBoard`` actor (workers find it through ``$SUPERTICKETS_PROGRESS_BOARD``)."""
+    return f"supertickets-progress-{settings.study_name}"
+
+
 def _context(settings: StudySettings) -> TrialContext:
     return TrialContext(model=settings.model, task=settings.task, data=settings.data, finetune=settings.finetune,
                         seeds=settings.seeds, cache_dir=str(settings.cache_dir),
                         threads=max(1, int(settings.cpus_per_trial)))
 
 
-def _prepare_dense(settings: StudySettings, context: TrialContext, say) -> list[dict]:
-    """Fine-tune the dense model of every seed (in parallel, as Ray tasks) unless the cache has it."""
+def _prepare_dense(settings: StudySettings, context: TrialContext, display: StudyDisplay) -> list[dict]:
+    """Fine-tune the dense model of every seed (in parallel, as Ray tasks) unless the cache has it, showing their
+    progress as they run."""
     task = ray.remote(prepare_dense).options(num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial)
-    done = ray.get([task.remote(context.dense_spec(seed), context.cache_dir, settings.rewind_steps)
-                    for seed in settings.seeds])
-    for item in done:
-        if item["diverged"]:
-            say(f"dense fine-tune seed {item['seed']} (key {item['key']}) DIVERGED: {item['diverged']}")
-            continue
-        state = "reused from cache" if item["reused"] else "computed"
-        say(f"dense fine-tune seed {item['seed']} (key {item['key']}): {state}; final train loss "
-            f"{item['train_loss']:.4f}, dev score {item['dev_score']:.4f}")
-    return done
+    pending = [task.remote(context.dense_spec(seed), context.cache_dir, settings.rewind_steps)
+               for seed in settings.seeds]
+    done = []
+    while pending:
+        ready, pending = ray.wait(pending, timeout=1.0)
+        for item in ray.get(ready):
+            done.append(item)
+            if item["diverged"]:
+                text = f"dense fine-tune seed {item['seed']} (key {item['key']}) DIVERGED: {item['diverged']}"
+            else:
+                state = "reused from cache" if item["reused"] else "computed"
+                text = (f"dense fine-tune seed {item['seed']} (key {item['key']}): {state}; final train loss "
+                        f"{item['train_loss']:.4f}, dev score {item['dev_score']:.4f}")
+            display.dense_done(item["seed"], text)
+        display.poll()
+    return sorted(done, key=lambda item: item["seed"])
 
 
 def _child_runs(client: MlflowClient, experiment: str, parent_run_id: str) -> dict[str, object]:
@@ -149,7 +184,7 @@ def _tickets(results, client: MlflowClient, experiment: str, parent_run_id: str)
 
 
 def _parent_run(settings: StudySettings, client: MlflowClient, experiment: str, tracking_uri: str,
-                command: str) -> str:
+                command: str, typed: str) -> str:
     """The study's MLflow parent run: the stored one when resuming (its cut-off child runs closed as KILLED),
     else a new one in the task's experiment with the settings as params, recorded in the study's state file."""
     state = StudyState.read(settings.study_dir)
@@ -158,8 +193,11 @@ def _parent_run(settings: StudySettings, client: MlflowClient, experiment: str, 
         _close_interrupted(client, client.get_run(state.parent_run_id).info.experiment_id, state.parent_run_id)
         return state.parent_run_id
     parent_run_id = client.create_run(experiment, run_name=settings.study_name,
-                                      tags={"supertickets.study": settings.study_name}).info.run_id
+                                      tags={"supertickets.study": settings.study_name, "role": "study",
+                                            "mlflow.note.content": f"Study {settings.study_name}: running.",
+                                            **source_tags(typed)}).info.run_id
     log_params(client, parent_run_id, settings.params())
+    share_study_view(client, experiment, settings.study_name, parent_run_id)
     StudyState(parent_run_id, tracking_uri, stringify(settings.params()), command).write(settings.study_dir)
     return parent_run_id
 
@@ -200,27 +238,30 @@ def concurrent_trials(settings: StudySettings) -> int:
     return max(1, slots)
 
 
-def _new_tuner(settings: StudySettings, trainable, space, callback: MlflowTrialCallback, stop_reasons: dict):
+def _new_tuner(settings: StudySettings, trainable, space, callbacks: list, stop_reasons: dict):
     """The study's searcher (``--search``) and scheduler (``--scheduler``) around the trainable."""
     task = get_task(settings.task)
     searcher = TicketSearch(space, settings.search, settings.search_seed, task.primary_metric, settings.confidence,
-                            settings.match_tolerance, task.is_regression)
+                            settings.match_tolerance, task.is_regression, settings.optuna_storage,
+                            settings.study_name)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(metric="dev_score", mode="max", search_alg=searcher,
                                     scheduler=_scheduler(settings, stop_reasons), num_samples=settings.num_trials,
                                     max_concurrent_trials=concurrent_trials(settings)),
-        run_config=tune.RunConfig(name=settings.study_name, storage_path=settings.storage_path, callbacks=[callback],
-                                  verbose=1, failure_config=tune.FailureConfig(max_failures=0)))
+        run_config=tune.RunConfig(name=settings.study_name, storage_path=settings.storage_path, callbacks=callbacks,
+                                  verbose=0, failure_config=tune.FailureConfig(max_failures=0)))
 
 
-def run_study(settings: StudySettings, say=print, command: str = "") -> StudyOutcome:
+def run_study(settings: StudySettings, display: StudyDisplay | None = None, command: str = "",
+              typed_command: str = "") -> StudyOutcome:
     """Run the study described by ``settings`` and record it in MLflow.
 
     Args:
         settings: validated settings (``search.settings.build_settings``, ``search.preflight``).
-        say: where progress lines go.
-        command: the command line that started it (stored for ``--resume``'s checks).
+        display: shows progress (default: a ``StudyDisplay`` on stdout, writing ``<study>/progress.csv``).
+        command: the command line that resumes it (stored for ``--resume``'s checks).
+        typed_command: the command line as typed (recorded on the MLflow runs; default ``command``).
 
     Returns:
         the trials, the verdict and where they were logged. Trials that fail are recorded as FAILED;
@@ -237,13 +278,14 @@ def run_study(settings: StudySettings, say=print, command: str = "") -> StudyOut
                          "wait for it to end, or choose another --study-name") from None
     try:
         check_resume(settings)  # again, under the lock: a study of this name may have started since the pre-flight
-        return _run_locked(settings, say, command)
+        return _run_locked(settings, display or StudyDisplay(csv_path=str(settings.study_dir / "progress.csv")),
+                           command, typed_command or command)
     finally:
         lock.release()
 
 
-def _run_locked(settings: StudySettings, say, command: str) -> StudyOutcome:
-    task = get_task(settings.task)
+def _run_locked(settings: StudySettings, display: StudyDisplay, command: str, typed: str) -> StudyOutcome:
+    task, say = get_task(settings.task), display.say
     say(f"study {settings.study_name}: task {task.name} (dev score = {task.primary_metric}), method "
         f"{','.join(settings.method)} ({','.join(settings.control)} tickets), rewind {','.join(settings.rewind)}, "
         f"budget {settings.budget}")
@@ -263,7 +305,7 @@ def _run_locked(settings: StudySettings, say, command: str) -> StudyOutcome:
     try:
         tracking_uri = resolve_tracking_uri(settings.mlflow_uri)
         client, experiment = open_experiment(tracking_uri, task.name)
-        parent_run_id = _parent_run(settings, client, experiment, tracking_uri, command)
+        parent_run_id = _parent_run(settings, client, experiment, tracking_uri, command, typed)
     except BaseException:
         if started_ray:
             ray.shutdown()
@@ -274,30 +316,38 @@ def _run_locked(settings: StudySettings, say, command: str) -> StudyOutcome:
     status = RunStatus.to_string(RunStatus.FAILED)
     try:
         context = _context(settings)
-        _prepare_dense(settings, context, say)
+        display.board_name = board_name(settings)
+        display.board = ray.remote(num_cpus=0)(ProgressBoard).options(
+            name=display.board_name, get_if_exists=True).remote()
+        display.plan = Plan(len(settings.seeds), settings.finetune.epochs, settings.num_trials,
+                            concurrent_trials(settings))
+        _prepare_dense(settings, context, display)
         space = TicketSpace(settings.sparsity, settings.method, settings.control, settings.rewind, settings.options)
         stop_reasons: dict = {}  # the racing scheduler's decisions, recorded by the callback
         callback = MlflowTrialCallback(tracking_uri, experiment, parent_run_id,
                                        {"task": task.name, "seeds": ",".join(map(str, settings.seeds)),
-                                        "model": settings.model}, stop_reasons)
+                                        "model": settings.model}, stop_reasons, task.primary_metric, typed)
         trainable = tune.with_resources(tune.with_parameters(tune_trainable, context=context),
                                         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
         path = str(settings.study_dir)
         # Tune saves its state at most every 10 s by default: a driver killed in between loses the trials that ended
         # since, and a resume re-trains them. Every controller step instead (a few KB, after each event).
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+        # Tune's newer console output prints its configuration box and a TensorBoard hint even at verbose=0; the
+        # classic one is silent at verbose=0, and the study's own display (search.progress) shows the trials.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         if settings.resume and tune.Tuner.can_restore(path):
             say(f"resuming the interrupted study in {path}")
             tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
         else:
-            tuner = _new_tuner(settings, trainable, space, callback, stop_reasons)
+            tuner = _new_tuner(settings, trainable, space, [callback, display, ScalarCSVLogger()], stop_reasons)
         results = tuner.fit()
         if _interrupted(results, client, experiment, parent_run_id):
             # Ctrl-C (or SIGUSR1): Tune saved its state and returned early instead of raising.
             _close_interrupted(client, experiment, parent_run_id)
             raise KeyboardInterrupt
         tickets = _tickets(results, client, experiment, parent_run_id)
-        outcome = _report(settings, tickets, client, parent_run_id, tracking_uri)
+        outcome = _report(settings, tickets, client, parent_run_id, tracking_uri, typed)
         status = RunStatus.to_string(RunStatus.FINISHED)
         return outcome
     except KeyboardInterrupt:
@@ -321,13 +371,16 @@ def sparsity_basis(settings: StudySettings) -> str:
     return "; ".join(parts)
 
 
-def _report(settings: StudySettings, tickets, client: MlflowClient, parent_run_id: str, uri: str) -> StudyOutcome:
+def _report(settings: StudySettings, tickets, client: MlflowClient, parent_run_id: str, uri: str,
+            command: str = "") -> StudyOutcome:
     """Decide, then show and record: table, verdict lines, plot and summary on the parent run and beside the study;
-    the verdict's kind and named tickets as tags."""
+    the verdict's kind and named tickets as tags on the parent, ``verdict`` tags on the named child runs, and the
+    parent's description (verdict, links to the named runs, table)."""
     task = get_task(settings.task)
     verdict = decide(tickets, task.name, settings.confidence, settings.match_tolerance)
     basis = sparsity_basis(settings)
-    table = trial_table(tickets).to_string(index=False) + f"\nsparsity counts: {basis}"
+    frame = trial_table(tickets)
+    table = frame.to_string(index=False) + f"\nsparsity counts: {basis}"
     lines = verdict_lines(verdict, task.primary_metric)
     figure = phase_transition_plot(tickets, verdict, task.primary_metric,
                                    f"{task.name.upper()}: {', '.join(settings.method)} tickets, "
@@ -337,6 +390,11 @@ def _report(settings: StudySettings, tickets, client: MlflowClient, parent_run_i
     client.log_dict(parent_run_id, data, "summary.json")
     client.log_text(parent_run_id, table + "\n\n" + "\n".join(lines) + "\n", "trials.txt")
     figure.savefig(settings.study_dir / "phase_transition.png", dpi=120)
+    heatmap = kept_units_heatmap(tickets, f"{task.name.upper()}: heads and FFN blocks each structured ticket keeps, "
+                                          f"{os.path.basename(settings.model)}")
+    if heatmap is not None:
+        client.log_figure(parent_run_id, heatmap, "kept_units.png")
+        heatmap.savefig(settings.study_dir / "kept_units.png", dpi=120)
     (settings.study_dir / "summary.json").write_text(json.dumps(data, indent=2))
     tags = {"verdict": verdict.kind, "verdict.line": lines[0][:5000],
             "super_ticket": "yes" if verdict.best_super else "none"}
@@ -347,6 +405,11 @@ def _report(settings: StudySettings, tickets, client: MlflowClient, parent_run_i
         tags.update({f"{role}.sparsity": f"{ticket.sparsity:.2f}", f"{role}.run_id": ticket.run_id or "",
                      f"{role}.difference": ticket.difference.points()})
         client.log_metric(parent_run_id, f"{role}_difference", ticket.difference.mean)
+    experiment = client.get_run(parent_run_id).info.experiment_id
+    tags["mlflow.note.content"] = description(verdict, lines, frame, basis,
+                                              lambda run_id: run_url("", experiment, run_id), command)
     for key, value in tags.items():
         client.set_tag(parent_run_id, key, value)
-    return StudyOutcome(tickets, verdict, parent_run_id, uri, table, "\n".join(lines))
+    tag_verdict(client, verdict.named)
+    return StudyOutcome(tickets, verdict, parent_run_id, uri, table, "\n".join(lines), experiment,
+                        settings.study_name, settings.optuna_storage)

@@ -123,10 +123,11 @@ def test_a_trial_that_crashes_mid_way_fails_alone_and_the_verdict_comes_from_the
     assert sorted(by_sparsity) == [0.0, 0.3, 0.6]
     crashed = by_sparsity[0.3]
     assert crashed.info.status == "FAILED" and crashed.data.tags["stop_reason"] == "failed"
-    assert "dev_score" not in crashed.data.metrics and "accuracy_seed0" in crashed.data.metrics  # died after epoch 1
+    # died after epoch 1 of its only seed: that epoch's dev score is logged, no finished seed's paired difference
+    assert "dev_score" in crashed.data.metrics and "paired_difference" not in crashed.data.metrics
     for sparsity in (0.0, 0.6):
         assert by_sparsity[sparsity].info.status == "FINISHED" and "stop_reason" not in by_sparsity[sparsity].data.tags
-        assert "dev_score" in by_sparsity[sparsity].data.metrics
+        assert "paired_difference" in by_sparsity[sparsity].data.metrics
     from search.compare import load_study
 
     _, tickets, _ = load_study(tmp_path / "results", "crash")  # the trials as recorded, predictions included

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
 from trainables.data import DataSettings, collator, load_tokenized
+from trainables import progress
 from trainables.finetune import FineTuneRun, FinetuneSettings, TrainingDiverged, evaluate, pick_device, show_progress
 from trainables.model import load_model
 from trainables.pruning.structured import UnitImportance, unit_importance
@@ -255,6 +256,7 @@ def prepare_dense(spec: DenseSpec, cache_root: str, steps: tuple[int, ...] = ())
         diverged.
     """
     show_progress()
+    progress.begin(f"dense seed {spec.seed}")
     try:
         result = ensure_dense(spec, cache_root, steps)
     except TrainingDiverged as err:

@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
+from trainables import progress
 from trainables.metrics import compute_metrics, predictions_from_logits
 from trainables.tasks import GlueTask
 
@@ -169,6 +170,7 @@ class FineTuneRun:
         torch.manual_seed(self.seed * 1000 + self.epoch)  # dropout
         losses = []
         started = time.perf_counter()
+        steps = len(self.loader) if stop_after is None else min(len(self.loader), stop_after - self.step)
         for batch in self.loader:
             if stop_after is not None and self.step >= stop_after:
                 break
@@ -185,6 +187,10 @@ class FineTuneRun:
             losses.append(loss.detach())
             if on_step is not None:
                 on_step(self.step, self.model)
+            progress.step(self.seed, self.epoch + 1, self.settings.epochs, len(losses), steps,
+                          time.perf_counter() - started)
+        progress.step(self.seed, self.epoch + 1, self.settings.epochs, len(losses), steps,
+                      time.perf_counter() - started, epoch_ended=True)
         self.epoch += 1
         mean_loss = torch.stack(losses).mean().item() if losses else float("nan")
         log.info("seed %d epoch %d/%d: train loss %.4f (%.0f s)", self.seed, self.epoch, self.settings.epochs,

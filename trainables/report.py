@@ -84,14 +84,13 @@ class TicketFacts:
         counts: the mask's flat counts and the method's facts (``achieved_sparsity`` always; ``heads_kept``,
             ``ffn_kept``, ... for structured tickets; ``weights_kept``, ``total_weights`` for unstructured ones;
             IMP rounds, TAMT losses), for MLflow params.
-        masks: per seed (as a string key), the mask's JSON description.
-        mask_files: paths of the per-seed mask files written so far.
+        mask_files: paths of the per-seed mask files written so far (the masks themselves stay in files: a
+            structured mask's JSON, an unstructured one's 0/1 safetensors).
         replayed: the ticket's fine-tunes were replayed from a cache (the dense run, an IMP level).
         reused_dense: the ticket is the dense model, replayed from the dense-model cache.
     """
 
     counts: dict
-    masks: dict = field(default_factory=dict)
     mask_files: list = field(default_factory=list)
     replayed: bool = False
     reused_dense: bool = False

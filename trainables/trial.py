@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
+from trainables import progress
 from trainables.cache import DenseSpec, ensure_dense
 from trainables.data import DataSettings, collator, load_tokenized
 from trainables.finetune import FineTuneRun, FinetuneSettings, TrainingDiverged, evaluate, pick_device, show_progress
@@ -181,7 +182,6 @@ def run_ticket_trial(config: dict, context: TrialContext, report: Callable[[Tria
                 facts = TicketFacts({"sparsity": sparsity, **ticket.mask.summary(), **ticket.info},
                                     replayed=rewind == "pretrained" and ticket.replay is not None,
                                     reused_dense=ticket.mask.is_dense and rewind == "pretrained")
-            facts.masks[str(seed)] = ticket.mask.to_dict()
             facts.mask_files.append(_save_mask(seed, ticket, config, context))
             losses = []
             for result in _seed_epochs(ticket, rewind, seed, dense, context, data, device):
@@ -210,4 +210,5 @@ def tune_trainable(config: dict, context: TrialContext) -> None:
     from ray import tune
 
     show_progress()
+    progress.begin(tune.get_context().get_trial_id())
     run_ticket_trial(config, context, lambda report: tune.report(report.to_tune()))

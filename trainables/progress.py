@@ -1,0 +1,96 @@
+"""Progress inside a fine-tune, sent from the Ray worker that runs it to the study's terminal display.
+
+Tune hears from a trial once per epoch; a long epoch (an hour of SST-2 on CPUs) would show nothing meanwhile.
+So ``FineTuneRun`` tells ``step`` about every optimiser step, and this module forwards at most one update a
+second to the study's ``ProgressBoard``, a Ray actor the driver creates under the name in
+``$SUPERTICKETS_PROGRESS_BOARD``. Without that variable (tests, a fine-tune outside a study) nothing is sent.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+#: The environment variable naming the study's board actor (set by the driver for its workers).
+BOARD_ENV = "SUPERTICKETS_PROGRESS_BOARD"
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """Where one running fine-tune is.
+
+    Attributes:
+        job: the Tune trial id, or ``dense seed <k>`` for a dense fine-tune.
+        seed: the fine-tune's seed.
+        epoch: 1-based epoch in progress; epochs: epochs planned.
+        step: optimiser steps done in this epoch; steps: steps per epoch.
+        seconds: seconds since the epoch began.
+    """
+
+    job: str
+    seed: int
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+    seconds: float
+
+
+class ProgressBoard:
+    """The latest ``StepProgress`` of every job, and the duration of each finished epoch (run as a Ray actor by
+    the driver; workers call ``update``, the display calls ``snapshot``)."""
+
+    def __init__(self):
+        self.latest: dict[str, StepProgress] = {}
+        self.epoch_seconds: list[tuple[str, int, float]] = []  # (job, steps in the epoch, seconds)
+
+    def update(self, progress: StepProgress, epoch_ended: bool = False) -> None:
+        self.latest[progress.job] = progress
+        if epoch_ended:
+            self.epoch_seconds.append((progress.job, progress.steps, progress.seconds))
+
+    def snapshot(self) -> tuple[dict[str, StepProgress], list[tuple[str, int, float]]]:
+        return dict(self.latest), list(self.epoch_seconds)
+
+
+class _Sender:
+    """Throttled sending to the board of ``$SUPERTICKETS_PROGRESS_BOARD`` (looked up once)."""
+
+    def __init__(self):
+        self.job: str | None = None
+        self.board = None
+        self.last = 0.0
+
+    def begin(self, job: str) -> None:
+        self.job = job
+        name = os.environ.get(BOARD_ENV)
+        if name and self.board is None:
+            import ray
+
+            try:
+                self.board = ray.get_actor(name)
+            except ValueError:  # the study that made it is gone
+                self.board = None
+
+    def send(self, progress: StepProgress, epoch_ended: bool) -> None:
+        now = time.monotonic()
+        if self.board is None or (not epoch_ended and now - self.last < 1.0):
+            return
+        self.last = now
+        self.board.update.remote(progress, epoch_ended)
+
+
+_SENDER = _Sender()
+
+
+def begin(job: str) -> None:
+    """Name the fine-tunes this process runs from now on (a Tune trial id, ``dense seed <k>``)."""
+    _SENDER.begin(job)
+
+
+def step(seed: int, epoch: int, epochs: int, done: int, steps: int, seconds: float, epoch_ended: bool = False) -> None:
+    """Record that a fine-tune of ``seed`` has taken ``done`` of ``steps`` optimiser steps of epoch ``epoch`` (of
+    ``epochs``) in ``seconds``; sent to the board at most once a second, and always when an epoch ends."""
+    if _SENDER.job is not None:
+        _SENDER.send(StepProgress(_SENDER.job, seed, epoch, epochs, done, steps, seconds), epoch_ended)
