@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -137,7 +138,9 @@ class StudyDisplay(Callback):
     def _draw(self) -> None:
         if not self.live:
             return
-        lines = [self._row_text(job, row) for job, row in self.rows.items() if row.status in ("RUNNING", "PENDING")]
+        width = shutil.get_terminal_size().columns - 1  # a wrapped line would break the redraw's line count
+        lines = [self._row_text(job, row)[:width] for job, row in self.rows.items()
+                 if row.status in ("RUNNING", "PENDING")]
         if lines:
             self.out.write("\n".join(lines) + "\n")
         self._drawn = len(lines)

@@ -131,6 +131,9 @@ def _cases(model_dir, glue_dir, gpt2_dir, broken):
         "MLflow database in a missing folder": ([*rte, "--mlflow-uri", "sqlite:////no/such/folder/mlflow.db"],
                                                 "MLflow database folder /no/such/folder does not exist"),
         "MLflow file store": ([*rte, "--mlflow-uri", "file:///tmp/mlruns"], "is a file store, which MLflow 3 refuses"),
+        "unknown Optuna scheme": ([*rte, "--optuna-storage", "redis://x"], "Optuna storage 'redis://x' has an unknown"),
+        "Optuna storage in a missing folder": ([*rte, "--optuna-storage", "sqlite:////no/such/optuna.db"],
+                                               "Optuna storage folder /no/such does not exist"),
         "storage path is a file": ([*rte, "--storage-path", broken["file"]], "is a file, not a folder"),
         "storage path under a file": ([*rte, "--storage-path", broken["file"] + "/results"], "is a file, not a folder"),
         "study name with a slash": ([*rte, "--study-name", "a/b"], "--study-name 'a/b' must be one folder name"),
@@ -258,3 +261,19 @@ def test_a_trial_must_fit_on_one_node_of_a_cluster_not_on_the_cluster_summed(sto
         check_fits(settings, [(16.0, 0.0), (4.0, 1.0), (4.0, 1.0)], "the biggest node of the Ray cluster at auto")
     with pytest.raises(UsageError, match="--gpus-per-trial 1 does not fit: .* has 0 GPU"):
         check_fits(settings, [(64.0, 0.0)], "the biggest node of the Ray cluster at auto")
+
+
+def test_a_study_name_the_optuna_storage_holds_is_refused_unless_resuming(tmp_path):
+    import optuna
+
+    from search.optuna_storage import check_optuna_storage, resolve_optuna_storage
+
+    url = resolve_optuna_storage(None, f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path / "results"))
+    assert url == f"sqlite:///{tmp_path}/optuna.db"  # beside the MLflow database
+    check_optuna_storage(url, "taken", resume=False)  # no file yet: nothing to check, nothing created
+    assert not (tmp_path / "optuna.db").exists()
+    optuna.create_study(storage=url, study_name="taken")
+    with pytest.raises(ValueError, match="already holds a study named taken: choose another --study-name"):
+        check_optuna_storage(url, "taken", resume=False)
+    check_optuna_storage(url, "taken", resume=True)
+    check_optuna_storage(url, "free", resume=False)
