@@ -26,6 +26,9 @@ from trainables.tasks import get_task
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 #: Settings a resumed study may change: they decide how fast it runs, never what it finds.
 MAY_CHANGE_ON_RESUME = frozenset({"resume", "concurrent_trials", "model_source", "glue_source"})
+#: Settings added after some studies were stored: absent from an older state file, they are not compared (such a
+#: study resumes with what it had, e.g. its Optuna study in the searcher's saved state rather than in optuna.db).
+ADDED_SINCE = frozenset({"optuna_storage"})
 
 
 def check_before_start(settings: StudySettings) -> None:
@@ -116,7 +119,8 @@ def check_resume(settings: StudySettings) -> None:
         return  # a study from before settings were stored: nothing to compare
     now = stringify(settings.params())
     changed = [key for key in sorted(set(now) | set(state.params))
-               if key not in MAY_CHANGE_ON_RESUME and now.get(key) != state.params.get(key)]
+               if key not in MAY_CHANGE_ON_RESUME and now.get(key) != state.params.get(key)
+               and not (key in ADDED_SINCE and key not in state.params)]
     if changed:
         shown = "; ".join(f"{key} {state.params.get(key, '(unset)')} -> {now.get(key, '(unset)')}" for key in changed[:4])
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""

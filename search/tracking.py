@@ -289,6 +289,9 @@ class MlflowTrialCallback(Callback):
             has seen.
     """
 
+    #: Defaults for a callback pickled (by Tune, for --resume) before these attributes existed.
+    primary_metric, command = "", ""
+
     def __init__(self, tracking_uri: str, experiment: str, parent_run_id: str, trial_params: dict,
                  stop_reasons: dict | None = None, primary_metric: str = "accuracy", command: str = ""):
         self.tracking_uri, self.experiment, self.parent_run_id = tracking_uri, experiment, parent_run_id

@@ -248,6 +248,22 @@ def test_resume_may_change_how_many_trials_run_at_once(stored_study, monkeypatch
     check_resume(build_settings(parser().parse_args([*stored_study, "--concurrent-trials", "1", "--resume"])))
 
 
+def test_a_study_stored_before_the_optuna_storage_setting_still_resumes(stored_study):
+    from search.preflight import check_resume
+    from search.run import parser
+    from search.settings import build_settings
+    from search.state import StudyState
+
+    settings = build_settings(parser().parse_args([*stored_study, "--resume"]))
+    state = StudyState.read(settings.study_dir)
+    old = {k: v for k, v in state.params.items() if k != "optuna_storage"}
+    StudyState(state.parent_run_id, state.tracking_uri, old, state.command).write(settings.study_dir)
+    try:
+        check_resume(settings)
+    finally:
+        state.write(settings.study_dir)
+
+
 def test_a_trial_must_fit_on_one_node_of_a_cluster_not_on_the_cluster_summed(stored_study):
     from search.errors import UsageError
     from search.preflight import check_fits
