@@ -24,7 +24,7 @@ from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
 from spaces.sparsity import grid_value
-from trainables.report import DIVERGED, TrialReport
+from trainables.report import DIVERGED, NODE_KEY, TrialReport
 
 EXPERIMENT_PREFIX = "supertickets"
 #: The tag that says why a run ended before finishing its seeds (``diverged``, the racing test, ``asha``).
@@ -42,6 +42,8 @@ TICKET_PARAMS = ("heads_kept", "ffn_kept", "total_heads", "total_ffn", "head_spa
 ROLE_TAG = "role"
 #: Set on the child runs the verdict names: ``super_ticket`` or ``winning_ticket``.
 VERDICT_TAG = "verdict"
+#: The Ray node a trial ran on (its node id), on the child run.
+NODE_TAG = "ray.node_id"
 #: The command line that started the study, on the parent and every child run.
 COMMAND_TAG = "supertickets.command"
 #: MLflow 3 opens an experiment on its GenAI overview unless the experiment says it is classic model development.
@@ -336,6 +338,8 @@ class MlflowTrialCallback(Callback):
             return
         run_id = entry["run_id"]
         if entry["report"] is None:  # the ticket is fixed for the trial: log it with its first report
+            if result.get(NODE_KEY):
+                self.client.set_tag(run_id, NODE_TAG, result[NODE_KEY])
             counts = report.ticket.counts
             log_params(self.client, run_id, {**{key: counts[key] for key in TICKET_PARAMS if key in counts},
                                              "reused_dense_finetune": report.ticket.reused_dense,

@@ -21,6 +21,9 @@ from dataclasses import asdict, dataclass, field
 #: The key of Tune's result dict that holds the whole report as JSON (everything else there is a scalar
 #: copy for Tune's own tables, schedulers and loggers).
 REPORT_KEY = "supertickets_report"
+#: The key of a Tune result that names the Ray node the trial ran on (added by the Tune entry point; several nodes
+#: of one host share an IP, so Tune's own ``node_ip`` cannot tell them apart).
+NODE_KEY = "node_id"
 #: Why a trial ended other than by finishing its seeds.
 DIVERGED = "diverged"
 

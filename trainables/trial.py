@@ -30,7 +30,7 @@ from trainables.finetune import FineTuneRun, FinetuneSettings, TrainingDiverged,
 from trainables.pruning.registry import make_ticket
 from trainables.pruning.structured import StructuredMask
 from trainables.pruning.tickets import Ticket, TicketRequest
-from trainables.report import DIVERGED, EpochResult, SeedOutcome, TicketFacts, TrialReport
+from trainables.report import DIVERGED, NODE_KEY, EpochResult, SeedOutcome, TicketFacts, TrialReport
 from trainables.rewinding import rewind_step, rewound_model
 from trainables.tasks import get_task
 
@@ -209,6 +209,9 @@ def tune_trainable(config: dict, context: TrialContext) -> None:
     """The Ray Tune entry point: ``run_ticket_trial`` reporting through ``ray.tune.report``."""
     from ray import tune
 
+    import ray
+
     show_progress()
     progress.begin(tune.get_context().get_trial_id())
-    run_ticket_trial(config, context, lambda report: tune.report(report.to_tune()))
+    node = ray.get_runtime_context().get_node_id()  # which Ray node ran the trial (several share an IP on one host)
+    run_ticket_trial(config, context, lambda report: tune.report({**report.to_tune(), NODE_KEY: node}))
