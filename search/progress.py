@@ -237,6 +237,11 @@ class StudyDisplay(Callback):
     def on_step_end(self, iteration, trials, **info):
         self.poll()
 
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        row = self.rows.get(trial.trial_id)
+        self.say(f"trial {trial.trial_id} {row.name if row else ''}: failed or lost its node; restarted from its first "
+                 f"epoch ({trial.num_failures} failure(s) so far)")
+
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._ended(trial, "FINISHED")
 
@@ -248,7 +253,9 @@ class StudyDisplay(Callback):
         if row is None:
             return
         report = TrialReport.from_tune(trial.last_result) if trial.last_result else None
-        if status == "FINISHED" and report is not None and not report.complete:
+        if status == "FINISHED" and report is not None and report.status_reason:
+            status = "FAILED"  # diverged: reported, then ended without an error (nothing to restart)
+        elif status == "FINISHED" and report is not None and not report.complete:
             status = "STOPPED"  # a scheduler ended it before its last seed
         row.status = status
         self.ended.add(trial.trial_id)

@@ -136,6 +136,9 @@ def parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
                      help="trials at once (default: as many as the Ray cluster's CPUs and GPUs hold when the study "
                           "starts; none is queued, so each new point is chosen knowing the results so far)")
     run.add_argument("--cpus-per-trial", type=float, default=2.0, help="CPUs per trial (default 2)")
+    run.add_argument("--max-failures", type=int, default=2,
+                     help="times a trial is restarted, from its first epoch under a new MLflow run, after its worker "
+                          "or node died or it raised (default 2; a diverged trial is not restarted: it is FAILED)")
     run.add_argument("--gpus-per-trial", type=float,
                      help="GPUs per trial, fractions allowed (0.25 packs 4 trials on a GPU); default 1 if CUDA is "
                           "visible, else 0")

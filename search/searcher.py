@@ -118,6 +118,7 @@ class TicketSearch(Searcher):
             self.study.enqueue_trial(space.dense_point())
         self.running: dict[str, tuple] = {}  # Tune trial id -> (Optuna trial, searched params, config)
         self.outcomes: list[Outcome] = []
+        self.reported: dict[str, int] = {}  # Tune trial id -> last step reported to Optuna
 
     def suggest(self, trial_id: str) -> dict | str | None:
         """The next configuration, ``None`` to wait for running trials, or ``Searcher.FINISHED``."""
@@ -148,8 +149,11 @@ class TicketSearch(Searcher):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Report the trial's current dev score to Optuna as an intermediate value (step = Tune's report count:
         epochs over the seeds run so far), so the dashboard shows each trial's learning curve."""
-        if trial_id in self.running and "dev_score" in result and math.isfinite(result["dev_score"]):
-            self.running[trial_id][0].report(float(result["dev_score"]), step=int(result.get("training_iteration", 0)))
+        step = int(result.get("training_iteration", 0))
+        if trial_id in self.running and "dev_score" in result and math.isfinite(result["dev_score"]) \
+                and step > self.reported.get(trial_id, 0):  # a restarted trial reports its first epochs again
+            self.reported[trial_id] = step
+            self.running[trial_id][0].report(float(result["dev_score"]), step=step)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         """Tell Optuna how the trial ended and remember its paired difference for the policy."""
@@ -191,3 +195,4 @@ class TicketSearch(Searcher):
         """Restore a search pickled by ``save``."""
         with open(checkpoint_path, "rb") as file:
             self.__dict__.update(pickle.load(file))
+        self.__dict__.setdefault("reported", {})  # a search saved before intermediate values were reported

@@ -61,6 +61,7 @@ class StudySettings:
     resume: bool = False
     options: dict = field(default_factory=dict)
     optuna_storage: str | None = None
+    max_failures: int = 2
 
     @property
     def rewind_steps(self) -> tuple[int, ...]:
@@ -211,6 +212,7 @@ def build_settings(args) -> StudySettings:
         search_seed=args.search_seed, storage_path=str(Path(args.storage_path).expanduser().resolve()),
         study_name=name, mlflow_uri=args.mlflow_uri, match_tolerance=args.match_tolerance,
         confidence=args.confidence, scheduler=scheduler, search=args.search, resume=args.resume, options=options,
+        max_failures=args.max_failures,
         optuna_storage=resolve_optuna_storage(args.optuna_storage, resolve_tracking_uri(args.mlflow_uri),
                                               str(Path(args.storage_path).expanduser().resolve())))
 
@@ -227,6 +229,8 @@ def _check_ranges(args, budget) -> None:
                         ("--max-dev-examples", args.max_dev_examples)):
         if value is not None and value < 0:
             raise UsageError(f"{flag} {value} must be at least 0 (0: all examples)")
+    if args.max_failures < 0:
+        raise UsageError(f"--max-failures {args.max_failures} must be at least 0 (0: a failed trial is not restarted)")
     if args.search_seed < 0:
         raise UsageError(f"--search-seed {args.search_seed} must be at least 0")
 

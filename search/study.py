@@ -15,6 +15,7 @@ import ray
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from ray import tune
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from search.analysis import TicketResult, Verdict, decide, ticket_from_report
@@ -250,7 +251,7 @@ def _new_tuner(settings: StudySettings, trainable, space, callbacks: list, stop_
                                     scheduler=_scheduler(settings, stop_reasons), num_samples=settings.num_trials,
                                     max_concurrent_trials=concurrent_trials(settings)),
         run_config=tune.RunConfig(name=settings.study_name, storage_path=settings.storage_path, callbacks=callbacks,
-                                  verbose=0, failure_config=tune.FailureConfig(max_failures=0)))
+                                  verbose=0, failure_config=tune.FailureConfig(max_failures=settings.max_failures)))
 
 
 def run_study(settings: StudySettings, display: StudyDisplay | None = None, command: str = "",
@@ -317,8 +318,9 @@ def _run_locked(settings: StudySettings, display: StudyDisplay, command: str, ty
     try:
         context = _context(settings)
         display.board_name = board_name(settings)
-        display.board = ray.remote(num_cpus=0)(ProgressBoard).options(
-            name=display.board_name, get_if_exists=True).remote()
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        display.board = ray.remote(num_cpus=0)(ProgressBoard).options(  # beside the driver: outlives worker nodes
+            name=display.board_name, get_if_exists=True, scheduling_strategy=here).remote()
         display.plan = Plan(len(settings.seeds), settings.finetune.epochs, settings.num_trials,
                             concurrent_trials(settings))
         _prepare_dense(settings, context, display)

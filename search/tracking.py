@@ -30,7 +30,8 @@ EXPERIMENT_PREFIX = "supertickets"
 #: The tag that says why a run ended before finishing its seeds (``diverged``, the racing test, ``asha``).
 REASON_TAG = "supertickets.status_reason"
 #: The tag that says, in one word, why a run did not finish: ``scheduler`` (racing or ASHA stopped it),
-#: ``interrupted`` (Ctrl-C or a killed driver cut it off), ``failed`` (an error) or ``diverged`` (NaN/inf loss).
+#: ``interrupted`` (Ctrl-C or a killed driver cut it off), ``failed`` (an error), ``diverged`` (NaN/inf loss) or
+#: ``retried`` (an attempt that failed or lost its node, restarted by Tune under a new run).
 STOP_TAG = "stop_reason"
 #: Facts about a trial's ticket, logged as params with its first report when present (structured counts,
 #: unstructured counts, the achieved sparsity counted on the masked weights, IMP rounds, TAMT losses).
@@ -374,6 +375,15 @@ class MlflowTrialCallback(Callback):
                  "dev_score": s.dev_score, "dense_score": s.dense_score, "train_losses": s.train_losses}
                 for s in report.finished]}, "predictions.json")
         self.client.set_terminated(run_id, status=entry["status"])
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        """The trial failed (an error, or its worker or node died) and Tune restarts it from its first epoch: close
+        this attempt's run FAILED with ``stop_reason=retried``; the restart gets a new run (the newer one wins)."""
+        entry = self.runs.pop(trial.trial_id, None)
+        if entry is not None and entry["status"] == "RUNNING":
+            self.client.set_tag(entry["run_id"], STOP_TAG, "retried")
+            self.client.set_tag(entry["run_id"], REASON_TAG, "restarted by Tune after an error or a lost worker")
+            self.client.set_terminated(entry["run_id"], status=RunStatus.to_string(RunStatus.FAILED))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         """Close the run FINISHED, or KILLED (with the reason) when a scheduler stopped it before its last seed."""

@@ -5,6 +5,8 @@ each, their own processes and ports on this host) and torn down even when the te
 """
 
 import json
+import threading
+import time
 
 import pytest
 import ray
@@ -51,6 +53,58 @@ def test_a_study_on_a_two_node_cluster_runs_trials_on_both_nodes(two_nodes, tmp_
         assert sum(map(sum, mask["head"])) == int(run.data.params["heads_kept"])
     assert len(list((storage / "cache" / "dense").glob("*/record.json"))) == 1
     assert len(list((storage / "cache" / "masks").glob("*/mask-seed-0.json"))) == 3
+
+
+def test_a_study_whose_worker_node_dies_finishes_with_the_trial_restarted_on_the_head(two_nodes, tmp_path, model_dir,
+                                                                                      glue_dir):
+    """The worker node is killed (no graceful shutdown) while a trial runs on it: Tune restarts that trial
+    (``--max-failures``, default 2) on the head, its cut-off run is closed FAILED with ``stop_reason=retried``, and
+    the study finishes with every grid point FINISHED and nothing left RUNNING."""
+    storage, uri = tmp_path / "results", f"sqlite:///{tmp_path}/mlflow.db"
+    argv = ["--task", "rte", "--budget", "smoke", "--model", model_dir, "--glue-dir", glue_dir, "--storage-path",
+            str(storage), "--mlflow-uri", uri, "--max-train-examples", "96", "--max-dev-examples", "32",
+            "--max-seq-length", "32", "--epochs", "3", "--seeds", "1", "--cpus-per-trial", "1", "--search", "grid",
+            "--num-trials", "3", "--study-name", "lost-node"]
+    (worker,) = two_nodes.worker_nodes
+    killed, done = threading.Event(), threading.Event()
+
+    def kill_the_worker_once_a_trial_runs_there():
+        client = MlflowClient(uri)
+        while not done.is_set():
+            try:
+                experiment = client.get_experiment_by_name("supertickets-rte")
+                busy = experiment and client.search_runs(
+                    [experiment.experiment_id],
+                    f"tags.`ray.node_id` = '{worker.node_id}' and attributes.status = 'RUNNING'")
+            except Exception:  # noqa: BLE001 - the store is being created
+                busy = None
+            if busy:
+                two_nodes.remove_node(worker, allow_graceful=False)
+                killed.set()
+                return
+            time.sleep(0.5)
+
+    killer = threading.Thread(target=kill_the_worker_once_a_trial_runs_there)
+    killer.start()
+    try:
+        assert main(argv) == 0
+    finally:
+        done.set()
+        killer.join()
+    assert killed.is_set(), "no trial ran on the worker node"
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("supertickets-rte").experiment_id])
+    parent = next(r for r in runs if "supertickets.study" in r.data.tags)
+    children = sorted((r for r in runs if "mlflow.parentRunId" in r.data.tags), key=lambda r: r.info.start_time)
+    assert parent.info.status == "FINISHED" and not any(r.info.status == "RUNNING" for r in runs)
+    lost = [r for r in children if r.data.tags.get("stop_reason") == "retried"]
+    assert lost and all(r.data.tags["ray.node_id"] == worker.node_id and r.info.status == "FAILED" for r in lost)
+    newest = {r.data.tags["ray.trial_id"]: r for r in children}  # later attempts overwrite earlier ones
+    assert len(newest) == 3 and all(r.info.status == "FINISHED" for r in newest.values())  # nothing lost
+    for run in lost:  # restarted on the head, where it finished
+        assert newest[run.data.tags["ray.trial_id"]].data.tags["ray.node_id"] == two_nodes.head_node.node_id
+    print(f"attempts: {len(children)} runs for {len(newest)} trials; restarted after the worker died: "
+          f"{[r.info.run_name for r in lost]}")
 
 
 def test_fractional_gpus_pack_four_trials_on_one_declared_gpu(tmp_path):

@@ -119,8 +119,15 @@ def test_a_trial_that_crashes_mid_way_fails_alone_and_the_verdict_comes_from_the
     out = capsys.readouterr().out
     assert "Ray: local instance on 127.0.0.1" in out  # a study's own Ray listens on the loopback only
     parent, children = _children(f"sqlite:///{tmp_path}/mlflow.db", "crash")
-    by_sparsity = {float(r.data.params["sparsity"]): r for r in children}
+    attempts = {}
+    for run in sorted(children, key=lambda r: r.info.start_time):
+        attempts.setdefault(float(run.data.params["sparsity"]), []).append(run)
+    by_sparsity = {sparsity: runs[-1] for sparsity, runs in attempts.items()}  # the newest attempt
     assert sorted(by_sparsity) == [0.0, 0.3, 0.6]
+    # --max-failures 2 (default): Tune restarted the crashing trial twice, each attempt under its own run
+    assert [r.data.tags["stop_reason"] for r in attempts[0.3]] == ["retried", "retried", "failed"]
+    assert all(r.info.status == "FAILED" for r in attempts[0.3])
+    assert len({r.data.tags["ray.trial_id"] for r in attempts[0.3]}) == 1
     crashed = by_sparsity[0.3]
     assert crashed.info.status == "FAILED" and crashed.data.tags["stop_reason"] == "failed"
     # died after epoch 1 of its only seed: that epoch's dev score is logged, no finished seed's paired difference

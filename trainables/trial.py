@@ -214,4 +214,7 @@ def tune_trainable(config: dict, context: TrialContext) -> None:
     show_progress()
     progress.begin(tune.get_context().get_trial_id())
     node = ray.get_runtime_context().get_node_id()  # which Ray node ran the trial (several share an IP on one host)
-    run_ticket_trial(config, context, lambda report: tune.report({**report.to_tune(), NODE_KEY: node}))
+    try:
+        run_ticket_trial(config, context, lambda report: tune.report({**report.to_tune(), NODE_KEY: node}))
+    except TrainingDiverged:
+        return  # reported with status_reason "diverged": FAILED by tracking and search, and not worth a restart
