@@ -19,6 +19,7 @@ from search.defaults import CONFIG_FILE
 from search.errors import UsageError
 from spaces.budgets import BUDGETS
 from spaces.registry import METHODS, all_options
+from trainables.finetune import PRECISIONS
 from trainables.tasks import TASKS
 
 DESCRIPTION = f"""\
@@ -109,6 +110,9 @@ def parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
     budget.add_argument("--batch-size", type=int, help="examples per step")
     budget.add_argument("--optimizer", help="adamw or adamax")
     budget.add_argument("--max-seq-length", type=int, help="tokens per example")
+    budget.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto (default): bf16 autocast on GPUs that support it, fp16 with loss scaling on other "
+                             "GPUs, fp32 on CPUs; or force bf16, fp16 or fp32 (weights and optimiser stay fp32)")
     budget.add_argument("--max-train-examples", type=int, help="train on a seeded subset of this size (0: all)")
     budget.add_argument("--max-dev-examples", type=int, help="evaluate on the first N dev examples (0: all)")
     budget.add_argument("--grace-period", type=int, help="reports (epochs of the first seed) before ASHA may stop a "

@@ -192,7 +192,7 @@ def build_settings(args) -> StudySettings:
     finetune = FinetuneSettings(
         learning_rate=pick(args.learning_rate, budget.learning_rate), epochs=counts["--epochs"],
         batch_size=counts["--batch-size"], optimizer=pick(args.optimizer, budget.optimizer),
-        warmup_ratio=budget.warmup_ratio)
+        warmup_ratio=budget.warmup_ratio, precision=args.precision)
     data = DataSettings(glue_dir=glue_dir, max_seq_length=counts["--max-seq-length"],
                         max_train_examples=pick(args.max_train_examples, budget.max_train_examples) or None,
                         max_dev_examples=pick(args.max_dev_examples, budget.max_dev_examples) or None)

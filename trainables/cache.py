@@ -137,7 +137,7 @@ def fine_tune(spec: DenseSpec, model: torch.nn.Module, on_step=None, stop_after:
         loss = run.train_epoch(on_step, stop_after)
         if stop_after is not None and run.step >= stop_after:
             return [], {}
-        result = evaluate(model, dev, task, device)
+        result = evaluate(model, dev, task, device, spec.finetune.precision)
         labels = result.labels.tolist()
         history.append(EpochResult(epoch + 1, result.dev_score, result.metrics, loss, result.predictions.tolist()))
         log.info("%s %s seed %d epoch %d/%d: train loss %.4f, dev %s %.4f", label, spec.task, spec.seed, epoch + 1,

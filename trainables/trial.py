@@ -118,13 +118,13 @@ def _seed_epochs(ticket: Ticket, rewind: str, seed: int, dense, context: TrialCo
     ticket.mask.apply(model)
     dev = DataLoader(split["validation"], batch_size=context.finetune.batch_size, collate_fn=collate)
     if rewind == "none":  # pruned, not retrained: one evaluation
-        result = evaluate(model, dev, task, device)
+        result = evaluate(model, dev, task, device, context.finetune.precision)
         yield EpochResult(0, result.dev_score, result.metrics, None, result.predictions.tolist())
         return
     run = FineTuneRun(model, split["train"], collate, context.finetune, seed, device)
     for epoch in range(1, context.finetune.epochs + 1):
         loss = run.train_epoch()
-        result = evaluate(run.model, dev, task, device)
+        result = evaluate(run.model, dev, task, device, context.finetune.precision)
         yield EpochResult(epoch, result.dev_score, result.metrics, loss, result.predictions.tolist())
 
 
