@@ -229,6 +229,9 @@ def _check_ranges(args, budget) -> None:
                         ("--max-dev-examples", args.max_dev_examples)):
         if value is not None and value < 0:
             raise UsageError(f"{flag} {value} must be at least 0 (0: all examples)")
+    if "://" in args.storage_path:
+        raise UsageError(f"--storage-path {args.storage_path} is a URI: the caches need a file system every node sees; "
+                         "mount the bucket (s3fs, gcsfuse, EFS, a ReadWriteMany volume) and pass the mounted folder")
     if args.max_failures < 0:
         raise UsageError(f"--max-failures {args.max_failures} must be at least 0 (0: a failed trial is not restarted)")
     if args.search_seed < 0:

@@ -131,6 +131,7 @@ def _cases(model_dir, glue_dir, gpt2_dir, broken):
         "MLflow database in a missing folder": ([*rte, "--mlflow-uri", "sqlite:////no/such/folder/mlflow.db"],
                                                 "MLflow database folder /no/such/folder does not exist"),
         "MLflow file store": ([*rte, "--mlflow-uri", "file:///tmp/mlruns"], "is a file store, which MLflow 3 refuses"),
+        "storage path as a bucket URI": ([*rte, "--storage-path", "s3://bucket/results"], "is a URI: the caches need"),
         "negative max failures": ([*rte, "--max-failures", "-1"], "--max-failures -1 must be at least 0"),
         "unknown Optuna scheme": ([*rte, "--optuna-storage", "redis://x"], "Optuna storage 'redis://x' has an unknown"),
         "Optuna storage in a missing folder": ([*rte, "--optuna-storage", "sqlite:////no/such/optuna.db"],
