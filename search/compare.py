@@ -164,6 +164,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m search.compare") 
     args = parser.parse_args(argv)
     storage = Path(args.storage_path).expanduser().resolve()
     out = Path(args.out) if args.out else storage / "comparisons" / "+".join(args.studies)
+    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        print(f"error: --out {out}: {blocking} is a file, not a folder: pass another --out", file=sys.stderr)
+        return 2
     try:
         table = compare(storage, args.studies, out, args.title)
     except UsageError as err:

@@ -9,6 +9,8 @@ same name.
 from __future__ import annotations
 
 import os
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 #: RDB schemes Optuna's storage takes.
@@ -46,9 +48,23 @@ def check_optuna_storage(url: str, study_name: str, resume: bool) -> None:
     if path.exists():
         if not path.is_file() or not os.access(path, os.W_OK):
             raise ValueError(f"Optuna storage {path} is not a writable file: {fix}")
+        tables = _sqlite_tables(path)
+        if tables is None:
+            raise ValueError(f"Optuna storage {path} is not a SQLite database: {fix}")
+        if (tables and "studies" not in tables) or "experiments" in tables:  # MLflow's database, or another program's
+            raise ValueError(f"Optuna storage {path} holds another program's tables (the MLflow database?): {fix}")
         import optuna
 
         if not resume and study_name in optuna.study.get_all_study_names(storage=url):
             raise ValueError(f"Optuna storage {path} already holds a study named {study_name}: choose another "
                              f"--study-name, or remove it with: optuna delete-study --storage {url} --study-name "
                              f"{study_name}")
+
+
+def _sqlite_tables(path: Path) -> set[str] | None:
+    """The table names of the SQLite file ``path``, read without writing (``None``: not a SQLite database)."""
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError:
+        return None

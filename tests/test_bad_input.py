@@ -132,6 +132,7 @@ def _cases(model_dir, glue_dir, gpt2_dir, broken):
                                                 "MLflow database folder /no/such/folder does not exist"),
         "MLflow file store": ([*rte, "--mlflow-uri", "file:///tmp/mlruns"], "is a file store, which MLflow 3 refuses"),
         "storage path as a bucket URI": ([*rte, "--storage-path", "s3://bucket/results"], "is a URI: the caches need"),
+        "unknown precision": ([*rte, "--precision", "fp8"], "argument --precision: invalid choice: 'fp8'"),
         "negative max failures": ([*rte, "--max-failures", "-1"], "--max-failures -1 must be at least 0"),
         "unknown Optuna scheme": ([*rte, "--optuna-storage", "redis://x"], "Optuna storage 'redis://x' has an unknown"),
         "Optuna storage in a missing folder": ([*rte, "--optuna-storage", "sqlite:////no/such/optuna.db"],
@@ -295,3 +296,30 @@ def test_a_study_name_the_optuna_storage_holds_is_refused_unless_resuming(tmp_pa
         check_optuna_storage(url, "taken", resume=False)
     check_optuna_storage(url, "taken", resume=True)
     check_optuna_storage(url, "free", resume=False)
+
+
+def test_an_optuna_storage_that_is_no_optuna_database_is_refused_without_writing_to_it(tmp_path):
+    import sqlite3
+
+    from search.optuna_storage import check_optuna_storage
+
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database")
+    with pytest.raises(ValueError, match="is not a SQLite database"):
+        check_optuna_storage(f"sqlite:///{junk}", "s", resume=False)
+    mlflow_db = tmp_path / "mlflow.db"  # a careless user passes the MLflow database
+    with sqlite3.connect(mlflow_db) as db:
+        db.execute("CREATE TABLE experiments (experiment_id INTEGER)")
+    before = mlflow_db.read_bytes()
+    with pytest.raises(ValueError, match="holds another program's tables"):
+        check_optuna_storage(f"sqlite:///{mlflow_db}", "s", resume=False)
+    assert mlflow_db.read_bytes() == before  # nothing written into it
+
+
+def test_compare_out_under_a_file_is_one_line_and_exit_2(tmp_path, capsys):
+    from search.compare import main as compare
+
+    (tmp_path / "afile").write_text("x")
+    assert compare(["any", "--storage-path", str(tmp_path), "--out", str(tmp_path / "afile" / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a file, not a folder" in err
