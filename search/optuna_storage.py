@@ -8,10 +8,11 @@ same name.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+
+from search import sqlite_uri
 
 #: RDB schemes Optuna's storage takes.
 OPTUNA_SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
@@ -21,12 +22,10 @@ def resolve_optuna_storage(flag: str | None, tracking_uri: str, storage_path: st
     """The Optuna RDB storage of a study: ``--optuna-storage``; else ``optuna.db`` beside the MLflow SQLite
     database; else (MLflow on a server) ``<storage_path>/optuna.db``. A relative SQLite path is made absolute."""
     if flag:
-        if flag.startswith("sqlite:///") and not flag.startswith("sqlite:////"):
-            return "sqlite:///" + str(Path(flag[len("sqlite:///"):]).resolve())
-        return flag if "://" in flag else "sqlite:///" + str(Path(flag).resolve())
-    if tracking_uri.startswith("sqlite:////"):
-        return "sqlite:///" + str(Path(tracking_uri[len("sqlite:///"):]).parent / "optuna.db")
-    return "sqlite:///" + str(Path(storage_path) / "optuna.db")
+        return sqlite_uri.absolute(flag)
+    if tracking_uri.startswith(sqlite_uri.PREFIX + "/"):
+        return sqlite_uri.PREFIX + str(sqlite_uri.path_of(tracking_uri).parent / "optuna.db")
+    return sqlite_uri.PREFIX + str(Path(storage_path) / "optuna.db")
 
 
 def check_optuna_storage(url: str, study_name: str, resume: bool) -> None:
@@ -42,12 +41,9 @@ def check_optuna_storage(url: str, study_name: str, resume: bool) -> None:
         raise ValueError(f"Optuna storage {url!r} has an unknown scheme {scheme!r}: {fix}")
     if scheme != "sqlite":
         return  # a server: not contacted before the study starts
-    path = Path(url.split("://", 1)[1][1:])
-    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK | os.X_OK):
-        raise ValueError(f"Optuna storage folder {path.parent} does not exist or is not writable: create it, or {fix}")
+    path = sqlite_uri.path_of(url)
+    sqlite_uri.check_writable(path, "Optuna storage", fix)
     if path.exists():
-        if not path.is_file() or not os.access(path, os.W_OK):
-            raise ValueError(f"Optuna storage {path} is not a writable file: {fix}")
         tables = _sqlite_tables(path)
         if tables is None:
             raise ValueError(f"Optuna storage {path} is not a SQLite database: {fix}")

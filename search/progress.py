@@ -22,7 +22,7 @@ from ray.tune import Callback
 from ray.tune.logger import CSVLoggerCallback
 
 from search.tracking import run_name
-from trainables.progress import StepProgress
+from trainables.progress import DENSE_JOB_PREFIX, StepProgress, dense_job
 from trainables.report import REPORT_KEY, TrialReport
 
 #: Columns of ``progress.csv``.
@@ -106,6 +106,10 @@ class StudyDisplay(Callback):
         self._drawn = 0
         self._last_poll = 0.0
 
+    def attach(self, board, board_name: str, plan: Plan) -> None:
+        """Give the display the study's ``ProgressBoard`` (the actor and its name) and the plan to estimate from."""
+        self.board, self.board_name, self.plan = board, board_name, plan
+
     def __getstate__(self):  # Tune pickles callbacks into its state: handles and streams stay out
         return {**self.__dict__, "_out": None, "board": None, "_drawn": 0}
 
@@ -170,37 +174,38 @@ class StudyDisplay(Callback):
         if self.board is None:
             return
         try:
-            latest, epochs = ray.get(self.board.snapshot.remote(), timeout=5)
+            latest, first_epoch = ray.get(self.board.snapshot.remote(), timeout=5)
         except Exception:  # noqa: BLE001 - the display must never stop a study
             return
         for job, step in latest.items():
             if job in self.ended:
                 continue
+            dense = job.startswith(DENSE_JOB_PREFIX)
             row = self.rows.get(job)
-            if row is None and job.startswith("dense seed"):
-                row = self.rows[job] = _Row(f"dense fine-tune {job[len('dense '):]}", "RUNNING")
+            if row is None and dense:
+                row = self.rows[job] = _Row(f"dense fine-tune seed {step.seed}", "RUNNING")
             if row is None:
                 continue
             row.step = step
-            if job.startswith("dense seed"):
+            if dense:
                 row.seed, row.seeds, row.epoch, row.epochs = step.seed, 1, step.epoch, step.epochs
             if not self.live and row.status == "RUNNING" and now - row.last_line >= FILE_EVERY_S \
                     and step.step < step.steps:
                 row.last_line = now
                 self.say(f"{row.name}: seed {step.seed} epoch {step.epoch}/{step.epochs}, step {step.step}/"
                          f"{step.steps} ({100 * step.step / max(1, step.steps):.0f} %, {duration(step.seconds)})")
-        self._maybe_estimate(latest, epochs)
+        self._maybe_estimate(latest, first_epoch)
         if self.live:
             self._clear()
             self._draw()
             self.out.flush()
 
-    def _maybe_estimate(self, latest: dict, epochs: list) -> None:
+    def _maybe_estimate(self, latest: dict, first_epoch: StepProgress | None) -> None:
         if self.estimated or self.plan is None:
             return
-        if epochs:
-            _, steps, seconds = epochs[0]
-            basis = f"the first epoch: {steps} steps in {duration(seconds)}"
+        if first_epoch is not None:
+            seconds = first_epoch.seconds
+            basis = f"the first epoch: {first_epoch.steps} steps in {duration(seconds)}"
         else:  # a long first epoch: estimate from its first minute
             early = [s for s in latest.values() if s.step >= 20 and s.seconds >= 60]
             if not early:
@@ -212,8 +217,8 @@ class StudyDisplay(Callback):
 
     def dense_done(self, seed: int, text: str) -> None:
         """A dense fine-tune ended (or was read from the cache): its row goes, its line stays."""
-        self.rows.pop(f"dense seed {seed}", None)
-        self.ended.add(f"dense seed {seed}")
+        self.rows.pop(dense_job(seed), None)
+        self.ended.add(dense_job(seed))
         self.say(text)
 
     # ---- Tune callback -----------------------------------------------------------------------------------------

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from search.analysis import TicketResult, Verdict  # noqa: E402
+from search.tracking import run_name  # noqa: E402
 
 
 def _status(ticket: TicketResult) -> str:
@@ -72,9 +76,9 @@ def description(verdict: Verdict, lines: list[str], table: pd.DataFrame, basis: 
 
 
 def _short(ticket: TicketResult) -> str:
-    if ticket.is_dense and ticket.control == "good":
-        return "dense"
-    return f"s={ticket.sparsity:.2f} {ticket.method} {ticket.control}"
+    """The ticket's MLflow run name (``s=0.35 structured good``, ``dense``)."""
+    return run_name({"method": ticket.method, "control": ticket.control, "sparsity": ticket.sparsity,
+                     "rewind": ticket.rewind})
 
 
 def _name(ticket: TicketResult) -> str:
@@ -216,10 +220,6 @@ def kept_units_heatmap(tickets: list[TicketResult], title: str, most: int = 8):
     Returns:
         the matplotlib figure, or ``None`` when no structured ticket has a mask file here.
     """
-    import json
-
-    import numpy as np
-
     panels = []
     for t in sorted(tickets, key=lambda t: (t.sparsity, t.rewind)):
         files = [f for f in t.mask_files if f.endswith(".json")]

@@ -38,6 +38,8 @@ from trainables.report import TrialReport
 STRATEGIES = ("verdict", "tpe", "random", "grid")
 #: What Optuna maximises, as the dashboard names it: the mean over seeds of ticket - dense (dev-score units).
 OBJECTIVE_NAME = "paired_difference"
+
+
 class UntriedGridSampler(BaseSampler):
     """Wraps an Optuna sampler so that a sparsity already tried (for the same categorical choices) becomes the
     nearest untried grid point.

@@ -317,12 +317,11 @@ def _run_locked(settings: StudySettings, display: StudyDisplay, command: str, ty
     status = RunStatus.to_string(RunStatus.FAILED)
     try:
         context = _context(settings)
-        display.board_name = board_name(settings)
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-        display.board = ray.remote(num_cpus=0)(ProgressBoard).options(  # beside the driver: outlives worker nodes
-            name=display.board_name, get_if_exists=True, scheduling_strategy=here).remote()
-        display.plan = Plan(len(settings.seeds), settings.finetune.epochs, settings.num_trials,
-                            concurrent_trials(settings))
+        board = ray.remote(num_cpus=0)(ProgressBoard).options(  # beside the driver: outlives worker nodes
+            name=board_name(settings), get_if_exists=True, scheduling_strategy=here).remote()
+        display.attach(board, board_name(settings), Plan(len(settings.seeds), settings.finetune.epochs,
+                                                         settings.num_trials, concurrent_trials(settings)))
         _prepare_dense(settings, context, display)
         space = TicketSpace(settings.sparsity, settings.method, settings.control, settings.rewind, settings.options)
         stop_reasons: dict = {}  # the racing scheduler's decisions, recorded by the callback

@@ -6,6 +6,7 @@ too, and every child run ends with a status: FINISHED, KILLED (stopped early by 
 
 from __future__ import annotations
 
+import functools
 import getpass
 import hashlib
 import json
@@ -23,6 +24,7 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
+from search import sqlite_uri
 from spaces.sparsity import grid_value
 from trainables.report import DIVERGED, NODE_KEY, TrialReport
 
@@ -59,12 +61,8 @@ RUN_COLORS = {"dense": "#4d4d4d", "ticket": "#1f77b4", "control": "#ff7f0e", "su
 def resolve_tracking_uri(flag: str | None) -> str:
     """``--mlflow-uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``; a relative SQLite
     path is made absolute here, in the driver, because trials run in other working directories."""
-    uri = flag or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
-    elif "://" not in uri:  # a bare path: a local file store would need MLFLOW_ALLOW_FILE_STORE
-        uri = "sqlite:///" + str(Path(uri).resolve())
-    return uri
+    # a bare path is a SQLite file: a local file store would need MLFLOW_ALLOW_FILE_STORE
+    return sqlite_uri.absolute(flag or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db")
 
 
 #: Tracking URI schemes MLflow 3 can store runs in (``postgresql+psycopg2://`` counts as ``postgresql``).
@@ -86,12 +84,7 @@ def check_tracking_uri(uri: str) -> None:
     if scheme == "file" and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("true", "1"):
         raise ValueError(f"MLflow tracking URI {uri!r} is a file store, which MLflow 3 refuses: {fix}")
     if scheme == "sqlite":
-        path = Path(uri.split("://", 1)[1][1:])  # sqlite:////abs -> /abs
-        folder = path.parent
-        if path.exists() and (not path.is_file() or not os.access(path, os.W_OK)):
-            raise ValueError(f"MLflow database {path} is not a writable file: {fix}")
-        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-            raise ValueError(f"MLflow database folder {folder} does not exist or is not writable: create it, or {fix}")
+        sqlite_uri.check_writable(sqlite_uri.path_of(uri), "MLflow database", fix)
 
 
 def _store_lock(uri: str) -> FileLock:
@@ -192,8 +185,10 @@ def source_tags(command: str) -> dict[str, str]:
     return tags
 
 
+@functools.cache
 def git_commit() -> str | None:
-    """The commit of the git checkout this code runs from (``None`` outside one, or without git)."""
+    """The commit of the git checkout this code runs from (``None`` outside one, or without git); asked once per
+    process, not at every trial's start."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
                              text=True, timeout=10)
@@ -244,23 +239,25 @@ def stop_reason(status: str, reason: str | None) -> str | None:
     return None
 
 
-def _metrics(report: TrialReport, seed_metrics: list[dict], primary: str) -> list[tuple[str, float, int]]:
+def _metrics(report: TrialReport, seed_metrics: list[dict], primary: str,
+             paired: bool = True) -> list[tuple[str, float, int]]:
     """``(key, value, step)`` of one report, only what carries information.
 
     One seed: ``dev_score`` (the primary metric), ``dev_<metric>`` (the task's other metrics) and ``train_loss``
     per epoch (step = epoch), and ``paired_difference`` (ticket - dense) once. Several seeds: ``dev_score_seed<k>``
     and ``train_loss_seed<k>`` per epoch of seed k (step = epoch), and when a seed has just finished the means over
     the finished seeds (``seed_metrics``, each seed's last-epoch metrics) of ``dev_score``, ``dev_<metric>`` and
-    ``paired_difference`` (step = seeds finished). Sparsity figures are params, not metrics.
+    ``paired_difference`` (step = seeds finished). Sparsity figures are params, not metrics. ``paired=False`` (the
+    dense run, paired with itself: always 0) leaves ``paired_difference`` out.
     """
     seed, epoch, current = report.seed, report.epoch, report.current
-    others = {f"dev_{name}": value for name, value in current.metrics.items() if name not in ("dev_score", primary)}
+    others = [name for name in current.metrics if name not in ("dev_score", primary)]
     rows = []
     if len(report.planned_seeds) == 1:
-        rows += [("dev_score", current.dev_score, epoch), *((k, v, epoch) for k, v in others.items())]
+        rows += [("dev_score", current.dev_score, epoch), *((f"dev_{n}", current.metrics[n], epoch) for n in others)]
         if current.train_loss is not None:
             rows.append(("train_loss", current.train_loss, epoch))
-        if report.ends_seed:
+        if report.ends_seed and paired:
             rows.append(("paired_difference", report.mean_difference, 1))
     else:
         rows.append((f"dev_score_seed{seed}", current.dev_score, epoch))
@@ -268,10 +265,10 @@ def _metrics(report: TrialReport, seed_metrics: list[dict], primary: str) -> lis
             rows.append((f"train_loss_seed{seed}", current.train_loss, epoch))
         if report.ends_seed:
             done = len(report.finished)
-            means = {name: sum(m[name] for m in seed_metrics) / len(seed_metrics) for name in seed_metrics[-1]
-                     if name != primary}
-            rows += [("dev_score", report.mean_score, done), ("paired_difference", report.mean_difference, done),
-                     *((f"dev_{name}", value, done) for name, value in means.items() if name != "dev_score")]
+            rows += [("dev_score", report.mean_score, done),
+                     *((f"dev_{n}", sum(m[n] for m in seed_metrics) / len(seed_metrics), done) for n in others)]
+            if paired:
+                rows.append(("paired_difference", report.mean_difference, done))
     return [(k, float(v), step) for k, v, step in rows if v is not None and math.isfinite(v)]
 
 
@@ -352,9 +349,7 @@ class MlflowTrialCallback(Callback):
         if report.ends_seed:
             entry["seed_metrics"].append(report.current.metrics)
         now = int(time.time() * 1000)
-        rows = _metrics(report, entry["seed_metrics"], self.primary_metric)
-        if trial_role(trial.config) == "dense":  # the dense model paired with itself: always 0
-            rows = [row for row in rows if row[0] != "paired_difference"]
+        rows = _metrics(report, entry["seed_metrics"], self.primary_metric, paired=trial_role(trial.config) != "dense")
         self.client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v, step in rows])
         entry["report"] = report
 

@@ -256,7 +256,7 @@ def prepare_dense(spec: DenseSpec, cache_root: str, steps: tuple[int, ...] = ())
         diverged.
     """
     show_progress()
-    progress.begin(f"dense seed {spec.seed}")
+    progress.begin(progress.dense_job(spec.seed))
     try:
         result = ensure_dense(spec, cache_root, steps)
     except TrainingDiverged as err:

@@ -38,20 +38,22 @@ class StepProgress:
 
 
 class ProgressBoard:
-    """The latest ``StepProgress`` of every job, and the duration of each finished epoch (run as a Ray actor by
-    the driver; workers call ``update``, the display calls ``snapshot``)."""
+    """The latest ``StepProgress`` of every job, and the first epoch that ended (run as a Ray actor by the driver;
+    workers call ``update``, the display calls ``snapshot``)."""
 
     def __init__(self):
         self.latest: dict[str, StepProgress] = {}
-        self.epoch_seconds: list[tuple[str, int, float]] = []  # (job, steps in the epoch, seconds)
+        self.first_epoch: StepProgress | None = None  # what the study's time estimate is measured on
 
     def update(self, progress: StepProgress, epoch_ended: bool = False) -> None:
+        """Keep ``progress`` as its job's latest; the first ended epoch is also kept for good."""
         self.latest[progress.job] = progress
-        if epoch_ended:
-            self.epoch_seconds.append((progress.job, progress.steps, progress.seconds))
+        if epoch_ended and self.first_epoch is None:
+            self.first_epoch = progress
 
-    def snapshot(self) -> tuple[dict[str, StepProgress], list[tuple[str, int, float]]]:
-        return dict(self.latest), list(self.epoch_seconds)
+    def snapshot(self) -> tuple[dict[str, StepProgress], StepProgress | None]:
+        """Every job's latest progress (by job), and the first epoch that ended (``None`` before one did)."""
+        return dict(self.latest), self.first_epoch
 
 
 class _Sender:
@@ -73,24 +75,34 @@ class _Sender:
             except ValueError:  # the study that made it is gone
                 self.board = None
 
-    def send(self, progress: StepProgress, epoch_ended: bool) -> None:
+    def due(self, epoch_ended: bool) -> bool:
+        """True when an update should go now (there is a board, and a second has passed or an epoch ended)."""
         now = time.monotonic()
-        if self.board is None or (not epoch_ended and now - self.last < 1.0):
-            return
+        if self.job is None or self.board is None or (not epoch_ended and now - self.last < 1.0):
+            return False
         self.last = now
-        self.board.update.remote(progress, epoch_ended)
+        return True
 
 
 _SENDER = _Sender()
 
 
 def begin(job: str) -> None:
-    """Name the fine-tunes this process runs from now on (a Tune trial id, ``dense seed <k>``)."""
+    """Name the fine-tunes this process runs from now on (a Tune trial id, or ``dense_job(seed)``)."""
     _SENDER.begin(job)
+
+
+#: How the dense fine-tune of a seed names its job on the board.
+DENSE_JOB_PREFIX = "dense seed "
+
+
+def dense_job(seed: int) -> str:
+    """The board's job name of the dense fine-tune of ``seed``."""
+    return f"{DENSE_JOB_PREFIX}{seed}"
 
 
 def step(seed: int, epoch: int, epochs: int, done: int, steps: int, seconds: float, epoch_ended: bool = False) -> None:
     """Record that a fine-tune of ``seed`` has taken ``done`` of ``steps`` optimiser steps of epoch ``epoch`` (of
     ``epochs``) in ``seconds``; sent to the board at most once a second, and always when an epoch ends."""
-    if _SENDER.job is not None:
-        _SENDER.send(StepProgress(_SENDER.job, seed, epoch, epochs, done, steps, seconds), epoch_ended)
+    if _SENDER.due(epoch_ended):  # checked first: most steps send nothing and build nothing
+        _SENDER.board.update.remote(StepProgress(_SENDER.job, seed, epoch, epochs, done, steps, seconds), epoch_ended)
