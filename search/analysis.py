@@ -66,6 +66,7 @@ class TicketResult:
         predictions, dense_predictions: per finished seed, per-example dev predictions (not in ``to_dict``).
         labels: gold dev labels (not in ``to_dict``).
         mask_files: the ticket's per-seed mask files (not in ``to_dict``).
+        weight_files: ``{seed (str): path}`` of the ticket's fine-tuned weights, when kept (not in ``to_dict``).
     """
 
     trial_id: str
@@ -96,6 +97,7 @@ class TicketResult:
     dense_predictions: dict = field(default_factory=dict, repr=False)
     labels: list = field(default_factory=list, repr=False)
     mask_files: list = field(default_factory=list, repr=False)
+    weight_files: dict = field(default_factory=dict, repr=False)
 
     @property
     def dev_score(self) -> float | None:
@@ -138,7 +140,7 @@ class TicketResult:
     def to_dict(self) -> dict:
         """JSON-ready form (as in ``summary.json``): no per-example predictions."""
         data = asdict(self)
-        for key in ("predictions", "dense_predictions", "labels", "mask_files"):
+        for key in ("predictions", "dense_predictions", "labels", "mask_files", "weight_files"):
             data.pop(key)
         data["dev_score"], data["dev_std"] = self.dev_score, self.dev_std
         return data
@@ -158,6 +160,7 @@ def ticket_from_report(trial_id: str, run_id: str | None, config: dict, report: 
     ticket.planned_seeds = len(report.planned_seeds)
     ticket.labels = report.labels
     ticket.mask_files = list(report.ticket.mask_files)
+    ticket.weight_files = dict(report.ticket.weight_files)
     for seed in report.finished:
         ticket.seed_scores[seed.seed] = seed.dev_score
         ticket.dense_scores[seed.seed] = seed.dense_score

@@ -19,6 +19,7 @@ from search.defaults import CONFIG_FILE
 from search.errors import UsageError
 from spaces.budgets import BUDGETS
 from spaces.registry import METHODS, all_options
+from search.weights import KEEP_WEIGHTS
 from trainables.finetune import PRECISIONS
 from trainables.tasks import TASKS
 
@@ -143,6 +144,11 @@ def parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
     run.add_argument("--max-failures", type=int, default=2,
                      help="times a trial is restarted, from its first epoch under a new MLflow run, after its worker "
                           "or node died or it raised (default 2; a diverged trial is not restarted: it is FAILED)")
+    run.add_argument("--keep-weights", choices=KEEP_WEIGHTS, default="named",
+                     help="fine-tuned weights kept and logged to the child runs (for python -m search.export): named "
+                          "(default: the dense model and the tickets the verdict names), all (every good ticket's, logged to "
+                          "its run) or none. Each trial writes its weights "
+                          "while the study runs (one model per good trial and seed on disk at most)")
     run.add_argument("--gpus-per-trial", type=float,
                      help="GPUs per trial, fractions allowed (0.25 packs 4 trials on a GPU); default 1 if CUDA is "
                           "visible, else 0")

@@ -15,8 +15,6 @@ from spaces.budgets import BUDGETS
 from spaces.registry import METHODS, all_options
 from spaces.sparsity import SparsityRange
 from trainables.pruning.controls import CONTROLS
-from trainables.pruning.imp import ImpSchedule
-from trainables.pruning.tamt import MissingMlmHeadError, TamtSettings, check_mlm_head
 from trainables.rewinding import rewind_step
 from trainables.data import DataSettings
 from trainables.finetune import OPTIMIZERS, FinetuneSettings
@@ -62,6 +60,7 @@ class StudySettings:
     options: dict = field(default_factory=dict)
     optuna_storage: str | None = None
     max_failures: int = 2
+    keep_weights: str = "named"
 
     @property
     def rewind_steps(self) -> tuple[int, ...]:
@@ -72,6 +71,11 @@ class StudySettings:
     def study_dir(self) -> Path:
         """Where Ray Tune keeps this study (trial folders, state for --resume, plot, summary)."""
         return Path(self.storage_path) / self.study_name
+
+    @property
+    def weights_dir(self) -> Path:
+        """Where the trials write their fine-tuned tickets (``--keep-weights``); what is not kept is deleted."""
+        return self.study_dir / "weights"
 
     @property
     def cache_dir(self) -> Path:
@@ -196,10 +200,10 @@ def build_settings(args) -> StudySettings:
     data = DataSettings(glue_dir=glue_dir, max_seq_length=counts["--max-seq-length"],
                         max_train_examples=pick(args.max_train_examples, budget.max_train_examples) or None,
                         max_dev_examples=pick(args.max_dev_examples, budget.max_dev_examples) or None)
-    if options.get("tamt_objective") == "mlm" and "tamt" in methods:
+    for method in methods:  # each method's own checks of its options and of the model
         try:
-            check_mlm_head(model_path)
-        except MissingMlmHeadError as err:
+            METHODS[method].check(options, model_path)
+        except ValueError as err:
             raise UsageError(str(err)) from None
     name = args.study_name or f"{task.name}-{'+'.join(methods)}-{datetime.now():%Y%m%d-%H%M%S}"
     return StudySettings(
@@ -212,7 +216,7 @@ def build_settings(args) -> StudySettings:
         search_seed=args.search_seed, storage_path=str(Path(args.storage_path).expanduser().resolve()),
         study_name=name, mlflow_uri=args.mlflow_uri, match_tolerance=args.match_tolerance,
         confidence=args.confidence, scheduler=scheduler, search=args.search, resume=args.resume, options=options,
-        max_failures=args.max_failures,
+        max_failures=args.max_failures, keep_weights=args.keep_weights,
         optuna_storage=resolve_optuna_storage(args.optuna_storage, resolve_tracking_uri(args.mlflow_uri),
                                               str(Path(args.storage_path).expanduser().resolve())))
 
@@ -271,7 +275,8 @@ def _choices(args) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
 
 def _method_options(args, methods: tuple[str, ...]) -> dict:
     """The options of the study's methods: flags given, else the declared defaults; paths made absolute;
-    schedules and TAMT settings checked. A flag of a method the study does not run is an error."""
+    defaults implied by a method set (``PruningMethod.implied``). A flag of a method the study does not run is an
+    error; the methods' own checks run once the model is resolved."""
     wanted = {o.name: o for m in methods for o in METHODS[m].options}
     for name, option in all_options().items():
         if getattr(args, name, None) is not None and name not in wanted:
@@ -287,21 +292,13 @@ def _method_options(args, methods: tuple[str, ...]) -> dict:
         if option.choices is not None and value not in option.choices:
             raise UsageError(f"{option.flag} {value!r} unknown: choose {' or '.join(map(str, option.choices))}")
         options[name] = value
-    if "tamt" in methods and options.get("tamt_recipe") == "paper":
-        # TAMT's masked set has the pooler and the word embeddings; every method of the study prunes that set
-        for name in ("prune_pooler", "prune_embeddings"):
+    for method in methods:
+        for name, value in METHODS[method].implied(options).items():
             if getattr(args, name, None) is None:
-                options[name] = True
+                options[name] = value
     if not 0 <= options.get("min_keep_per_matrix", 0) < 1:
         raise UsageError(f"--min-keep-per-matrix {options['min_keep_per_matrix']} must be a fraction in [0, 1), "
                          "e.g. 0.01 (not percent)")
-    try:
-        if "imp" in methods:
-            ImpSchedule.from_options(options).validate()
-        if "tamt" in methods:
-            TamtSettings.from_options(options).validate()
-    except ValueError as err:
-        raise UsageError(str(err)) from None
     return options
 
 

@@ -28,6 +28,7 @@ from search.errors import UsageError
 from search.preflight import check_fits, check_resume
 from search.settings import StudySettings
 from search.state import StudyState, stringify
+from search.weights import KeptWeights, keep_weights
 from search.tracking import (REASON_TAG, STOP_TAG, MlflowTrialCallback, log_params, open_experiment,
                              resolve_tracking_uri, run_url, share_study_view, source_tags, study_view_url,
                              tag_verdict)
@@ -64,6 +65,7 @@ class StudyOutcome:
     experiment_id: str = ""
     study_name: str = ""
     optuna_storage: str | None = None
+    weights: str = ""
 
     def ui_hint(self) -> str:
         """How to look at the study: the MLflow UI (the command that serves a local store, the addresses of the
@@ -75,6 +77,8 @@ class StudyOutcome:
                   f"  the study:  {run_url(ui, self.experiment_id, self.parent_run_id)}"]
         if self.optuna_storage:
             lines.append(f"Optuna:  optuna-dashboard {self.optuna_storage}")
+        if self.weights:
+            lines.append(self.weights)
         return "\n".join(lines)
 
 
@@ -117,7 +121,8 @@ def board_name(settings: StudySettings) -> str:
 def _context(settings: StudySettings) -> TrialContext:
     return TrialContext(model=settings.model, task=settings.task, data=settings.data, finetune=settings.finetune,
                         seeds=settings.seeds, cache_dir=str(settings.cache_dir),
-                        threads=max(1, int(settings.cpus_per_trial)))
+                        threads=max(1, int(settings.cpus_per_trial)),
+                        weights_dir="" if settings.keep_weights == "none" else str(settings.weights_dir))
 
 
 def _prepare_dense(settings: StudySettings, context: TrialContext, display: StudyDisplay) -> list[dict]:
@@ -412,5 +417,22 @@ def _report(settings: StudySettings, tickets, client: MlflowClient, parent_run_i
     for key, value in tags.items():
         client.set_tag(parent_run_id, key, value)
     tag_verdict(client, verdict.named)
+    kept = keep_weights(client, verdict, tickets, settings.weights_dir, settings.keep_weights)
     return StudyOutcome(tickets, verdict, parent_run_id, uri, table, "\n".join(lines), experiment,
-                        settings.study_name, settings.optuna_storage)
+                        settings.study_name, settings.optuna_storage, _weights_line(verdict, kept, settings))
+
+
+def _weights_line(verdict: Verdict, kept: KeptWeights, settings: StudySettings) -> str:
+    """Where the kept weights are and how to export one (empty when none were kept)."""
+    if not kept.logged:
+        return ""
+    names = {t.run_id: t for t in (verdict.dense, *verdict.named.values()) if t is not None}
+    runs = ", ".join(f"{'dense' if names[r].is_dense else f's={names[r].sparsity:.2f}'} ({r[:8]})"
+                     for r in kept.logged if r in names)
+    if len(kept.logged) > len(names):
+        runs += f" and {len(kept.logged) - len([r for r in kept.logged if r in names])} other trials"
+    freed = f"; {kept.deleted_bytes / 1e6:.0f} MB of other trials' weights deleted" if kept.deleted_bytes else ""
+    which = "super" if verdict.best_super else "winning" if "winning" in verdict.named else None
+    export = (f"python -m search.export --study {settings.study_name} --ticket {which} --out <folder>" if which
+              else "python -m search.export --run-id <run id> --out <folder>")
+    return f"Weights: logged to the runs of {runs}{freed}. Export: {export}"

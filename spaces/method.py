@@ -1,18 +1,21 @@
-"""How a pruning method declares what a study of it may vary (one ``MethodSpace`` per method module).
+"""A pruning method as one object: what a study of it may vary, what it checks, how it builds and loads a ticket.
 
-A ``MethodSpace`` names the method, its default sparsity range per task, the controls and rewinding points
-it accepts, and its own options. The command line, the settings checks and the search space are all built
-from these declarations, so a new method is a new module in ``spaces/`` plus a line in
-``spaces.registry`` (and its pruning module in ``trainables/pruning/``).
+A ``PruningMethod`` names the method, its default sparsity range per task, the controls it accepts, its own
+options and their checks, the function that builds its ticket (``trainables.pruning.<method>.make_ticket``) and
+the mask type whose ``export`` turns a fine-tuned ticket into a standalone model. The command line, the
+settings checks, the search space, the trial and ``search.export`` all read ``spaces.registry.METHODS``, so a
+new method is its pruning module in ``trainables/pruning/``, its declaration in ``spaces/`` and one line in
+``spaces.registry``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from spaces.sparsity import SparsityRange
 from trainables.pruning.magnitude import DEFAULT_MIN_KEEP
+from trainables.pruning.tickets import Ticket, TicketRequest
 
 
 @dataclass(frozen=True)
@@ -42,29 +45,59 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
 
+def _no_check(options: dict, model: str) -> None:
+    return None
+
+
+def _no_implied(options: dict) -> dict:
+    return {}
+
+
 @dataclass(frozen=True)
-class MethodSpace:
-    """What a study of one pruning method searches and accepts.
+class PruningMethod:
+    """One pruning method: what a study of it searches and accepts, and how its tickets are built and loaded.
 
     Attributes:
         name: the ``--method`` value.
         summary: one line for ``--help``.
         units: what sparsity counts (for outputs).
+        build: ``build(TicketRequest) -> Ticket``, the method's ticket (``trainables.pruning.<method>``).
+        mask_type: the class of its masks (``StructuredMask`` or ``WeightMask``): ``load(path)`` reads a saved
+            mask, ``export(model)`` bakes it into a fine-tuned model, ``suffix`` names its file.
         sparsity: default sparsity range per task (``None`` key: any other task).
         controls: the controls the method has (``good`` always).
         options: the method's own options.
+        check: ``check(options, model)`` raises ``ValueError`` naming a bad option value or a model the method
+            cannot use; ``options`` are the study's resolved options, ``model`` a local model folder or hub id.
+        implied: ``implied(options)`` -> defaults the method sets for the study's shared options when their flags
+            are not given (TAMT's paper recipe masks the pooler and word embeddings, for every method of the study).
     """
 
     name: str
     summary: str
     units: str
+    build: Callable[[TicketRequest], Ticket]
+    mask_type: type
     sparsity: dict = field(default_factory=lambda: {None: SparsityRange()})
     controls: tuple[str, ...] = ("good",)
     options: tuple[Option, ...] = ()
+    check: Callable[[dict, str], None] = _no_check
+    implied: Callable[[dict], dict] = _no_implied
 
     def sparsity_for(self, task: str) -> SparsityRange:
         """The default sparsity range of ``task``."""
         return self.sparsity.get(task, self.sparsity[None])
+
+    def make_ticket(self, request: TicketRequest) -> Ticket:
+        """This method's ticket for ``request``.
+
+        Raises:
+            ValueError: a control the method does not have, or whatever the method rejects (options).
+        """
+        if request.control not in self.controls:
+            raise ValueError(f"{self.name} has no {request.control!r} control: its controls are "
+                             f"{', '.join(self.controls)}")
+        return self.build(request)
 
 
 #: Default sparsity range of the unstructured methods: Chen et al. find matching subnetworks at 40-90 %, so

@@ -5,15 +5,17 @@ tickets sat (10-40 % of heads); a ticket at ``s`` prunes ``floor(s * heads)`` he
 * 5/6)`` FFN blocks (Liang et al.'s published pairs, ``trainables.pruning.structured``).
 """
 
-from spaces.method import MethodSpace, Option
+from spaces.method import Option, PruningMethod
 from spaces.sparsity import SparsityRange
 from trainables.pruning.controls import CONTROLS
-from trainables.pruning.structured import DEFAULT_ESTIMATOR, ESTIMATORS
+from trainables.pruning.structured import DEFAULT_ESTIMATOR, ESTIMATORS, StructuredMask, make_ticket
 
-SPACE = MethodSpace(
+METHOD = PruningMethod(
     name="structured",
     summary="attention heads and FFN blocks ranked by accumulated |dL/d gate| on the dense fine-tune",
     units="heads and FFN blocks (achieved sparsity: the encoder weights they disable)",
+    build=make_ticket,
+    mask_type=StructuredMask,
     sparsity={None: SparsityRange(0.0, 0.6, 0.05)},
     controls=CONTROLS,
     options=(

@@ -1,15 +1,31 @@
 """Task-agnostic mask training (Liu et al. 2022): one mask per sparsity, trained on unlabeled text and
 shared by every task."""
 
-from spaces.method import PRUNABLE_OPTIONS, UNSTRUCTURED_RANGE, MethodSpace, Option
-from trainables.pruning.tamt import INITS, OBJECTIVES, PAPER_STEPS, RECIPES, TamtSettings
+from spaces.method import PRUNABLE_OPTIONS, UNSTRUCTURED_RANGE, Option, PruningMethod
+from trainables.pruning.tamt import INITS, OBJECTIVES, PAPER_STEPS, RECIPES, TamtSettings, check_mlm_head, make_ticket
+from trainables.pruning.weights import WeightMask
 
 _D = TamtSettings()
 
-SPACE = MethodSpace(
+
+def _check(options: dict, model: str) -> None:
+    """The TAMT settings are valid, and an ``mlm`` objective has a model with an MLM head."""
+    TamtSettings.from_options(options).validate()
+    if options.get("tamt_objective") == "mlm":
+        check_mlm_head(model)
+
+
+def _implied(options: dict) -> dict:
+    """TAMT's masked set has the pooler and the word embeddings: with the paper recipe every method of the study
+    prunes that set unless the flags say otherwise."""
+    return {"prune_pooler": True, "prune_embeddings": True} if options.get("tamt_recipe") == "paper" else {}
+
+METHOD = PruningMethod(
     name="tamt",
     summary="task-agnostic mask training: scores on frozen pre-trained weights, KD or MLM on unlabeled text",
     units="weights of the prunable matrices (each matrix at the target sparsity)",
+    build=make_ticket,
+    mask_type=WeightMask,
     sparsity=UNSTRUCTURED_RANGE,
     options=(
         Option("tamt_recipe", str, _D.recipe, "paper (default): llyx97/TAMT's recipe (per-matrix magnitude "
@@ -36,4 +52,6 @@ SPACE = MethodSpace(
                f"(default {_D.init_score})"),
         *PRUNABLE_OPTIONS,
     ),
+    check=_check,
+    implied=_implied,
 )

@@ -122,9 +122,15 @@ def test_concurrent_trials_compute_a_level_once(tiny_spec, cache_root, tmp_path,
     assert all(torch.equal(masks[0].masks[n], masks[1].masks[n]) for n in masks[0].masks)
 
 
-def test_imp_has_no_controls(tiny_spec, dense, cache_root):
-    with pytest.raises(ValueError, match="IMP has no 'random' control"):
-        imp.make_ticket(TicketRequest(tiny_spec, dense, 0.3, "random", "pretrained", {}, str(cache_root)))
+def test_imp_and_tamt_have_no_controls_and_the_registry_refuses_them(tiny_spec, dense, cache_root):
+    from spaces.registry import METHODS, get_method
+
+    for name in ("imp", "tamt"):
+        with pytest.raises(ValueError, match=f"{name} has no 'random' control"):
+            METHODS[name].make_ticket(TicketRequest(tiny_spec, dense, 0.3, "random", "pretrained", {},
+                                                    str(cache_root)))
+    with pytest.raises(ValueError, match="unknown method 'obd'"):
+        get_method("obd")
 
 
 def test_a_trial_rewound_to_step_k_reports_the_achieved_sparsity(tiny_spec, cache_root, dense):

@@ -33,7 +33,8 @@ def studies(tmp_path_factory, model_dir, glue_dir):
               "--cpus-per-trial", "1"]
     terminal = io.StringIO()
     with redirect_stdout(terminal):  # what a user sees with `> log`: plain lines
-        assert main([*common, "--num-trials", "3", "--study-name", "first", "--search", "grid"]) == 0
+        assert main([*common, "--num-trials", "3", "--study-name", "first", "--search", "grid",
+                     "--keep-weights", "all"]) == 0
     (root / "first.log").write_text(terminal.getvalue())
     dense_dirs = sorted((root / "results" / "cache" / "dense").glob("*/record.json"))
     stamps = [p.stat().st_mtime_ns for p in dense_dirs]
@@ -125,6 +126,39 @@ def test_a_study_compares_magnitude_controls_with_exact_counts_and_mask_files(st
     summary = json.loads((root / "results" / "second" / "summary.json").read_text())
     assert {(t["method"], t["control"]) for t in summary["trials"] if t["sparsity"] == 0.5} == \
         {("magnitude", "good"), ("magnitude", "random"), ("magnitude", "bad")}
+
+
+def test_the_dense_run_keeps_its_weights_and_other_trials_weights_are_deleted(studies):
+    root, client, _, _ = studies
+    _, children = _runs(client, "second")  # default --keep-weights named; its verdict names no ticket
+    with_weights = [c for c in children if c.data.tags.get("weights") == "logged"]
+    assert [c.data.tags["role"] for c in with_weights] == ["dense"]
+    assert [a.path for a in client.list_artifacts(with_weights[0].info.run_id, "weights")] == \
+        ["weights/seed-0.safetensors"]
+    assert not any((root / "results" / "second" / "weights").glob("*/*"))  # the good 0.5 ticket's was deleted
+    _, children = _runs(client, "first")  # --keep-weights all
+    assert all(c.data.tags.get("weights") == "logged" for c in children)
+
+
+def test_a_studys_ticket_exports_through_its_run_id_and_loads_with_the_tickets_logits(studies, tmp_path):
+    from search.export import main as export
+
+    root, client, _, _ = studies
+    _, children = _runs(client, "first")
+    ticket = max(children, key=lambda c: float(c.data.params["sparsity"]))
+    heads_kept = int(ticket.data.params["heads_kept"])
+    out = tmp_path / "ticket"
+    assert export(["--run-id", ticket.info.run_id, "--out", str(out), "--mlflow-uri", client.tracking_uri]) == 0
+    facts = json.loads((out / "ticket.json").read_text())
+    assert facts["structured"] and facts["checked_examples"] == 64 and facts["max_logit_difference"] < 1e-4
+    config = json.loads((out / "config.json").read_text())
+    assert sum(config["heads_per_layer"]) == heads_kept
+    assert facts["parameters"] < facts["dense_parameters"]
+    assert facts["logged_model_uri"].startswith("models:/")
+    assert export(["--run-id", ticket.info.run_id, "--out", str(out), "--mlflow-uri", client.tracking_uri]) == 2
+    assert export(["--study", "first", "--ticket", "super", "--out", str(tmp_path / "none"), "--mlflow-uri",
+                   client.tracking_uri]) == 2  # the dense model learned nothing: no super ticket named
+    assert not (tmp_path / "none").exists()
 
 
 def test_compare_puts_both_studies_in_one_table_with_one_dense_row(studies, tmp_path):

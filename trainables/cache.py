@@ -80,9 +80,14 @@ class DenseResult:
     importance: UnitImportance
     reused: bool
 
+    @property
+    def weights_file(self) -> Path:
+        """The file of the fine-tuned state dict."""
+        return self.directory / "model.safetensors"
+
     def weights(self) -> dict[str, torch.Tensor]:
         """The fine-tuned state dict (every parameter and buffer, classifier included)."""
-        return load_file(self.directory / "model.safetensors")
+        return load_file(self.weights_file)
 
     def step_weights(self, step: int) -> dict[str, torch.Tensor]:
         """The state dict after ``step`` optimiser steps (saved by ``ensure_dense``/``ensure_step``).

@@ -89,12 +89,15 @@ class TicketFacts:
             IMP rounds, TAMT losses), for MLflow params.
         mask_files: paths of the per-seed mask files written so far (the masks themselves stay in files: a
             structured mask's JSON, an unstructured one's 0/1 safetensors).
+        weight_files: ``{seed (str): path}`` of the per-seed fine-tuned weights (safetensors, masks baked in), when
+            the study keeps them (``--keep-weights``): a file under ``<study>/weights/`` or, for a replayed ticket, its cache entry.
         replayed: the ticket's fine-tunes were replayed from a cache (the dense run, an IMP level).
         reused_dense: the ticket is the dense model, replayed from the dense-model cache.
     """
 
     counts: dict
     mask_files: list = field(default_factory=list)
+    weight_files: dict = field(default_factory=dict)
     replayed: bool = False
     reused_dense: bool = False
 

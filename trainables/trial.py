@@ -3,7 +3,7 @@
 A trial's configuration is ``{"method", "sparsity", "rewind", "control"}`` plus the method's options; what
 stays fixed for a whole study (model, task, data, fine-tuning, seeds, cache) is a ``TrialContext``. The seeds
 run one after another: for each, the trial reads the cached dense fine-tune of that seed, asks the method for
-the ticket (``trainables.pruning.registry``), rewinds the model, masks it and fine-tunes it, reporting a
+the ticket (``spaces.registry.METHODS``), rewinds the model, masks it and fine-tunes it, reporting a
 ``TrialReport`` after every epoch. A scheduler can therefore stop a trial between seeds (seed racing) as well
 as between epochs, and a trial stopped after two seeds has paid for two.
 """
@@ -20,16 +20,17 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
+from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
+from spaces.registry import get_method
 from trainables import progress
 from trainables.cache import DenseSpec, ensure_dense
 from trainables.data import DataSettings, collator, load_tokenized
 from trainables.finetune import FineTuneRun, FinetuneSettings, TrainingDiverged, evaluate, pick_device, show_progress
-from trainables.pruning.registry import make_ticket
-from trainables.pruning.structured import StructuredMask
 from trainables.pruning.tickets import Ticket, TicketRequest
+from trainables.pruning.weights import bake
 from trainables.report import DIVERGED, NODE_KEY, EpochResult, SeedOutcome, TicketFacts, TrialReport
 from trainables.rewinding import rewind_step, rewound_model
 from trainables.tasks import get_task
@@ -49,6 +50,8 @@ class TrialContext:
         seeds: seeds of every trial, run in this order.
         cache_dir: absolute path of the study's cache (dense fine-tunes, importance scores).
         threads: torch CPU threads per trial (its CPU share).
+        weights_dir: where a good ticket's fine-tuned weights are written per seed (``<study>/weights``); empty:
+            not kept. The study logs the dense run's and the named tickets' to MLflow and deletes the others.
     """
 
     model: str
@@ -58,6 +61,7 @@ class TrialContext:
     seeds: tuple[int, ...]
     cache_dir: str
     threads: int = 1
+    weights_dir: str = ""
 
     def dense_spec(self, seed: int) -> DenseSpec:
         """The cache key of the dense fine-tune of ``seed`` under this study's settings."""
@@ -68,14 +72,29 @@ class TrialContext:
 TRIAL_KEYS = ("method", "sparsity", "rewind", "control")
 
 
+def _ticket_key(config: dict, context: TrialContext) -> str:
+    """16 hex digits naming a trial's ticket: its configuration and the dense fine-tunes it starts from."""
+    ident = json.dumps({"config": {k: config[k] for k in sorted(config)},
+                        "dense": [context.dense_spec(s).key() for s in context.seeds]}, sort_keys=True, default=str)
+    return hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+
+def _save_weights(model: torch.nn.Module, seed: int, config: dict, context: TrialContext) -> str:
+    """Write one seed's fine-tuned ticket (masks baked in) to ``<weights_dir>/<ticket key>/seed-<seed>.safetensors``
+    (written aside, then renamed); returns its path."""
+    folder = Path(context.weights_dir) / _ticket_key(config, context)
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".partial-seed-{seed}.safetensors"
+    save_file({k: v.detach().cpu().contiguous() for k, v in bake(model).state_dict().items()}, str(partial))
+    return str(partial.replace(folder / f"seed-{seed}.safetensors"))
+
+
 def _save_mask(seed: int, ticket: Ticket, config: dict, context: TrialContext) -> str:
     """Write one seed's mask under ``<cache>/masks/<hash of the trial's ticket>/`` (shared storage on a cluster,
     so the driver can log it to MLflow); returns its path."""
-    ident = json.dumps({"config": {k: config[k] for k in sorted(config)},
-                        "dense": [context.dense_spec(s).key() for s in context.seeds]}, sort_keys=True, default=str)
-    folder = Path(context.cache_dir) / "masks" / hashlib.sha256(ident.encode()).hexdigest()[:16]
+    folder = Path(context.cache_dir) / "masks" / _ticket_key(config, context)
     folder.mkdir(parents=True, exist_ok=True)
-    suffix = "json" if isinstance(ticket.mask, StructuredMask) else "safetensors"
+    suffix = ticket.mask.suffix
     partial = folder / f".partial-seed-{seed}.{suffix}"
     ticket.mask.save(partial)
     return str(partial.replace(folder / f"mask-seed-{seed}.{suffix}"))
@@ -99,11 +118,12 @@ class _Data:
 
 
 def _seed_epochs(ticket: Ticket, rewind: str, seed: int, dense, context: TrialContext, data: _Data,
-                 device) -> Iterator[EpochResult]:
+                 device, trained: Callable[[torch.nn.Module], None] = lambda model: None) -> Iterator[EpochResult]:
     """The dev evaluation after each epoch of one seed's ticket, as they come.
 
     A ticket this study already fine-tuned from pre-trained (the dense model, an IMP level) is replayed; a
     ticket with rewinding point ``none`` is evaluated once (epoch 0); any other is rewound, masked and fine-tuned.
+    ``trained(model)`` is called with the final model before its last evaluation is yielded (not for a replay).
 
     Raises:
         TrainingDiverged: the training loss became NaN or infinite.
@@ -119,12 +139,15 @@ def _seed_epochs(ticket: Ticket, rewind: str, seed: int, dense, context: TrialCo
     dev = DataLoader(split["validation"], batch_size=context.finetune.batch_size, collate_fn=collate)
     if rewind == "none":  # pruned, not retrained: one evaluation
         result = evaluate(model, dev, task, device, context.finetune.precision)
+        trained(model)
         yield EpochResult(0, result.dev_score, result.metrics, None, result.predictions.tolist())
         return
     run = FineTuneRun(model, split["train"], collate, context.finetune, seed, device)
     for epoch in range(1, context.finetune.epochs + 1):
         loss = run.train_epoch()
         result = evaluate(run.model, dev, task, device, context.finetune.precision)
+        if epoch == context.finetune.epochs:
+            trained(run.model)
         yield EpochResult(epoch, result.dev_score, result.metrics, loss, result.predictions.tolist())
 
 
@@ -176,15 +199,23 @@ def run_ticket_trial(config: dict, context: TrialContext, report: Callable[[Tria
             epoch = 0
             dense = ensure_dense(context.dense_spec(seed), context.cache_dir, (step,) if step else ())
             labels = dense.labels
-            ticket = make_ticket(method, TicketRequest(context.dense_spec(seed), dense, sparsity, control, rewind,
-                                                       options, context.cache_dir))
+            ticket = get_method(method).make_ticket(TicketRequest(context.dense_spec(seed), dense, sparsity, control,
+                                                                  rewind, options, context.cache_dir))
             if facts is None:
                 facts = TicketFacts({"sparsity": sparsity, **ticket.mask.summary(), **ticket.info},
                                     replayed=rewind == "pretrained" and ticket.replay is not None,
                                     reused_dense=ticket.mask.is_dense and rewind == "pretrained")
             facts.mask_files.append(_save_mask(seed, ticket, config, context))
+            keep = bool(context.weights_dir) and control == "good"  # a control is never a ticket worth keeping
+            if keep and rewind == "pretrained" and ticket.replay is not None:
+                facts.weight_files[str(seed)] = str(ticket.replay_weights)
+
+            def trained(model, seed=seed):
+                if keep:
+                    facts.weight_files[str(seed)] = _save_weights(model, seed, config, context)
+
             losses = []
-            for result in _seed_epochs(ticket, rewind, seed, dense, context, data, device):
+            for result in _seed_epochs(ticket, rewind, seed, dense, context, data, device, trained):
                 epoch = result.epoch
                 losses.append(result.train_loss)
                 if epoch == planned_epochs or rewind == "none":

@@ -119,17 +119,15 @@ def make_ticket(request: TicketRequest) -> Ticket:
     trial rewinds to ``pretrained`` the last level's own fine-tune is its result (``Ticket.replay``).
 
     Raises:
-        ValueError: a control other than ``good`` (IMP has no control tickets), or a bad schedule.
+        ValueError: a bad schedule. (IMP has no control tickets: ``spaces.imp.METHOD`` refuses them.)
     """
-    if request.control != "good":
-        raise ValueError(f"IMP has no {request.control!r} control: controls apply to structured and magnitude "
-                         "tickets")
     schedule, which = ImpSchedule.from_options(request.options), PrunableSet.from_options(request.options)
     schedule.validate()
     levels = schedule.levels_to(request.sparsity)
     if not levels:  # sparsity 0: the dense model
         mask = magnitude_mask(fine_tuned_weights(request, which), 0.0)
-        return Ticket(mask, replay=request.dense.history, info={"imp_rounds": 0})
+        return Ticket(mask, replay=request.dense.history, replay_weights=request.dense.weights_file,
+                      info={"imp_rounds": 0})
     chain = _chain_dir(request, schedule, which)
     mask, parent = None, (lambda: fine_tuned_weights(request, which))
     for index, level in enumerate(levels):
@@ -140,4 +138,6 @@ def make_ticket(request: TicketRequest) -> Ticket:
             trained = _trained_level(folder, level, mask, request)
             parent = (lambda path=trained["weights"]: fine_tuned_weights(request, which, load_file(path)))
     info = {"imp_rounds": len(levels), "imp_levels": ",".join(f"{level:g}" for level in levels)}
-    return Ticket(mask, replay=trained["history"] if request.rewind == "pretrained" else None, info=info)
+    if request.rewind != "pretrained":
+        return Ticket(mask, info=info)
+    return Ticket(mask, replay=trained["history"], replay_weights=trained["weights"], info=info)

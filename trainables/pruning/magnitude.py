@@ -136,4 +136,6 @@ def make_ticket(request: TicketRequest) -> Ticket:
     which = PrunableSet.from_options(request.options)
     mask = magnitude_mask(fine_tuned_weights(request, which), request.sparsity, request.control,
                           request.spec.seed, min_keep=which.min_keep)
-    return Ticket(mask, replay=request.dense.history if mask.is_dense else None)
+    if mask.is_dense:
+        return Ticket(mask, replay=request.dense.history, replay_weights=request.dense.weights_file)
+    return Ticket(mask)

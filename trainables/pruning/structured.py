@@ -130,6 +130,25 @@ class StructuredMask:
         """Inverse of ``to_dict`` (reads ``mask.json`` back)."""
         return cls(torch.tensor(data["head"], dtype=torch.bool), torch.tensor(data["ffn"], dtype=torch.bool))
 
+    #: the file suffix of ``save``
+    suffix = "json"
+
+    @classmethod
+    def load(cls, path: str | Path) -> "StructuredMask":
+        """Read a mask written by ``save``."""
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def export(self, model: nn.Module) -> nn.Module:
+        """The fine-tuned ticket ``model`` with the pruned heads and FFN blocks physically removed
+        (``trainables.pruning.shrink``): fewer parameters, the same logits.
+
+        Raises:
+            ValueError: ``model`` is not a BERT sequence classifier, or the mask does not fit it.
+        """
+        from trainables.pruning.shrink import shrink
+
+        return shrink(model, self.head, self.ffn)
+
 
 #: The head/FFN importance estimators (``--importance``), METHODS.md section 1. Each is a sum of |dL/dξ|:
 #: ``per-token``: Liang et al.'s (their ``MaskHead``/``MaskFFN`` backward), the absolute gradient of each
@@ -326,4 +345,6 @@ def make_ticket(request: TicketRequest) -> Ticket:
     head, ffn = dense.importance.of(request.options.get("importance", DEFAULT_ESTIMATOR))
     scores = control_scores((normalize_by_layer(head), ffn), request.control, request.spec.seed)
     mask = structured_mask(*scores, request.sparsity).with_sizes(load_config(request.spec.model))
-    return Ticket(mask, replay=dense.history if mask.is_dense else None)
+    if mask.is_dense:
+        return Ticket(mask, replay=dense.history, replay_weights=dense.weights_file)
+    return Ticket(mask)

@@ -515,17 +515,14 @@ def make_ticket(request: TicketRequest) -> Ticket:
     """The TAMT ticket at ``request.sparsity`` (options ``tamt_*``, ``prune_pooler``, ``prune_embeddings``).
 
     Raises:
-        ValueError: a control other than ``good``, or invalid settings; ``MissingMlmHeadError`` for ``mlm``
-            without an MLM head.
+        ValueError: invalid settings; ``MissingMlmHeadError`` for ``mlm`` without an MLM head. (TAMT has no
+            control tickets: ``spaces.tamt.METHOD`` refuses them.)
     """
-    if request.control != "good":
-        raise ValueError(f"TAMT has no {request.control!r} control: controls apply to structured and magnitude "
-                         "tickets")
     settings, which = TamtSettings.from_options(request.options), PrunableSet.from_options(request.options)
     if request.sparsity == 0:
         dense = WeightMask({n: torch.ones_like(w, dtype=torch.bool)
                             for n, w in _prunable_shapes(request.spec.model, which).items()})
-        return Ticket(dense, replay=request.dense.history)
+        return Ticket(dense, replay=request.dense.history, replay_weights=request.dense.weights_file)
     mask, record = ensure_mask(request.spec.model, request.sparsity, settings, which, request.spec.seed,
                                request.cache_dir)
     return Ticket(mask, info={"tamt_first_loss": record["first_loss"], "tamt_last_loss": record["last_loss"],

@@ -1,7 +1,7 @@
 """The one interface every pruning method implements: a ``TicketRequest`` in, a ``Ticket`` out.
 
-A method module (``structured``, ``magnitude``, ``imp``, ``tamt``) exposes ``make_ticket(request)``;
-``trainables.pruning.registry.PRUNERS`` maps method names to them, so a trial never branches on the method.
+A method module (``structured``, ``magnitude``, ``imp``, ``tamt``) exposes ``make_ticket(request)``; its
+``PruningMethod`` in ``spaces.registry.METHODS`` holds it, so a trial never branches on the method.
 Controls (``random``/``bad``) are rankings handed to the method's own mask builder
 (``trainables.pruning.controls``) and rewinding happens after, in the trial, for every method alike.
 """
@@ -32,7 +32,13 @@ class Mask(Protocol):
         """JSON-ready description."""
 
     def save(self, path: str | Path) -> Path:
-        """Write the mask artifact."""
+        """Write the mask artifact (a file ending in ``suffix``)."""
+
+    suffix: str
+
+    def export(self, model: nn.Module) -> nn.Module:
+        """The fine-tuned ticket ``model`` as a model ``save_pretrained`` can write on its own (no hooks, no
+        parametrisation): physically smaller for structured masks, zeros baked in for weight masks."""
 
 
 @dataclass(frozen=True)
@@ -67,9 +73,11 @@ class Ticket:
         replay: the per-epoch dev evaluations (``trainables.report.EpochResult``) of *this* ticket already fine-tuned from the pre-trained weights
             under the study's settings (the dense run for a dense ticket, an IMP level's own fine-tune), or
             ``None``; a trial rewound to ``pretrained`` reports these instead of training again.
+        replay_weights: with ``replay``, the file of those fine-tuned weights (a cache entry's safetensors).
         info: extra method facts for MLflow params (e.g. IMP rounds, TAMT's final distillation loss).
     """
 
     mask: Mask
     replay: list | None = None
+    replay_weights: Path | None = None
     info: dict = field(default_factory=dict)

@@ -162,6 +162,20 @@ class WeightMask:
         """Read a mask written by ``save``."""
         return cls(dict(load_file(str(path))))
 
+    #: the file suffix of ``save``
+    suffix = "safetensors"
+
+    def export(self, model: nn.Module) -> nn.Module:
+        """The fine-tuned ticket ``model`` as a stock model: the mask applied (if it was not) and baked in, so
+        ``state_dict`` has the usual names and exact zeros where pruned. Changes ``model`` in place; returns it.
+
+        Raises:
+            KeyError: a masked matrix is not in ``model``.
+        """
+        if not any(prune.is_pruned(module) for module in model.modules()):
+            self.apply(model)
+        return bake(model)
+
 
 def masked_weights(model: nn.Module, which: PrunableSet = PrunableSet()) -> dict[str, torch.Tensor]:
     """The current (effective) prunable weights of ``model``, by encoder-relative name, detached on the CPU."""

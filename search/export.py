@@ -1,0 +1,344 @@
+"""Export a study's ticket as a standalone Hugging Face model: ``python -m search.export``.
+
+    python -m search.export --study rte-structured-... --ticket super --out super-ticket/
+    python -m search.export --run-id 3f2a... [--seed 1] --out ticket/
+
+Reads the child run's fine-tuned weights (``weights/seed-<k>.safetensors``, kept by ``--keep-weights``) and mask
+(``mask/mask-seed-<k>.*``), bakes the mask in with the method's ``export`` (``spaces.registry.METHODS``) and
+writes a folder that ``AutoModelForSequenceClassification.from_pretrained`` and ``AutoTokenizer.from_pretrained``
+load: a structured ticket physically smaller (a ``TicketBertForSequenceClassification``, loaded with
+``trust_remote_code=True``: stock BERT cannot hold a head count per layer), an unstructured one as stock BERT with
+the zeros baked in. The export is reloaded from the folder and its dev logits compared with the masked ticket's;
+the folder is logged to the child run as an MLflow ``transformers`` model (``mlflow models serve`` can serve it).
+Bad input: one line, exit code 2, nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from search.errors import UsageError
+
+#: ``--ticket`` values and the verdict role (``search.analysis.Verdict.named``) each reads.
+TICKETS = {"super": "best_super", "sparsest-super": "sparsest_super", "winning": "winning", "dense": "dense"}
+
+
+@dataclass(frozen=True)
+class ExportedTicket:
+    """What ``export_ticket`` wrote.
+
+    Attributes:
+        folder: the export folder.
+        run_id: the child run it came from.
+        seed: the seed whose fine-tune was exported.
+        method: the pruning method.
+        sparsity: the trial's sparsity (fraction).
+        structured: physically smaller (True) or zeros baked in (False).
+        parameters: parameters of the exported model.
+        dense_parameters: parameters of the dense model it was pruned from.
+        nonzero_parameters: parameters that are not exactly 0.
+        checkpoint_bytes: size of ``model.safetensors``.
+        bitmask_bytes: for an unstructured ticket, the size a bitmask form would take (fp32 non-zeros plus one bit
+            per weight of the masked matrices; computed, not written: no maintained format loads it, see the
+            README), else ``None``.
+        max_logit_difference: largest |logit difference| between the reloaded export and the masked ticket on
+            ``checked_examples`` dev examples (``None`` when no dev data was found).
+        checked_examples: dev examples compared.
+        logged_model_uri: the MLflow model's URI, or ``""`` when not logged.
+    """
+
+    folder: str
+    run_id: str
+    seed: int
+    method: str
+    sparsity: float
+    structured: bool
+    parameters: int
+    dense_parameters: int
+    nonzero_parameters: int
+    checkpoint_bytes: int
+    bitmask_bytes: int | None
+    max_logit_difference: float | None
+    checked_examples: int
+    logged_model_uri: str = ""
+
+
+def find_run(client, study: str, ticket: str) -> str:
+    """The child run id of ``ticket`` (a ``TICKETS`` key) in the study called ``study``.
+
+    Raises:
+        UsageError: no such study, or its verdict named no such ticket.
+    """
+    parents = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                 f"tags.`supertickets.study` = '{study}'", order_by=["attributes.start_time DESC"])
+    if not parents:
+        raise UsageError(f"no study called {study!r} in this MLflow store: pass --mlflow-uri, or the --study-name "
+                         "the study ran under")
+    parent = parents[0]
+    role = TICKETS[ticket]
+    if role == "dense":
+        dense = client.search_runs([parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' "
+                                   "and tags.role = 'dense'", order_by=["attributes.start_time DESC"])
+        if dense:
+            return dense[0].info.run_id
+        raise UsageError(f"study {study} has no dense run")
+    run_id = parent.data.tags.get(f"{role}.run_id")
+    if not run_id:
+        named = [k for k, r in TICKETS.items() if parent.data.tags.get(f"{r}.run_id")]
+        raise UsageError(f"study {study}'s verdict ({parent.data.tags.get('verdict', 'none')}) names no {ticket} "
+                         f"ticket: choose --ticket {' or '.join(named + ['dense'])}, or --run-id of a child run")
+    return run_id
+
+
+def export_ticket(client, run_id: str, out: Path, seed: int | None = None, check_examples: int = 64,
+                  log_model: bool = True) -> ExportedTicket:
+    """Export the fine-tuned ticket of child run ``run_id`` to the new folder ``out``.
+
+    Args:
+        client: an ``MlflowClient`` on the study's store.
+        run_id: a child run whose weights were kept (tag ``weights=logged``).
+        out: the folder to create; it must not exist, or be empty. Written aside and renamed when complete.
+        seed: which seed's fine-tune (default: the lowest kept).
+        check_examples: dev examples on which the reloaded export's logits are compared with the masked
+            ticket's (0: no check).
+        log_model: also log the folder to the run as an MLflow ``transformers`` model (artifact path ``model``).
+
+    Returns:
+        what was written and checked.
+
+    Raises:
+        UsageError: unknown run, no kept weights, no such seed, ``out`` in the way, or a model the method cannot
+            export.
+    """
+    import mlflow
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from spaces.registry import get_method
+    from trainables.model import load_model, quiet_loading
+    from trainables.tasks import get_task
+
+    try:
+        run = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        raise UsageError(f"no run {run_id!r} in this MLflow store: pass --mlflow-uri, or copy the id from the MLflow "
+                         "UI") from None
+    params = run.data.params
+    if "method" not in params:
+        raise UsageError(f"run {run_id} is not a trial of a study (no method param): pass a child run's id")
+    kept = sorted(int(a.path.rsplit("-", 1)[1].split(".")[0]) for a in client.list_artifacts(run_id, "weights")
+                  if a.path.endswith(".safetensors"))
+    if not kept:
+        raise UsageError(f"run {run_id} ({run.info.run_name}) has no fine-tuned weights: a study keeps those of the "
+                         "dense run and of the tickets its verdict names (run it with --keep-weights all to keep "
+                         "every ticket's)")
+    seed = kept[0] if seed is None else seed
+    if seed not in kept:
+        raise UsageError(f"--seed {seed}: run {run_id} kept seeds {', '.join(map(str, kept))}")
+    out = Path(out).expanduser().resolve()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--out {out} exists and is not an empty folder: choose a new folder")
+    method, task = get_method(params["method"]), get_task(params["task"])
+    with tempfile.TemporaryDirectory(prefix="supertickets-export-") as scratch:
+        weights_file = client.download_artifacts(run_id, f"weights/seed-{seed}.safetensors", scratch)
+        mask_file = client.download_artifacts(run_id, f"mask/mask-seed-{seed}.{method.mask_type.suffix}", scratch)
+        mask = method.mask_type.load(mask_file)
+        with quiet_loading():
+            model = load_model(params["model"], task, seed)
+        model.load_state_dict(load_file(weights_file))
+        model.eval()
+        dense_parameters = sum(p.numel() for p in model.parameters())
+        reference = copy.deepcopy(model)
+        mask.apply(reference)  # the ticket as the study evaluated it: gated units, masked weights
+        try:
+            exported = mask.export(model)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        partial = out.with_name(f".{out.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        if task.label_names is not None:  # name the classes in config.json (and in pipeline outputs)
+            exported.config.id2label = dict(enumerate(task.label_names))
+            exported.config.label2id = {name: index for index, name in enumerate(task.label_names)}
+        with quiet_loading():
+            exported.save_pretrained(partial)
+            AutoTokenizer.from_pretrained(params["model"]).save_pretrained(partial)
+        with quiet_loading():
+            reloaded = AutoModelForSequenceClassification.from_pretrained(partial, trust_remote_code=True).eval()
+        difference, examples = _compare(reference, reloaded, AutoTokenizer.from_pretrained(partial), task,
+                                        _glue_dir(client, run), check_examples)
+        parameters = sum(p.numel() for p in reloaded.parameters())
+        nonzero = sum(int(torch.count_nonzero(p)) for p in reloaded.parameters())
+        structured = hasattr(reloaded.config, "heads_per_layer")
+        bitmask = None if structured else _bitmask_bytes(reloaded, mask)
+        facts = ExportedTicket(str(out), run_id, seed, params["method"], float(params["sparsity"]), structured,
+                               parameters, dense_parameters, nonzero, (partial / "model.safetensors").stat().st_size,
+                               bitmask, difference, examples)
+        (partial / "ticket.json").write_text(json.dumps({**asdict(facts), "run_name": run.info.run_name,
+                                                         "task": task.name, "pretrained": params["model"],
+                                                         "params": params}, indent=2))
+        if out.exists():
+            out.rmdir()
+        partial.rename(out)
+    if log_model:
+        facts = _log_model(client.tracking_uri, run_id, out, facts)
+        record = json.loads((out / "ticket.json").read_text())
+        (out / "ticket.json").write_text(json.dumps({**record, "logged_model_uri": facts.logged_model_uri}, indent=2))
+    return facts
+
+
+def _glue_dir(client, run) -> str | None:
+    parent = run.data.tags.get("mlflow.parentRunId")
+    if not parent:
+        return None
+    glue = client.get_run(parent).data.params.get("glue_dir")
+    return glue if glue and glue != "None" and os.path.isdir(glue) else None
+
+
+def _compare(reference, exported, tokenizer, task, glue_dir: str | None, examples: int) -> tuple[float | None, int]:
+    """Largest |logit difference| of the two models on the first ``examples`` dev examples, in batches of 16."""
+    import torch
+
+    from trainables.data import load_raw
+
+    if not examples or glue_dir is None:
+        return None, 0
+    dev = load_raw(task, glue_dir)["validation"]
+    dev = dev.select(range(min(examples, len(dev))))
+    worst = 0.0
+    with torch.no_grad():
+        for start in range(0, len(dev), 16):
+            rows = dev[start:start + 16]
+            batch = tokenizer(*(rows[c] for c in task.text_columns), padding=True, truncation=True, max_length=128,
+                              return_tensors="pt")
+            worst = max(worst, float((reference(**batch).logits - exported(**batch).logits).abs().max()))
+    return worst, len(dev)
+
+
+def _bitmask_bytes(model, mask) -> int:
+    """Bytes of a bitmask form of ``model``: the masked matrices as fp32 non-zeros plus one bit per weight, every
+    other tensor as stored."""
+    import torch
+
+    masked = set(mask.masks)
+    total = 0
+    for name, tensor in model.state_dict().items():
+        local = name.split(".", 1)[1] if name.startswith(model.base_model_prefix + ".") else name
+        if local in masked:
+            total += int(torch.count_nonzero(tensor)) * tensor.element_size() + (tensor.numel() + 7) // 8
+        else:
+            total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def _log_model(uri: str, run_id: str, folder: Path, facts: ExportedTicket) -> ExportedTicket:
+    """Log ``folder`` to the run as an MLflow ``transformers`` model (artifact path ``model``), as a
+    ``text-classification`` pipeline.
+
+    MLflow 3.17 with transformers 5 cannot log a checkpoint *folder* (its task lookup expects a class where
+    transformers 5 has a name) and infers a torchvision requirement it cannot pin, so a pipeline is logged with
+    the requirements pinned here."""
+    import mlflow
+    import torch
+    import transformers
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    from trainables.model import quiet_loading
+
+    with quiet_loading():
+        model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+        verbosity = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity(logging.CRITICAL)  # "not supported for text-classification": it is
+        try:
+            classify = pipeline("text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(folder))
+        finally:
+            transformers.logging.set_verbosity(verbosity)
+    requirements = [f"torch=={torch.__version__.split('+')[0]}", f"transformers=={transformers.__version__}"]
+    mlflow.set_tracking_uri(uri)
+    logging.getLogger("mlflow.transformers").setLevel(logging.ERROR)  # no model card or licence on a local folder
+    with mlflow.start_run(run_id=run_id), quiet_loading():
+        info = mlflow.transformers.log_model(transformers_model=classify, name="model", pip_requirements=requirements)
+    return ExportedTicket(**{**asdict(facts), "logged_model_uri": info.model_uri})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m search.export`` command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m search.export",
+        description="Export a study's fine-tuned ticket as a Hugging Face model folder (config, weights, tokenizer): "
+                    "structured tickets physically smaller, unstructured ones with their zeros baked in. Load it with "
+                    "AutoModelForSequenceClassification.from_pretrained(FOLDER, trust_remote_code=True).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  python -m search.export --study rte-structured-20261122-101500 --ticket super --out st/\n"
+               "  python -m search.export --run-id 3f2a9c... --seed 1 --out ticket/")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run-id", help="the MLflow child run of the ticket (its weights must have been kept)")
+    which.add_argument("--study", help="the study's name (--study-name); use with --ticket")
+    parser.add_argument("--ticket", choices=tuple(TICKETS), default="super",
+                        help="with --study: the ticket its verdict named (super: the best super ticket, default; "
+                             "sparsest-super; winning; dense: the dense baseline)")
+    parser.add_argument("--seed", type=int, help="which seed's fine-tune (default: the lowest kept)")
+    parser.add_argument("--out", required=True, help="the folder to write (new, or empty)")
+    parser.add_argument("--mlflow-uri", help="the study's MLflow store (default: $MLFLOW_TRACKING_URI, then "
+                                             "sqlite:///mlflow.db as the study used)")
+    parser.add_argument("--check-examples", type=int, default=64,
+                        help="dev examples on which the export's logits are compared with the masked ticket's "
+                             "(default 64; 0: no check)")
+    parser.add_argument("--no-log-model", action="store_true", help="do not log the export to the run as an MLflow model")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (2: bad input, nothing written)."""
+    args = build_parser().parse_args(argv)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow.tracking import MlflowClient
+
+    from search.tracking import resolve_tracking_uri
+
+    try:
+        if args.check_examples < 0:
+            raise UsageError(f"--check-examples {args.check_examples} must be at least 0")
+        uri = resolve_tracking_uri(args.mlflow_uri)
+        if uri.startswith("sqlite:///") and not os.path.isfile(uri[len("sqlite:///"):]):
+            raise UsageError(f"no MLflow store at {uri}: pass the study's --mlflow-uri")
+        client = MlflowClient(uri)
+        run_id = args.run_id or find_run(client, args.study, args.ticket)
+        facts = export_ticket(client, run_id, Path(args.out), args.seed, args.check_examples, not args.no_log_model)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(describe(facts))
+    return 0
+
+
+def describe(facts: ExportedTicket) -> str:
+    """The export in a few lines: what, how big, checked how, how to load."""
+    kind = "physically smaller (pruned heads and FFN blocks removed)" if facts.structured else "zeros baked in"
+    lines = [f"exported {facts.method} ticket s={facts.sparsity:.2f} (run {facts.run_id[:8]}, seed {facts.seed}) to "
+             f"{facts.folder}: {kind}",
+             f"  parameters {facts.parameters:,} of the dense {facts.dense_parameters:,} "
+             f"({100 * facts.parameters / facts.dense_parameters:.1f}%), non-zero {facts.nonzero_parameters:,}",
+             f"  model.safetensors {facts.checkpoint_bytes / 1e6:.1f} MB"
+             + (f"; a bitmask form would take {facts.bitmask_bytes / 1e6:.1f} MB" if facts.bitmask_bytes else "")]
+    if facts.max_logit_difference is not None:
+        lines.append(f"  reloaded from the folder: max |logit - ticket's logit| {facts.max_logit_difference:.2e} on "
+                     f"{facts.checked_examples} dev examples")
+    if facts.logged_model_uri:
+        lines.append(f"  MLflow model: {facts.logged_model_uri}")
+    lines.append(f"  load: AutoModelForSequenceClassification.from_pretrained({facts.folder!r}, trust_remote_code=True)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
