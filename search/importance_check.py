@@ -167,12 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     from trainables.data import collator, load_tokenized
     from trainables.finetune import pick_device
     from trainables.model import load_model
+    from trainables.pruning.structured import dense_importance
     from trainables.tasks import get_task
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     task = get_task(settings.task)
     spec = DenseSpec(settings.model, settings.task, args.seed, settings.finetune, settings.data)
     dense = ensure_dense(spec, settings.cache_dir)
+    importance = dense_importance(spec, dense, settings.cache_dir)
     device = pick_device()
     model = load_model(settings.model, task, args.seed)
     model.load_state_dict(dense.weights())
@@ -181,15 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     dev = load_tokenized(task, tokenizer, settings.data, seed=args.seed)["validation"]
     loader = DataLoader(dev, batch_size=settings.finetune.batch_size, collate_fn=collator(tokenizer))
     effects = removal_effects(model, loader, device)
-    rows = check_estimators(dense.importance, effects)
+    rows = check_estimators(importance, effects)
     last = dense.history[-1]
     print(f"\n{task.name.upper()}, {Path(settings.model).name}, seed {args.seed}: dense dev {task.primary_metric} "
-          f"{last.dev_score:.4f}; importance scored on {dense.importance.examples} training examples")
+          f"{last.dev_score:.4f}; importance scored on {importance.examples} training examples")
     print(table(rows, effects))
     if args.out:
         Path(args.out).write_text(json.dumps({
             "task": task.name, "model": settings.model, "seed": args.seed, "dense_dev_score": last.dev_score,
-            "train_examples_scored": dense.importance.examples, "dev_examples": effects.examples,
+            "train_examples_scored": importance.examples, "dev_examples": effects.examples,
             "base_loss": effects.base_loss, "head_loss_change": effects.head.tolist(),
             "ffn_loss_change": effects.ffn.tolist(), "estimators": [asdict(r) for r in rows]}, indent=2))
     return 0

@@ -13,6 +13,8 @@ import pandas as pd  # noqa: E402
 
 from search.analysis import TicketResult, Verdict  # noqa: E402
 from search.tracking import run_name  # noqa: E402
+from spaces.registry import get_method  # noqa: E402
+from trainables.pruning.structured import StructuredMask  # noqa: E402
 
 
 def _status(ticket: TicketResult) -> str:
@@ -223,7 +225,7 @@ def kept_units_heatmap(tickets: list[TicketResult], title: str, most: int = 8):
     panels = []
     for t in sorted(tickets, key=lambda t: (t.sparsity, t.rewind)):
         files = [f for f in t.mask_files if f.endswith(".json")]
-        if t.method != "structured" or t.control != "good" or t.is_dense or not files:
+        if get_method(t.method).mask_type is not StructuredMask or t.control != "good" or t.is_dense or not files:
             continue
         masks = []
         for path in files:

@@ -32,6 +32,7 @@ from search.weights import KeptWeights, keep_weights
 from search.tracking import (REASON_TAG, STOP_TAG, MlflowTrialCallback, log_params, open_experiment,
                              resolve_tracking_uri, run_url, share_study_view, source_tags, study_view_url,
                              tag_verdict)
+from spaces.registry import get_method
 from spaces.search_space import TicketSpace
 from filelock import FileLock, Timeout
 
@@ -39,7 +40,6 @@ from trainables.cache import prepare_dense
 from trainables.store import sweep_partials
 from trainables.data import HUB_DATASET
 from trainables.progress import BOARD_ENV, ProgressBoard
-from trainables.pruning.weights import PrunableSet
 from trainables.report import TrialReport
 from trainables.tasks import get_task
 from trainables.trial import TrialContext, tune_trainable
@@ -368,13 +368,10 @@ def _run_locked(settings: StudySettings, display: StudyDisplay, command: str, ty
 def sparsity_basis(settings: StudySettings) -> str:
     """Which weights a study's sparsity counts, in words: every unstructured method of a study prunes the same
     set (its prune options are study-wide); structured tickets count the weights their pruned units disable."""
-    parts = []
-    if "structured" in settings.method:
-        parts.append("structured: the encoder weights the pruned heads and FFN blocks disable")
-    if any(m != "structured" for m in settings.method):
-        parts.append(f"{'/'.join(m for m in settings.method if m != 'structured')}: "
-                     + PrunableSet.from_options(settings.options).describe())
-    return "; ".join(parts)
+    methods_of: dict[str, list[str]] = {}
+    for name in settings.method:
+        methods_of.setdefault(get_method(name).achieved(settings.options), []).append(name)
+    return "; ".join(f"{'/'.join(names)}: {basis}" for basis, names in methods_of.items())
 
 
 def _report(settings: StudySettings, tickets, client: MlflowClient, parent_run_id: str, uri: str,

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from spaces.sparsity import SparsityRange
 from trainables.pruning.magnitude import DEFAULT_MIN_KEEP
 from trainables.pruning.tickets import Ticket, TicketRequest
+from trainables.pruning.weights import PrunableSet
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,12 @@ def _no_implied(options: dict) -> dict:
     return {}
 
 
+def prunable_weights(options: dict) -> str:
+    """What an unstructured method's achieved sparsity counts, in words: the prunable set the study's options
+    pick (``trainables.pruning.weights.PrunableSet``)."""
+    return PrunableSet.from_options(options).describe()
+
+
 @dataclass(frozen=True)
 class PruningMethod:
     """One pruning method: what a study of it searches and accepts, and how its tickets are built and loaded.
@@ -71,6 +78,8 @@ class PruningMethod:
             cannot use; ``options`` are the study's resolved options, ``model`` a local model folder or hub id.
         implied: ``implied(options)`` -> defaults the method sets for the study's shared options when their flags
             are not given (TAMT's paper recipe masks the pooler and word embeddings, for every method of the study).
+        achieved: ``achieved(options)`` -> what the method's *achieved* sparsity counts, in words, under the
+            study's options (the plot's x-axis and the parent run's ``sparsity_basis``).
     """
 
     name: str
@@ -83,6 +92,7 @@ class PruningMethod:
     options: tuple[Option, ...] = ()
     check: Callable[[dict, str], None] = _no_check
     implied: Callable[[dict], dict] = _no_implied
+    achieved: Callable[[dict], str] = prunable_weights
 
     def sparsity_for(self, task: str) -> SparsityRange:
         """The default sparsity range of ``task``."""

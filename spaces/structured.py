@@ -22,7 +22,8 @@ METHOD = PruningMethod(
         Option("importance", str, DEFAULT_ESTIMATOR,
                "head/FFN importance: per-token (default, Liang et al.'s: |dL/d gate| of each example on each "
                "token), per-example (Michel et al.'s eq. 2) or per-batch (|gradient| of each batch's mean loss; "
-               "signs cancel inside a batch). All three are computed and cached with the dense fine-tune; "
-               "compare them with python -m search.importance_check", choices=ESTIMATORS),
+               "signs cancel inside a batch). All three are computed together and cached once per dense "
+               "fine-tune; compare them with python -m search.importance_check", choices=ESTIMATORS),
     ),
+    achieved=lambda options: "the encoder weights the pruned heads and FFN blocks disable",
 )

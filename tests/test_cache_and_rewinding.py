@@ -32,7 +32,6 @@ def test_second_request_with_the_same_key_reuses_the_cache(tiny_spec, cache_root
     again = ensure_dense(tiny_spec, cache_root)
     assert again.reused is True and again.directory == dense.directory
     assert record.stat().st_mtime_ns == stamp  # nothing was recomputed or rewritten
-    assert all(torch.equal(again.importance.head[e], dense.importance.head[e]) for e in dense.importance.head)
     assert json.loads(record.read_text())["key"] == tiny_spec.key()
 
 
@@ -42,10 +41,37 @@ def test_key_changes_with_any_fine_tuning_setting(tiny_spec):
     assert len({tiny_spec.key(), other_seed.key(), other_lr.key()}) == 3
 
 
-def test_cached_scores_have_the_model_shape(dense):
-    head, ffn = dense.importance.of("per-token")
-    assert head.shape == (6, 12) and ffn.shape == (6,)
-    assert (head >= 0).all() and head.sum() > 0 and dense.importance.examples == 32
+def test_importance_is_the_structured_method_s_own_entry_scored_on_the_dense_weights(tiny_spec, cache_root, dense,
+                                                                                    model_dir):
+    from torch.utils.data import DataLoader
+    from transformers import AutoTokenizer
+
+    from trainables.data import collator, load_tokenized
+    from trainables.model import load_model
+    from trainables.pruning.structured import dense_importance, unit_importance
+
+    assert not (dense.directory / "importance.safetensors").exists()  # the dense entry holds no method's scores
+    scores = dense_importance(tiny_spec, dense, cache_root)
+    entry = cache_root / "importance" / dense.directory.name / "importance.safetensors"
+    stamp = entry.stat().st_mtime_ns
+    head, ffn = scores.of("per-token")
+    assert head.shape == (6, 12) and ffn.shape == (6,) and scores.examples == 32
+    # the same numbers as scoring the fine-tuned dense weights by hand over the training split
+    task = get_task("rte")
+    model = load_model(model_dir, task, tiny_spec.seed)
+    model.load_state_dict(dense.weights())
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    train = load_tokenized(task, tokenizer, tiny_spec.data, seed=tiny_spec.seed)["train"]
+    by_hand = unit_importance(model, DataLoader(train, batch_size=tiny_spec.finetune.batch_size,
+                                                collate_fn=collator(tokenizer)))
+    for estimator in by_hand.head:
+        assert torch.allclose(scores.head[estimator], by_hand.head[estimator], rtol=1e-5, atol=1e-8)
+        assert torch.allclose(scores.ffn[estimator], by_hand.ffn[estimator], rtol=1e-5, atol=1e-8)
+    again = dense_importance(tiny_spec, dense, cache_root)
+    assert entry.stat().st_mtime_ns == stamp and torch.equal(again.head["per-token"], head)  # read, not recomputed
+
+
+def test_cached_dense_run_keeps_its_history(dense):
     assert len(dense.history) == 1 and 0.0 <= dense.history[0].dev_score <= 1.0
     assert len(dense.history[0].predictions) == len(dense.labels) == 32  # per-example dev predictions are kept
     assert dense.history[0].train_loss > 0

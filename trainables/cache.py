@@ -1,4 +1,4 @@
-"""The dense fine-tune and its importance scores, computed once per key and reused.
+"""The dense fine-tune of each seed, computed once per key and reused.
 
 Key: (model, task, seed, fine-tuning settings, data settings, cache version), hashed. Every trial and every
 later study with the same key reads ``<cache_root>/dense/<key>/`` instead of fine-tuning again (as
@@ -24,9 +24,8 @@ from transformers import AutoTokenizer
 
 from trainables.data import DataSettings, collator, load_tokenized
 from trainables import progress
-from trainables.finetune import FineTuneRun, FinetuneSettings, TrainingDiverged, evaluate, pick_device, show_progress
+from trainables.finetune import FineTuneRun, FinetuneSettings, TrainingDiverged, pick_device, show_progress
 from trainables.model import load_model
-from trainables.pruning.structured import UnitImportance, unit_importance
 from trainables.report import EpochResult
 from trainables.store import compute_once
 from trainables.tasks import get_task
@@ -68,16 +67,12 @@ class DenseResult:
         directory: where it is stored.
         history: per-epoch dev evaluations of the dense model, ``history[e]`` after epoch ``e + 1``.
         labels: the gold dev labels, in dev order, shape ``(n_dev,)``.
-        importance: every estimator's head and FFN importance over the training split, *not* normalised
-            (``trainables.pruning.structured.UnitImportance``; ``importance.of("per-token")`` gives
-            ``(head (num_layers, num_heads), ffn (num_layers,))``).
         reused: True when read from the cache, False when computed by this call.
     """
 
     directory: Path
     history: list[EpochResult]
     labels: list
-    importance: UnitImportance
     reused: bool
 
     @property
@@ -102,14 +97,14 @@ def _read(directory: Path, reused: bool) -> DenseResult:
     record = json.loads((directory / "record.json").read_text())
     if "diverged" in record:  # recorded once, so every trial of every study fails fast with the same reason
         raise TrainingDiverged(**record["diverged"])
-    importance = UnitImportance.from_tensors(load_file(directory / "importance.safetensors"))
     history = [EpochResult.from_dict(e) for e in record["history"]]
-    return DenseResult(directory, history, record["dev_labels"], importance, reused)
+    return DenseResult(directory, history, record["dev_labels"], reused)
 
 
 def fine_tune(spec: DenseSpec, model: torch.nn.Module, on_step=None, stop_after: int | None = None,
-              label: str = "dense") -> tuple[list[dict], dict]:
-    """Fine-tune ``model`` on ``spec``'s task, data and settings with ``spec.seed`` (data order, dropout).
+              label: str = "dense") -> tuple[list[EpochResult], dict]:
+    """Fine-tune ``model`` on ``spec``'s task, data and settings with ``spec.seed`` (data order, dropout), through
+    ``FineTuneRun.epochs`` (the loop every ticket's fine-tune uses too).
 
     The dense fine-tune, IMP's level fine-tunes and the replay up to a rewinding step all go through here,
     so the same spec always gives the same sequence of optimiser steps.
@@ -124,8 +119,7 @@ def fine_tune(spec: DenseSpec, model: torch.nn.Module, on_step=None, stop_after:
     Returns:
         ``(history, info)``: per-epoch dev evaluations (``EpochResult``: metrics, mean training loss,
         per-example predictions; empty when stopped early), and ``info`` = the sizes of the train and dev
-        splits, the gold ``dev_labels``, an unshuffled ``train_loader`` and the ``device`` (the dense run scores
-        head importance with them without loading the data again); ``{}`` when stopped early.
+        splits, the gold ``dev_labels`` and the ``device``; ``{}`` when stopped early.
 
     Raises:
         TrainingDiverged: the training loss became NaN or infinite.
@@ -137,20 +131,15 @@ def fine_tune(spec: DenseSpec, model: torch.nn.Module, on_step=None, stop_after:
     collate = collator(tokenizer)
     run = FineTuneRun(model, data["train"], collate, spec.finetune, spec.seed, device)
     dev = DataLoader(data["validation"], batch_size=spec.finetune.batch_size, collate_fn=collate)
-    history, labels = [], []
-    for epoch in range(spec.finetune.epochs):
-        loss = run.train_epoch(on_step, stop_after)
-        if stop_after is not None and run.step >= stop_after:
-            return [], {}
-        result = evaluate(model, dev, task, device, spec.finetune.precision)
-        labels = result.labels.tolist()
-        history.append(EpochResult(epoch + 1, result.dev_score, result.metrics, loss, result.predictions.tolist()))
-        log.info("%s %s seed %d epoch %d/%d: train loss %.4f, dev %s %.4f", label, spec.task, spec.seed, epoch + 1,
-                 spec.finetune.epochs, loss, task.primary_metric, result.dev_score)
+    history = []
+    for result in run.epochs(dev, task, on_step, stop_after):
+        history.append(result)
+        log.info("%s %s seed %d epoch %d/%d: train loss %.4f, dev %s %.4f", label, spec.task, spec.seed,
+                 result.epoch, spec.finetune.epochs, result.train_loss, task.primary_metric, result.dev_score)
+    if stop_after is not None and run.step >= stop_after:
+        return [], {}
     return history, {"train_examples": len(data["train"]), "dev_examples": len(data["validation"]),
-                     "dev_labels": labels,
-                     "train_loader": DataLoader(data["train"], batch_size=spec.finetune.batch_size,
-                                                collate_fn=collate), "device": device}
+                     "dev_labels": list(data["validation"].with_format(None)["labels"]), "device": device}
 
 
 def _save_step(directory: Path, step: int, model: torch.nn.Module) -> None:
@@ -179,9 +168,7 @@ def _compute(spec: DenseSpec, scratch: Path, steps: tuple[int, ...] = ()) -> Non
         (scratch / "record.json").write_text(json.dumps({"key": spec.key(), "spec": asdict(spec),
                                                          "diverged": diverged}, indent=2))
         return
-    importance = unit_importance(model, info["train_loader"], info["device"])
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, scratch / "model.safetensors")
-    save_file(importance.to_tensors(), scratch / "importance.safetensors")
     record = {"key": spec.key(), "spec": asdict(spec), "history": [asdict(e) for e in history],
               "dev_labels": info["dev_labels"],
               "seconds": time.perf_counter() - started, "device": str(info["device"]),
@@ -190,7 +177,7 @@ def _compute(spec: DenseSpec, scratch: Path, steps: tuple[int, ...] = ()) -> Non
 
 
 def ensure_dense(spec: DenseSpec, cache_root: str | os.PathLike, steps: tuple[int, ...] = ()) -> DenseResult:
-    """The dense fine-tune and importance scores of ``spec``: read from the cache, or computed and stored.
+    """The dense fine-tune of ``spec``: read from the cache, or computed and stored.
 
     Args:
         spec: what the dense model depends on.

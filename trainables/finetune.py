@@ -1,7 +1,9 @@
-"""Fine-tuning and evaluation of a (possibly gated) model on one GLUE task.
+"""Fine-tuning and evaluation of a (possibly gated) model on one GLUE task: the one training loop of the project.
 
-One ``FineTuneRun`` owns a model, its optimizer and its data order for one seed; a trial with several
-seeds steps several runs epoch by epoch so it can report the mean dev score after each epoch.
+One ``FineTuneRun`` owns a model, its optimizer and its data order for one seed. ``FineTuneRun.epochs`` trains
+epoch by epoch and yields each dev evaluation as it comes: the dense fine-tune, IMP's level fine-tunes, the
+replay up to a rewinding step and every ticket's fine-tune all go through it, so the same settings and seed
+give the same sequence of optimiser steps wherever they run.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -19,6 +21,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from trainables import progress
 from trainables.metrics import compute_metrics, predictions_from_logits
+from trainables.report import EpochResult
 from trainables.tasks import GlueTask
 
 log = logging.getLogger(__name__)
@@ -229,3 +232,28 @@ class FineTuneRun:
         log.info("seed %d epoch %d/%d: train loss %.4f (%.0f s)", self.seed, self.epoch, self.settings.epochs,
                  mean_loss, time.perf_counter() - started)
         return mean_loss
+
+    def epochs(self, dev: DataLoader, task: GlueTask, on_step: Callable[[int, nn.Module], None] | None = None,
+               stop_after: int | None = None) -> Iterator[EpochResult]:
+        """Train the remaining epochs of the run, yielding the dev evaluation after each one as it comes.
+
+        Args:
+            dev: the dev split, batched and in dev order.
+            task: which metrics to compute.
+            on_step: passed to ``train_epoch`` (called after every optimiser step).
+            stop_after: stop once the run has taken this many optimiser steps in all, without evaluating the
+                epoch cut short (replaying a fine-tune up to a rewinding point).
+
+        Yields:
+            ``EpochResult`` after each epoch ``e`` (1-based): primary dev score, every dev metric, mean training
+            loss, per-example predictions in dev order. The model is the trained one when the last is yielded.
+
+        Raises:
+            TrainingDiverged: the training loss became NaN or infinite.
+        """
+        while self.epoch < self.settings.epochs:
+            loss = self.train_epoch(on_step, stop_after)
+            if stop_after is not None and self.step >= stop_after:
+                return
+            result = evaluate(self.model, dev, task, self.device, self.settings.precision)
+            yield EpochResult(self.epoch, result.dev_score, result.metrics, loss, result.predictions.tolist())

@@ -143,12 +143,10 @@ def _seed_epochs(ticket: Ticket, rewind: str, seed: int, dense, context: TrialCo
         yield EpochResult(0, result.dev_score, result.metrics, None, result.predictions.tolist())
         return
     run = FineTuneRun(model, split["train"], collate, context.finetune, seed, device)
-    for epoch in range(1, context.finetune.epochs + 1):
-        loss = run.train_epoch()
-        result = evaluate(run.model, dev, task, device, context.finetune.precision)
-        if epoch == context.finetune.epochs:
+    for result in run.epochs(dev, task):
+        if result.epoch == context.finetune.epochs:
             trained(run.model)
-        yield EpochResult(epoch, result.dev_score, result.metrics, loss, result.predictions.tolist())
+        yield result
 
 
 #: Fault injection for the reliability tests: ``SUPERTICKETS_INJECT_FAULT=0.5`` makes every trial at sparsity 0.5

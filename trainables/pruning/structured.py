@@ -24,18 +24,29 @@ blocks at 50-80 % on BERT-base.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.utils.data import DataLoader
+from transformers import AutoTokenizer
 
+from trainables.data import collator, load_tokenized
+from trainables.finetune import pick_device
 from trainables.gates import UnitGates
-from trainables.model import load_config
+from trainables.model import load_config, load_model
 from trainables.pruning.controls import control_scores
 from trainables.pruning.tickets import Ticket, TicketRequest
+from trainables.store import compute_once
+from trainables.tasks import get_task
+
+log = logging.getLogger(__name__)
 
 _EPS = 1e-9  # guards floor() against 0.29 * 100 = 28.999999999999996
 
@@ -332,17 +343,55 @@ def structured_mask(head_scores: torch.Tensor, ffn_scores: torch.Tensor, sparsit
 DEFAULT_ESTIMATOR = "per-token"
 
 
+def dense_importance(spec, dense, cache_dir: str | Path) -> UnitImportance:
+    """Every estimator's head/FFN importance of one dense fine-tune over its training split: this method's own
+    cache entry, ``<cache_dir>/importance/<dense key>/``, computed once (``trainables.store.compute_once``) the
+    first time a structured ticket (or ``search.importance_check``) asks for it, so studies of other methods never
+    pay for it.
+
+    Args:
+        spec: the dense fine-tune's spec (``trainables.cache.DenseSpec``): model, task, seed, data, batch size.
+        dense: that fine-tune, cached (``trainables.cache.DenseResult``): its weights are scored.
+        cache_dir: the study's cache root.
+
+    Returns:
+        the unnormalised scores (``unit_importance``) over every example of the fine-tune's training split, in
+        batches of the fine-tune's batch size (which only ``per-batch`` depends on).
+    """
+    target = Path(cache_dir).resolve() / "importance" / dense.directory.name
+
+    def write(scratch: Path) -> None:
+        started = time.perf_counter()
+        log.info("head/FFN importance of the dense fine-tune %s seed %d: computing once for every structured "
+                 "ticket", spec.task, spec.seed)
+        task, device = get_task(spec.task), pick_device()
+        model = load_model(spec.model, task, spec.seed)
+        model.load_state_dict(dense.weights())
+        tokenizer = AutoTokenizer.from_pretrained(spec.model)
+        train = load_tokenized(task, tokenizer, spec.data, seed=spec.seed)["train"]
+        scores = unit_importance(model.to(device), DataLoader(train, batch_size=spec.finetune.batch_size,
+                                                              collate_fn=collator(tokenizer)), device)
+        save_file(scores.to_tensors(), scratch / "importance.safetensors")
+        (scratch / "record.json").write_text(json.dumps({"dense": dense.directory.name, "examples": scores.examples,
+                                                         "estimators": list(ESTIMATORS), "device": str(device),
+                                                         "seconds": time.perf_counter() - started}, indent=2))
+
+    compute_once(target, write)
+    return UnitImportance.from_tensors(load_file(target / "importance.safetensors"))
+
+
 def make_ticket(request: TicketRequest) -> Ticket:
-    """The structured ticket of a ``TicketRequest``: the dense run's head scores of the estimator named by the
-    ``importance`` option (default ``per-token``) normalised per layer, its FFN scores, ranked by the request's
-    control (``trainables.pruning.controls``), at the requested sparsity. A dense ticket replays the dense
-    fine-tune.
+    """The structured ticket of a ``TicketRequest``: the dense run's head scores (``dense_importance``) of the
+    estimator named by the ``importance`` option (default ``per-token``) normalised per layer, its FFN scores,
+    ranked by the request's control (``trainables.pruning.controls``), at the requested sparsity. A dense ticket
+    replays the dense fine-tune.
 
     Raises:
         ValueError: unknown estimator.
     """
     dense = request.dense
-    head, ffn = dense.importance.of(request.options.get("importance", DEFAULT_ESTIMATOR))
+    importance = dense_importance(request.spec, dense, request.cache_dir)
+    head, ffn = importance.of(request.options.get("importance", DEFAULT_ESTIMATOR))
     scores = control_scores((normalize_by_layer(head), ffn), request.control, request.spec.seed)
     mask = structured_mask(*scores, request.sparsity).with_sizes(load_config(request.spec.model))
     if mask.is_dense:
