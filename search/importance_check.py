@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 from scipy.stats import spearmanr
-from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
 from search.errors import UsageError
@@ -164,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     from trainables.cache import DenseSpec, ensure_dense
-    from trainables.data import collator, load_tokenized
+    from trainables.data import batches, collator, load_tokenized
     from trainables.finetune import pick_device
     from trainables.model import load_model
     from trainables.pruning.structured import dense_importance
@@ -181,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     model.to(device)
     tokenizer = AutoTokenizer.from_pretrained(settings.model)
     dev = load_tokenized(task, tokenizer, settings.data, seed=args.seed)["validation"]
-    loader = DataLoader(dev, batch_size=settings.finetune.batch_size, collate_fn=collator(tokenizer))
+    loader = batches(dev, collator(tokenizer), settings.finetune.batch_size, device)
     effects = removal_effects(model, loader, device)
     rows = check_estimators(importance, effects)
     last = dense.history[-1]

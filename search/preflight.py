@@ -25,7 +25,8 @@ from trainables.tasks import get_task
 #: A study name is one folder name: letters, digits and ``._+-``, starting with a letter or digit.
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 #: Settings a resumed study may change: they decide how fast it runs, never what it finds.
-MAY_CHANGE_ON_RESUME = frozenset({"resume", "concurrent_trials", "model_source", "glue_source", "max_failures"})
+MAY_CHANGE_ON_RESUME = frozenset({"resume", "concurrent_trials", "model_source", "glue_source", "max_failures",
+                                  "data_workers"})
 #: Settings added after some studies were stored: absent from an older state file, they are not compared (such a
 #: study resumes with what it had, e.g. its Optuna study in the searcher's saved state rather than in optuna.db).
 ADDED_SINCE = frozenset({"optuna_storage"})

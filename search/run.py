@@ -149,6 +149,11 @@ def parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
                           "(default: the dense model and the tickets the verdict names), all (every good ticket's, logged to "
                           "its run) or none. Each trial writes its weights "
                           "while the study runs (one model per good trial and seed on disk at most)")
+    run.add_argument("--data-workers", default="auto",
+                     help="data-loader worker processes per fine-tune, collating batches into pinned memory beside "
+                          "the training loop (no effect on results): a number, or auto (default: one per CPU of the "
+                          "trial beyond the first, at most 4, on a trial with a GPU; 0 on the CPU, where they would "
+                          "take cores from training)")
     run.add_argument("--gpus-per-trial", type=float,
                      help="GPUs per trial, fractions allowed (0.25 packs 4 trials on a GPU); default 1 if CUDA is "
                           "visible, else 0")

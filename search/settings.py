@@ -61,6 +61,7 @@ class StudySettings:
     optuna_storage: str | None = None
     max_failures: int = 2
     keep_weights: str = "named"
+    data_workers: int = 0
 
     @property
     def rewind_steps(self) -> tuple[int, ...]:
@@ -180,6 +181,8 @@ def build_settings(args) -> StudySettings:
     if args.gpus_per_trial is not None and args.gpus_per_trial > 1 and not float(args.gpus_per_trial).is_integer():
         raise UsageError(f"--gpus-per-trial {args.gpus_per_trial:g}: Ray takes a fraction of one GPU or whole GPUs: "
                          "pass e.g. 0.5, 1 or 2")
+    gpus = args.gpus_per_trial if args.gpus_per_trial is not None else _default_gpus()
+    workers = data_workers(args.data_workers, args.cpus_per_trial, gpus)
     _check_ranges(args, budget)
     if not 0.5 <= args.confidence < 1:
         raise UsageError(f"--confidence {args.confidence} must be a fraction in [0.5, 1), e.g. 0.95 (not percent)")
@@ -212,7 +215,7 @@ def build_settings(args) -> StudySettings:
         num_trials=counts["--num-trials"], seeds=tuple(range(counts["--seeds"])), finetune=finetune, data=data,
         grace_period=min(pick(args.grace_period, budget.grace_period), finetune.epochs),
         concurrent_trials=args.concurrent_trials, cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial if args.gpus_per_trial is not None else _default_gpus(),
+        gpus_per_trial=gpus, data_workers=workers,
         search_seed=args.search_seed, storage_path=str(Path(args.storage_path).expanduser().resolve()),
         study_name=name, mlflow_uri=args.mlflow_uri, match_tolerance=args.match_tolerance,
         confidence=args.confidence, scheduler=scheduler, search=args.search, resume=args.resume, options=options,
@@ -306,3 +309,32 @@ def _default_gpus() -> float:
     import torch
 
     return 1.0 if torch.cuda.is_available() else 0.0
+
+
+#: The most data-loader workers ``--data-workers auto`` starts per fine-tune: collating padded GLUE batches is
+#: cheap, so a few processes keep a GPU fed.
+MAX_AUTO_WORKERS = 4
+
+
+def data_workers(value: str, cpus_per_trial: float, gpus_per_trial: float) -> int:
+    """``--data-workers`` as a number: ``auto`` is one worker per CPU of the trial beyond the one that trains, at
+    most ``MAX_AUTO_WORKERS``, on a trial with a GPU, and 0 without one (on a CPU the workers would take cores
+    from the training loop).
+
+    Raises:
+        UsageError: not ``auto`` or a whole number >= 0, or more workers than the trial has CPUs besides the
+            one that trains.
+    """
+    spare = max(0, int(cpus_per_trial) - 1)
+    if value == "auto":
+        return min(MAX_AUTO_WORKERS, spare) if gpus_per_trial > 0 else 0
+    try:
+        workers = int(value)
+    except ValueError:
+        workers = -1
+    if workers < 0:
+        raise UsageError(f"--data-workers {value!r} must be auto or a whole number of processes, 0 or more")
+    if workers > spare:
+        raise UsageError(f"--data-workers {workers} needs --cpus-per-trial {workers + 1} or more (one CPU trains, one per "
+                         f"worker); pass --cpus-per-trial {workers + 1} or fewer workers")
+    return workers

@@ -121,15 +121,16 @@ def board_name(settings: StudySettings) -> str:
 def _context(settings: StudySettings) -> TrialContext:
     return TrialContext(model=settings.model, task=settings.task, data=settings.data, finetune=settings.finetune,
                         seeds=settings.seeds, cache_dir=str(settings.cache_dir),
-                        threads=max(1, int(settings.cpus_per_trial)),
-                        weights_dir="" if settings.keep_weights == "none" else str(settings.weights_dir))
+                        threads=max(1, int(settings.cpus_per_trial) - settings.data_workers),
+                        weights_dir="" if settings.keep_weights == "none" else str(settings.weights_dir),
+                        data_workers=settings.data_workers)
 
 
 def _prepare_dense(settings: StudySettings, context: TrialContext, display: StudyDisplay) -> list[dict]:
     """Fine-tune the dense model of every seed (in parallel, as Ray tasks) unless the cache has it, showing their
     progress as they run."""
     task = ray.remote(prepare_dense).options(num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial)
-    pending = [task.remote(context.dense_spec(seed), context.cache_dir, settings.rewind_steps)
+    pending = [task.remote(context.dense_spec(seed), context.cache_dir, settings.rewind_steps, context.data_workers)
                for seed in settings.seeds]
     done = []
     while pending:

@@ -109,6 +109,8 @@ def _cases(model_dir, glue_dir, gpt2_dir, broken):
         "negative dev subset": ([*rte, "--max-dev-examples", "-1"], "--max-dev-examples -1 must be at least 0"),
         "negative search seed": ([*rte, "--search-seed", "-1"], "--search-seed -1 must be at least 0"),
         "GPU fraction above 1": ([*rte, "--gpus-per-trial", "1.5"], "Ray takes a fraction of one GPU or whole GPUs"),
+        "data workers not a number": ([*rte, "--data-workers", "many"], "--data-workers 'many' must be auto or a whole"),
+        "more data workers than CPUs": ([*rte, "--data-workers", "3"], "--data-workers 3 needs --cpus-per-trial 4"),
         "floor above the range": ([*rte, "--method", "magnitude", "--min-keep-per-matrix", "0.9", "--sparsity-min",
                                    "0.5", "--sparsity-max", "0.5"], "--min-keep-per-matrix keeps 0.9"),
         # the world the flags point at

@@ -34,3 +34,35 @@ def test_a_fine_tune_runs_its_forward_in_the_asked_precision_and_keeps_fp32_weig
     assert run.scaler.is_enabled() == (precision == "fp16")  # loss scaling only where fp16's range needs it
     assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast: the weights stay fp32
     assert torch.isfinite(torch.tensor(loss)) and not torch.equal(model.classifier.weight, before)  # it trained
+
+
+def test_data_workers_give_the_same_batches_and_the_same_fine_tune(tiny_spec):
+    """Worker processes only collate: the order comes from the seeded sampler in the training process, so two
+    epochs with two workers see exactly the batches, and end with exactly the weights, of two epochs without."""
+    from trainables.data import batches
+
+    task = get_task("rte")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_spec.model)
+    train = load_tokenized(task, tokenizer, tiny_spec.data)["train"]
+    collate = collator(tokenizer)
+    plain, spawned = (batches(train, collate, 8, shuffle_seed=3, workers=w) for w in (0, 2))
+    for _ in range(2):  # two passes: a new order each pass, the same sequence of orders either way
+        for a, b in zip(plain, spawned, strict=True):
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    weights = []
+    for workers in (0, 2):
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_pretrained(tiny_spec.model, num_labels=2)
+        settings = FinetuneSettings(learning_rate=1e-4, epochs=2, batch_size=16, optimizer="adamw", precision="fp32")
+        run = FineTuneRun(model, train, collate, settings, 0, torch.device("cpu"), workers)
+        run.train_epoch(), run.train_epoch()
+        weights.append(model.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_auto_data_workers_feed_a_gpu_trial_and_stay_off_on_the_cpu():
+    from search.settings import data_workers
+
+    assert data_workers("auto", 2, 0) == 0  # a CPU trial trains on every core it has
+    assert data_workers("auto", 2, 1) == 1 and data_workers("auto", 8, 0.25) == 4 and data_workers("auto", 1, 1) == 0
+    assert data_workers("2", 3, 0) == 2

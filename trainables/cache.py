@@ -19,10 +19,9 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 from safetensors.torch import load_file, save_file
-from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
-from trainables.data import DataSettings, collator, load_tokenized
+from trainables.data import DataSettings, batches, collator, load_tokenized
 from trainables import progress
 from trainables.finetune import FineTuneRun, FinetuneSettings, TrainingDiverged, pick_device, show_progress
 from trainables.model import load_model
@@ -32,7 +31,7 @@ from trainables.tasks import get_task
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3  # bump when what is stored, or how it is computed, changes
+CACHE_VERSION = 4  # bump when what is stored, or how it is computed, changes
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,7 @@ def _read(directory: Path, reused: bool) -> DenseResult:
 
 
 def fine_tune(spec: DenseSpec, model: torch.nn.Module, on_step=None, stop_after: int | None = None,
-              label: str = "dense") -> tuple[list[EpochResult], dict]:
+              label: str = "dense", workers: int = 0) -> tuple[list[EpochResult], dict]:
     """Fine-tune ``model`` on ``spec``'s task, data and settings with ``spec.seed`` (data order, dropout), through
     ``FineTuneRun.epochs`` (the loop every ticket's fine-tune uses too).
 
@@ -115,6 +114,7 @@ def fine_tune(spec: DenseSpec, model: torch.nn.Module, on_step=None, stop_after:
         on_step: ``on_step(step, model)`` after every optimiser step.
         stop_after: stop after this many optimiser steps (no evaluation then).
         label: names the run in the progress lines.
+        workers: data-loader worker processes (``--data-workers``; no effect on the result).
 
     Returns:
         ``(history, info)``: per-epoch dev evaluations (``EpochResult``: metrics, mean training loss,
@@ -129,8 +129,8 @@ def fine_tune(spec: DenseSpec, model: torch.nn.Module, on_step=None, stop_after:
     tokenizer = AutoTokenizer.from_pretrained(spec.model)
     data = load_tokenized(task, tokenizer, spec.data, seed=spec.seed)
     collate = collator(tokenizer)
-    run = FineTuneRun(model, data["train"], collate, spec.finetune, spec.seed, device)
-    dev = DataLoader(data["validation"], batch_size=spec.finetune.batch_size, collate_fn=collate)
+    run = FineTuneRun(model, data["train"], collate, spec.finetune, spec.seed, device, workers)
+    dev = batches(data["validation"], collate, spec.finetune.batch_size, device, workers=workers)
     history = []
     for result in run.epochs(dev, task, on_step, stop_after):
         history.append(result)
@@ -151,7 +151,7 @@ def _save_step(directory: Path, step: int, model: torch.nn.Module) -> None:
     os.replace(partial, folder / f"step-{step}.safetensors")
 
 
-def _compute(spec: DenseSpec, scratch: Path, steps: tuple[int, ...] = ()) -> None:
+def _compute(spec: DenseSpec, scratch: Path, steps: tuple[int, ...] = (), workers: int = 0) -> None:
     """Fine-tune, score and write the dense entry of ``spec`` into ``scratch``."""
     started = time.perf_counter()
     model = load_model(spec.model, get_task(spec.task), spec.seed)
@@ -161,7 +161,7 @@ def _compute(spec: DenseSpec, scratch: Path, steps: tuple[int, ...] = ()) -> Non
             _save_step(scratch, step, trained)
 
     try:
-        history, info = fine_tune(spec, model, on_step)
+        history, info = fine_tune(spec, model, on_step, workers=workers)
     except TrainingDiverged as err:
         log.warning("dense fine-tune %s seed %d diverged: %s", spec.task, spec.seed, err)
         diverged = {"seed": err.seed, "epoch": err.epoch, "step": err.step, "loss": err.loss}
@@ -176,7 +176,8 @@ def _compute(spec: DenseSpec, scratch: Path, steps: tuple[int, ...] = ()) -> Non
     (scratch / "record.json").write_text(json.dumps(record, indent=2))
 
 
-def ensure_dense(spec: DenseSpec, cache_root: str | os.PathLike, steps: tuple[int, ...] = ()) -> DenseResult:
+def ensure_dense(spec: DenseSpec, cache_root: str | os.PathLike, steps: tuple[int, ...] = (),
+                 workers: int = 0) -> DenseResult:
     """The dense fine-tune of ``spec``: read from the cache, or computed and stored.
 
     Args:
@@ -185,6 +186,7 @@ def ensure_dense(spec: DenseSpec, cache_root: str | os.PathLike, steps: tuple[in
             cluster.
         steps: optimiser steps whose weights a study rewinds to (``step:K``); saved during the fine-tune, or,
             when the fine-tune is cached already without them, by replaying it up to each step.
+        workers: data-loader worker processes while fine-tuning (no effect on the result).
 
     Returns:
         the cached result; ``reused`` says whether it was there already.
@@ -197,7 +199,7 @@ def ensure_dense(spec: DenseSpec, cache_root: str | os.PathLike, steps: tuple[in
     def write(scratch: Path) -> None:
         log.info("dense fine-tune %s seed %d (key %s): computing once for every trial", spec.task, spec.seed,
                  spec.key())
-        _compute(spec, scratch, tuple(steps))
+        _compute(spec, scratch, tuple(steps), workers)
 
     computed = compute_once(target, write)
     result = _read(target, reused=not computed)
@@ -239,7 +241,7 @@ def ensure_step(spec: DenseSpec, dense: DenseResult, step: int) -> Path:
     return path
 
 
-def prepare_dense(spec: DenseSpec, cache_root: str, steps: tuple[int, ...] = ()) -> dict:
+def prepare_dense(spec: DenseSpec, cache_root: str, steps: tuple[int, ...] = (), workers: int = 0) -> dict:
     """``ensure_dense`` as a Ray task: logs progress and returns a small summary, not the weights.
 
     Returns:
@@ -250,7 +252,7 @@ def prepare_dense(spec: DenseSpec, cache_root: str, steps: tuple[int, ...] = ())
     show_progress()
     progress.begin(progress.dense_job(spec.seed))
     try:
-        result = ensure_dense(spec, cache_root, steps)
+        result = ensure_dense(spec, cache_root, steps, workers)
     except TrainingDiverged as err:
         return {"seed": spec.seed, "key": spec.key(), "reused": False, "dev_score": None, "train_loss": None,
                 "diverged": str(err)}

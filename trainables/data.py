@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 
 import datasets
+import torch
+from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from trainables.tasks import GlueTask
@@ -171,3 +173,29 @@ def load_tokenized(task: GlueTask, tokenizer: PreTrainedTokenizerBase, settings:
 def collator(tokenizer: PreTrainedTokenizerBase) -> DataCollatorWithPadding:
     """Pads each batch to its longest example (dynamic padding)."""
     return DataCollatorWithPadding(tokenizer)
+
+
+def batches(split: datasets.Dataset, collate, batch_size: int, device: torch.device | str = "cpu",
+            shuffle_seed: int | None = None, workers: int = 0) -> DataLoader:
+    """The batches of a tokenised split, as every fine-tune and evaluation of the project draws them.
+
+    Args:
+        split: a split of ``load_tokenized``.
+        collate: ``collator(tokenizer)`` (pads each batch).
+        batch_size: examples per batch.
+        device: where the batches go: on a GPU they are collated into pinned memory, so the copy can overlap.
+        shuffle_seed: shuffle with this seed (a new order every pass, the same sequence of orders for the same
+            seed); ``None``: dev order.
+        workers: worker processes that collate batches beside the training loop (``--data-workers``); kept alive
+            between epochs. The order of examples is drawn in the main process, so the batches are the same
+            with any number of workers.
+    """
+    # The order has its own generator, and so has the loader (it draws a seed for its worker processes at
+    # every fresh iteration, but once only with persistent workers): the order and the global RNG (dropout)
+    # are then the same with or without workers.
+    sampler = (SequentialSampler(split) if shuffle_seed is None
+               else RandomSampler(split, generator=torch.Generator().manual_seed(shuffle_seed)))
+    return DataLoader(split, batch_size=batch_size, sampler=sampler, collate_fn=collate,
+                      generator=torch.Generator().manual_seed(shuffle_seed or 0),
+                      pin_memory=torch.device(device).type == "cuda", num_workers=workers,
+                      persistent_workers=workers > 0)

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
 from trainables import progress
+from trainables.data import batches
 from trainables.metrics import compute_metrics, predictions_from_logits
 from trainables.report import EpochResult
 from trainables.tasks import GlueTask
@@ -162,13 +163,13 @@ class FineTuneRun:
         settings: the hyper-parameters.
         seed: seeds the data order and dropout of this run.
         device: where the model lives.
+        workers: data-loader worker processes (``trainables.data.batches``); the result does not depend on it.
     """
 
     def __init__(self, model: nn.Module, train_set, collate, settings: FinetuneSettings, seed: int,
-                 device: torch.device):
+                 device: torch.device, workers: int = 0):
         self.model, self.settings, self.device, self.seed = model.to(device), settings, device, seed
-        self.loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, collate_fn=collate,
-                                 generator=torch.Generator().manual_seed(seed), pin_memory=device.type == "cuda")
+        self.loader = batches(train_set, collate, settings.batch_size, device, shuffle_seed=seed, workers=workers)
         self.dtype = autocast_dtype(settings.precision, device)
         # fp16 needs loss scaling (its range is narrow); bf16 and fp32 do not
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)

@@ -21,13 +21,12 @@ from typing import Callable, Iterator
 
 import torch
 from safetensors.torch import save_file
-from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
 from spaces.registry import get_method
 from trainables import progress
 from trainables.cache import DenseSpec, ensure_dense
-from trainables.data import DataSettings, collator, load_tokenized
+from trainables.data import DataSettings, batches, collator, load_tokenized
 from trainables.finetune import FineTuneRun, FinetuneSettings, TrainingDiverged, evaluate, pick_device, show_progress
 from trainables.pruning.tickets import Ticket, TicketRequest
 from trainables.pruning.weights import bake
@@ -52,6 +51,7 @@ class TrialContext:
         threads: torch CPU threads per trial (its CPU share).
         weights_dir: where a good ticket's fine-tuned weights are written per seed (``<study>/weights``); empty:
             not kept. The study logs the dense run's and the named tickets' to MLflow and deletes the others.
+        data_workers: data-loader worker processes per fine-tune (``--data-workers``; no effect on results).
     """
 
     model: str
@@ -62,6 +62,7 @@ class TrialContext:
     cache_dir: str
     threads: int = 1
     weights_dir: str = ""
+    data_workers: int = 0
 
     def dense_spec(self, seed: int) -> DenseSpec:
         """The cache key of the dense fine-tune of ``seed`` under this study's settings."""
@@ -136,13 +137,13 @@ def _seed_epochs(ticket: Ticket, rewind: str, seed: int, dense, context: TrialCo
     # Rewind, then mask: pruned units or weights stay removed for training and evaluation alike.
     model = rewound_model(rewind, context.model, task, seed, dense).to(device)
     ticket.mask.apply(model)
-    dev = DataLoader(split["validation"], batch_size=context.finetune.batch_size, collate_fn=collate)
+    dev = batches(split["validation"], collate, context.finetune.batch_size, device, workers=context.data_workers)
     if rewind == "none":  # pruned, not retrained: one evaluation
         result = evaluate(model, dev, task, device, context.finetune.precision)
         trained(model)
         yield EpochResult(0, result.dev_score, result.metrics, None, result.predictions.tolist())
         return
-    run = FineTuneRun(model, split["train"], collate, context.finetune, seed, device)
+    run = FineTuneRun(model, split["train"], collate, context.finetune, seed, device, context.data_workers)
     for result in run.epochs(dev, task):
         if result.epoch == context.finetune.epochs:
             trained(run.model)
@@ -195,7 +196,8 @@ def run_ticket_trial(config: dict, context: TrialContext, report: Callable[[Tria
     try:
         for seed in context.seeds:
             epoch = 0
-            dense = ensure_dense(context.dense_spec(seed), context.cache_dir, (step,) if step else ())
+            dense = ensure_dense(context.dense_spec(seed), context.cache_dir, (step,) if step else (),
+                                 context.data_workers)
             labels = dense.labels
             ticket = get_method(method).make_ticket(TicketRequest(context.dense_spec(seed), dense, sparsity, control,
                                                                   rewind, options, context.cache_dir))

@@ -34,10 +34,9 @@ from typing import Iterable
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
-from trainables.data import collator, load_tokenized
+from trainables.data import batches, collator, load_tokenized
 from trainables.finetune import pick_device
 from trainables.gates import UnitGates
 from trainables.model import load_config, load_model
@@ -369,8 +368,8 @@ def dense_importance(spec, dense, cache_dir: str | Path) -> UnitImportance:
         model.load_state_dict(dense.weights())
         tokenizer = AutoTokenizer.from_pretrained(spec.model)
         train = load_tokenized(task, tokenizer, spec.data, seed=spec.seed)["train"]
-        scores = unit_importance(model.to(device), DataLoader(train, batch_size=spec.finetune.batch_size,
-                                                              collate_fn=collator(tokenizer)), device)
+        scores = unit_importance(model.to(device), batches(train, collator(tokenizer), spec.finetune.batch_size,
+                                                           device), device)
         save_file(scores.to_tensors(), scratch / "importance.safetensors")
         (scratch / "record.json").write_text(json.dumps({"dense": dense.directory.name, "examples": scores.examples,
                                                          "estimators": list(ESTIMATORS), "device": str(device),
