@@ -157,11 +157,15 @@ def main(argv: list[str] | None = None, prog: str = "python -m search.compare") 
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("studies", nargs="+", help="names of finished studies (as given to --study-name)")
-    parser.add_argument("--storage-path", default="supertickets_results", help="where the studies ran")
+    parser.add_argument("--storage-path", default="supertickets_results", help="the folder where the studies ran (for a storage URI: their --local-dir)")
     parser.add_argument("--out", help="folder for comparison.md, comparison.png, comparison.json (default "
                                       "<storage-path>/comparisons/<study>+<study>..., git-ignored with the results)")
     parser.add_argument("--title", help="title of the plot")
     args = parser.parse_args(argv)
+    if "://" in args.storage_path:
+        print(f"error: --storage-path {args.storage_path} is a URI: compare reads the studies' local copies; pass the "
+              "--local-dir they ran with (default ~/.cache/supertickets/<bucket and prefix>)", file=sys.stderr)
+        return 2
     storage = Path(args.storage_path).expanduser().resolve()
     out = Path(args.out) if args.out else storage / "comparisons" / "+".join(args.studies)
     blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)

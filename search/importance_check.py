@@ -154,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--seed {args.seed} must be 0 or more")
         if args.out and not Path(args.out).expanduser().resolve().parent.is_dir():
             raise UsageError(f"--out {args.out}: its folder does not exist; create it or pass another path")
-        from search.preflight import check_data, check_model, check_storage_path
+        from search.preflight import check_data, check_model, check_storage
 
-        check_storage_path(Path(settings.storage_path))
+        check_storage(settings)
         check_data(settings)
         check_model(settings)
     except UsageError as err:

@@ -13,19 +13,23 @@ import os
 import re
 from pathlib import Path
 
+from pyarrow.fs import FileType
+
 from search.errors import UsageError
 from search.settings import StudySettings
-from search.state import StudyState, stringify, studies_under
+from search.state import STATE_FILE, StudyState, stringify, studies_under
 from search.optuna_storage import check_optuna_storage
 from search.tracking import check_tracking_uri, resolve_tracking_uri
+from trainables import mirror
 from trainables.data import DataFileError, check_classic_split
+from trainables.mirror import open_uri
 from trainables.model import UnsupportedModelError, check_local_model
 from trainables.tasks import get_task
 
 #: A study name is one folder name: letters, digits and ``._+-``, starting with a letter or digit.
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 #: Settings a resumed study may change: they decide how fast it runs, never what it finds.
-MAY_CHANGE_ON_RESUME = frozenset({"resume", "concurrent_trials", "model_source", "glue_source", "max_failures",
+MAY_CHANGE_ON_RESUME = frozenset({"resume", "concurrent_trials", "local_dir", "model_source", "glue_source", "max_failures",
                                   "data_workers"})
 #: Settings added after some studies were stored: absent from an older state file, they are not compared (such a
 #: study resumes with what it had, e.g. its Optuna study in the searcher's saved state rather than in optuna.db).
@@ -39,7 +43,7 @@ def check_before_start(settings: StudySettings) -> None:
         UsageError: the first problem, naming it and the fix.
     """
     check_study_name(settings.study_name)
-    check_storage_path(Path(settings.storage_path))
+    check_storage(settings)
     check_resume(settings)
     try:
         check_tracking_uri(resolve_tracking_uri(settings.mlflow_uri))
@@ -98,13 +102,39 @@ def check_storage_path(storage: Path) -> None:
         raise UsageError(f"--storage-path {storage}: {existing} is not writable: pass a folder you can write")
 
 
+def check_storage(settings: StudySettings) -> None:
+    """The local folder can be written and a storage URI opened; this process then reads and writes the URI's copy
+    of the local folder through ``trainables.mirror``."""
+    check_storage_path(settings.root)
+    if settings.mirror is not None:
+        check_storage_uri(settings.storage_path)
+        mirror.share(settings.mirror.local, settings.mirror.uri)
+
+
+def check_storage_uri(uri: str) -> None:
+    """``uri`` opens (a scheme ``pyarrow.fs`` knows, credentials found) and can be listed: a bucket that exists."""
+    try:
+        filesystem, path = open_uri(uri)
+        top = path.split("/", 1)[0]
+        found = filesystem.get_file_info(top).type != FileType.NotFound
+        filesystem.get_file_info(path)
+    except Exception as err:  # pyarrow raises ArrowInvalid, OSError and others, by scheme and client
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UsageError(f"--storage-path {uri} cannot be opened ({first}): check the URI, the bucket and the "
+                         "credentials (e.g. AWS_ACCESS_KEY_ID), or pass a folder") from None
+    if not found:
+        raise UsageError(f"--storage-path {uri}: {top} does not exist there: create the bucket first, or pass another "
+                         "--storage-path")
+
+
 def check_resume(settings: StudySettings) -> None:
     """``--resume`` names a study that exists and keeps its settings; a new study does not reuse a name.
 
     A resumed study continues with the settings it was started with (Tune restores them), so a flag that
     differs would be ignored: that is refused, naming each setting, unless it is in ``MAY_CHANGE_ON_RESUME``.
     """
-    storage = Path(settings.storage_path)
+    storage = settings.root
+    mirror.available(settings.study_dir / STATE_FILE)  # started on another machine: its state is under the URI
     state = StudyState.read(settings.study_dir)
     if not settings.resume:
         if state is not None:

@@ -159,8 +159,14 @@ def parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
                           "visible, else 0")
     run.add_argument("--search-seed", type=int, default=0, help="seed of the Optuna sampler (default 0)")
     run.add_argument("--storage-path", default="supertickets_results",
-                     help="where studies and the dense-model cache are stored; shared storage on a cluster "
-                          "(default ./supertickets_results)")
+                     help="where studies and the caches are stored: a folder (on a cluster, one every node mounts) "
+                          "or a URI Ray Tune accepts (s3://bucket/prefix, gs://..., "
+                          "s3://...?endpoint_override=host:port&scheme=http for MinIO), which every node reads and "
+                          "writes (default ./supertickets_results)")
+    run.add_argument("--local-dir",
+                     help="with a storage URI: the local folder, the same path on every node, where the caches and "
+                          "the study's files are kept before they are uploaded (default "
+                          "~/.cache/supertickets/<bucket and prefix>)")
     run.add_argument("--study-name", help="name of the study (default <task>-<method>-<date>-<time>)")
     run.add_argument("--resume", action="store_true", help="resume the interrupted study --study-name")
     run.add_argument("--mlflow-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else "

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from search.defaults import resolve_glue_dir, resolve_model, resolve_path_option
 from search.errors import UsageError
@@ -18,6 +20,7 @@ from trainables.pruning.controls import CONTROLS
 from trainables.rewinding import rewind_step
 from trainables.data import DataSettings
 from trainables.finetune import OPTIMIZERS, FinetuneSettings
+from trainables.mirror import Mirror, is_uri, join
 from trainables.model import UnsupportedModelError, layout_for, load_config
 from trainables.tasks import get_task
 
@@ -62,6 +65,22 @@ class StudySettings:
     max_failures: int = 2
     keep_weights: str = "named"
     data_workers: int = 0
+    local_dir: str = ""
+
+    @property
+    def root(self) -> Path:
+        """The local folder of the study's own files: ``storage_path``, or with a storage URI ``local_dir``."""
+        return Path(self.local_dir or self.storage_path)
+
+    @property
+    def mirror(self) -> Mirror | None:
+        """With a storage URI, ``root`` kept under it too (``trainables.mirror``); else ``None``."""
+        return Mirror(str(self.root), self.storage_path) if is_uri(self.storage_path) else None
+
+    @property
+    def tune_path(self) -> str:
+        """Where Ray Tune keeps the study's experiment (trial folders, its state for --resume): under the URI."""
+        return join(self.storage_path, self.study_name) if is_uri(self.storage_path) else str(self.study_dir)
 
     @property
     def rewind_steps(self) -> tuple[int, ...]:
@@ -70,8 +89,9 @@ class StudySettings:
 
     @property
     def study_dir(self) -> Path:
-        """Where Ray Tune keeps this study (trial folders, state for --resume, plot, summary)."""
-        return Path(self.storage_path) / self.study_name
+        """The study's folder: its state for --resume, plots, summary, progress, weights (with a folder as storage
+        also Ray Tune's trial folders)."""
+        return self.root / self.study_name
 
     @property
     def weights_dir(self) -> Path:
@@ -80,8 +100,8 @@ class StudySettings:
 
     @property
     def cache_dir(self) -> Path:
-        """The dense-model cache shared by every study under the same storage path."""
-        return Path(self.storage_path) / "cache"
+        """The cache (dense fine-tunes, importance, IMP, TAMT, masks) shared by every study under the same storage."""
+        return self.root / "cache"
 
     def params(self) -> dict:
         """Flat parameters for the study's MLflow parent run."""
@@ -209,6 +229,7 @@ def build_settings(args) -> StudySettings:
         except ValueError as err:
             raise UsageError(str(err)) from None
     name = args.study_name or f"{task.name}-{'+'.join(methods)}-{datetime.now():%Y%m%d-%H%M%S}"
+    storage, local = storage_paths(args.storage_path, args.local_dir)
     return StudySettings(
         task=task.name, method=methods, control=controls, rewind=rewind, model=model_path, model_source=model.source,
         glue_dir=glue_dir, glue_source=glue.source, budget=budget.name, sparsity=sparsity,
@@ -216,12 +237,11 @@ def build_settings(args) -> StudySettings:
         grace_period=min(pick(args.grace_period, budget.grace_period), finetune.epochs),
         concurrent_trials=args.concurrent_trials, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=gpus, data_workers=workers,
-        search_seed=args.search_seed, storage_path=str(Path(args.storage_path).expanduser().resolve()),
+        search_seed=args.search_seed, storage_path=storage, local_dir=local,
         study_name=name, mlflow_uri=args.mlflow_uri, match_tolerance=args.match_tolerance,
         confidence=args.confidence, scheduler=scheduler, search=args.search, resume=args.resume, options=options,
         max_failures=args.max_failures, keep_weights=args.keep_weights,
-        optuna_storage=resolve_optuna_storage(args.optuna_storage, resolve_tracking_uri(args.mlflow_uri),
-                                              str(Path(args.storage_path).expanduser().resolve())))
+        optuna_storage=resolve_optuna_storage(args.optuna_storage, resolve_tracking_uri(args.mlflow_uri), local))
 
 
 def _check_ranges(args, budget) -> None:
@@ -236,13 +256,25 @@ def _check_ranges(args, budget) -> None:
                         ("--max-dev-examples", args.max_dev_examples)):
         if value is not None and value < 0:
             raise UsageError(f"{flag} {value} must be at least 0 (0: all examples)")
-    if "://" in args.storage_path:
-        raise UsageError(f"--storage-path {args.storage_path} is a URI: the caches need a file system every node sees; "
-                         "mount the bucket (s3fs, gcsfuse, EFS, a ReadWriteMany volume) and pass the mounted folder")
+    if args.local_dir and not is_uri(args.storage_path):
+        raise UsageError(f"--local-dir {args.local_dir} is for a storage URI, but --storage-path {args.storage_path} "
+                         "is a folder: drop --local-dir, or pass --storage-path s3://... / gs://...")
     if args.max_failures < 0:
         raise UsageError(f"--max-failures {args.max_failures} must be at least 0 (0: a failed trial is not restarted)")
     if args.search_seed < 0:
         raise UsageError(f"--search-seed {args.search_seed} must be at least 0")
+
+
+def storage_paths(storage_path: str, local_dir: str | None) -> tuple[str, str]:
+    """``(storage, local)``: the storage folder made absolute (then also the local folder), or the URI as given with
+    ``--local-dir`` (default ``~/.cache/supertickets/<bucket and prefix>``) made absolute."""
+    if not is_uri(storage_path):
+        folder = str(Path(storage_path).expanduser().resolve())
+        return folder, folder
+    uri = storage_path.rstrip("/")
+    split = urlsplit(uri)
+    default = Path("~/.cache/supertickets") / re.sub(r"[^A-Za-z0-9._-]+", "_", f"{split.scheme}-{split.netloc}{split.path}")
+    return uri, str(Path(local_dir or default).expanduser().resolve())
 
 
 def _split(value: str) -> tuple[str, ...]:

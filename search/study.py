@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import ray
 from mlflow.entities import RunStatus
@@ -27,7 +26,7 @@ from search.searcher import TicketSearch
 from search.errors import UsageError
 from search.preflight import check_fits, check_resume
 from search.settings import StudySettings
-from search.state import StudyState, stringify
+from search.state import STATE_FILE, StudyState, stringify
 from search.weights import KeptWeights, keep_weights
 from search.tracking import (REASON_TAG, STOP_TAG, MlflowTrialCallback, log_params, open_experiment,
                              resolve_tracking_uri, run_url, share_study_view, source_tags, study_view_url,
@@ -36,6 +35,7 @@ from spaces.registry import get_method
 from spaces.search_space import TicketSpace
 from filelock import FileLock, Timeout
 
+from trainables import mirror
 from trainables.cache import prepare_dense
 from trainables.store import sweep_partials
 from trainables.data import HUB_DATASET
@@ -123,15 +123,15 @@ def _context(settings: StudySettings) -> TrialContext:
                         seeds=settings.seeds, cache_dir=str(settings.cache_dir),
                         threads=max(1, int(settings.cpus_per_trial) - settings.data_workers),
                         weights_dir="" if settings.keep_weights == "none" else str(settings.weights_dir),
-                        data_workers=settings.data_workers)
+                        data_workers=settings.data_workers, mirror=settings.mirror)
 
 
 def _prepare_dense(settings: StudySettings, context: TrialContext, display: StudyDisplay) -> list[dict]:
     """Fine-tune the dense model of every seed (in parallel, as Ray tasks) unless the cache has it, showing their
     progress as they run."""
     task = ray.remote(prepare_dense).options(num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial)
-    pending = [task.remote(context.dense_spec(seed), context.cache_dir, settings.rewind_steps, context.data_workers)
-               for seed in settings.seeds]
+    pending = [task.remote(context.dense_spec(seed), context.cache_dir, settings.rewind_steps, context.data_workers,
+                           context.mirror) for seed in settings.seeds]
     done = []
     while pending:
         ready, pending = ray.wait(pending, timeout=1.0)
@@ -206,6 +206,7 @@ def _parent_run(settings: StudySettings, client: MlflowClient, experiment: str, 
     log_params(client, parent_run_id, settings.params())
     share_study_view(client, experiment, settings.study_name, parent_run_id)
     StudyState(parent_run_id, tracking_uri, stringify(settings.params()), command).write(settings.study_dir)
+    mirror.push(settings.study_dir / STATE_FILE)
     return parent_run_id
 
 
@@ -214,7 +215,7 @@ def study_lock(settings: StudySettings) -> FileLock:
 
     An OS file lock: the kernel releases it when its process dies, so a killed study never leaves it stuck.
     """
-    folder = Path(settings.storage_path) / ".locks"
+    folder = settings.root / ".locks"
     folder.mkdir(parents=True, exist_ok=True)
     return FileLock(str(folder / f"{settings.study_name}.lock"))
 
@@ -336,7 +337,7 @@ def _run_locked(settings: StudySettings, display: StudyDisplay, command: str, ty
                                         "model": settings.model}, stop_reasons, task.primary_metric, typed)
         trainable = tune.with_resources(tune.with_parameters(tune_trainable, context=context),
                                         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
-        path = str(settings.study_dir)
+        path = settings.tune_path
         # Tune saves its state at most every 10 s by default: a driver killed in between loses the trials that ended
         # since, and a resume re-trains them. Every controller step instead (a few KB, after each event).
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
@@ -416,6 +417,9 @@ def _report(settings: StudySettings, tickets, client: MlflowClient, parent_run_i
         client.set_tag(parent_run_id, key, value)
     tag_verdict(client, verdict.named)
     kept = keep_weights(client, verdict, tickets, settings.weights_dir, settings.keep_weights)
+    for path in settings.study_dir.iterdir():  # the report's files (the kept weights are uploaded already)
+        if path.is_file():
+            mirror.push(path)
     return StudyOutcome(tickets, verdict, parent_run_id, uri, table, "\n".join(lines), experiment,
                         settings.study_name, settings.optuna_storage, _weights_line(verdict, kept, settings))
 

@@ -27,6 +27,7 @@ from ray.tune import Callback
 from search import sqlite_uri
 from spaces.sparsity import grid_value
 from trainables.report import DIVERGED, NODE_KEY, TrialReport
+from trainables import mirror
 
 EXPERIMENT_PREFIX = "supertickets"
 #: The tag that says why a run ended before finishing its seeds (``diverged``, the racing test, ``asha``).
@@ -343,7 +344,8 @@ class MlflowTrialCallback(Callback):
                                              "reused_dense_finetune": report.ticket.reused_dense,
                                              "replayed": report.ticket.replayed})
         for path in report.ticket.mask_files:
-            if path not in entry["masks"] and os.path.exists(path):  # node-local paths of other nodes: skipped
+            # a trial on another node: under a storage URI it uploaded the mask; on node-local disks it is skipped
+            if path not in entry["masks"] and mirror.available(path):
                 self.client.log_artifact(run_id, path, "mask")
                 entry["masks"].add(path)
         if report.ends_seed:

@@ -18,6 +18,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from search.analysis import TicketResult, Verdict
+from trainables import mirror
 
 #: ``--keep-weights`` values.
 KEEP_WEIGHTS = ("named", "all", "none")
@@ -60,7 +61,7 @@ def keep_weights(client: MlflowClient, verdict: Verdict, tickets: list[TicketRes
     kept: list[TicketResult] = [t for t in chosen if t is not None and t.run_id and t.weight_files]
     logged, keep_paths = {}, set()
     for ticket in {t.run_id: t for t in kept}.values():
-        files = {seed: Path(f) for seed, f in ticket.weight_files.items() if Path(f).is_file()}
+        files = {seed: Path(f) for seed, f in ticket.weight_files.items() if mirror.available(f)}
         with tempfile.TemporaryDirectory(prefix="supertickets-weights-") as scratch:
             for seed, path in sorted(files.items()):
                 named = Path(scratch) / f"seed-{seed}.safetensors"  # MLflow logs a file under its own name
@@ -71,6 +72,11 @@ def keep_weights(client: MlflowClient, verdict: Verdict, tickets: list[TicketRes
             client.set_tag(ticket.run_id, WEIGHTS_TAG, "logged")
             logged[ticket.run_id] = len(files)
     freed = 0
+    unkept = {Path(f).parent for t in tickets for f in t.weight_files.values()} if mode == "named" else set()
+    for folder in unkept:  # under a storage URI: the copies of the weights not kept, wherever they were written
+        found = mirror.mirror_for(folder)
+        if found is not None and not any(f.resolve() in keep_paths for f in folder.glob("*")):
+            found.delete(folder)
     if mode == "named" and weights_dir.is_dir():
         for folder in weights_dir.iterdir():
             files = list(folder.glob("*")) if folder.is_dir() else [folder]

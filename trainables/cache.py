@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer
 
 from trainables.data import DataSettings, batches, collator, load_tokenized
-from trainables import progress
+from trainables import mirror, progress
 from trainables.finetune import FineTuneRun, FinetuneSettings, TrainingDiverged, pick_device, show_progress
 from trainables.model import load_model
 from trainables.report import EpochResult
@@ -227,6 +227,10 @@ def ensure_step(spec: DenseSpec, dense: DenseResult, step: int) -> Path:
     with FileLock(str(dense.directory / "steps.lock")):
         if path.exists():
             return path
+        partial = path.with_name(f".partial-{path.name}")
+        if mirror.pull(path, into=partial):  # replayed on another node: downloaded from the storage URI
+            os.replace(partial, path)
+            return path
         record = json.loads((dense.directory / "record.json").read_text())
         batches = -(-record["train_examples"] // spec.finetune.batch_size)
         total = spec.finetune.epochs * batches
@@ -238,11 +242,14 @@ def ensure_step(spec: DenseSpec, dense: DenseResult, step: int) -> Path:
         model = load_model(spec.model, get_task(spec.task), spec.seed)
         fine_tune(spec, model, stop_after=step, label="replay")
         _save_step(dense.directory, step, model)
+        mirror.push(path)
     return path
 
 
-def prepare_dense(spec: DenseSpec, cache_root: str, steps: tuple[int, ...] = (), workers: int = 0) -> dict:
-    """``ensure_dense`` as a Ray task: logs progress and returns a small summary, not the weights.
+def prepare_dense(spec: DenseSpec, cache_root: str, steps: tuple[int, ...] = (), workers: int = 0,
+                  shared: mirror.Mirror | None = None) -> dict:
+    """``ensure_dense`` as a Ray task: logs progress and returns a small summary, not the weights. With
+    ``shared`` (a storage URI) the entry is looked for, and stored, under the URI too (``trainables.mirror``).
 
     Returns:
         ``{"seed", "key", "reused", "dev_score", "train_loss", "diverged"}``: the last epoch's primary dev
@@ -250,6 +257,8 @@ def prepare_dense(spec: DenseSpec, cache_root: str, steps: tuple[int, ...] = (),
         diverged.
     """
     show_progress()
+    if shared is not None:
+        mirror.share(shared.local, shared.uri)
     progress.begin(progress.dense_job(spec.seed))
     try:
         result = ensure_dense(spec, cache_root, steps, workers)

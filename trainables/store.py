@@ -7,6 +7,9 @@ lock and read what the first wrote (the pattern of open_lth's runner: skip a ste
 Sealing writes the SHA-256 and size of every file of the entry into its ``record.json`` (``"checksums"``).
 An entry whose record is unreadable, or whose files are missing, cut short or changed, is moved aside
 (``<entry>.corrupt-<time>``) with a warning naming it, and computed again.
+
+With a storage URI (``trainables.mirror``) an entry missing here is first downloaded from under the URI (and
+checked like a local one), and an entry computed here is uploaded there.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from pathlib import Path
 from typing import Callable
 
 from filelock import FileLock, Timeout
+
+from trainables import mirror
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +45,7 @@ def compute_once(target: Path, write: Callable[[Path], None], marker: str = RECO
 
     Returns:
         True when this call computed the entry, False when it was there (or another process finished it
-        while this one waited).
+        while this one waited, or it was downloaded from the storage URI).
     """
     if problem(target, marker) is None:
         return False
@@ -58,11 +63,17 @@ def compute_once(target: Path, write: Callable[[Path], None], marker: str = RECO
             shutil.rmtree(stale, ignore_errors=True)
         scratch = Path(tempfile.mkdtemp(prefix=f"{PARTIAL}{target.name}-", dir=target.parent))
         try:
+            if mirror.pull(target, into=scratch) and problem(scratch, marker) is None:
+                os.replace(scratch, target)  # computed elsewhere: downloaded from the storage URI
+                return False
+            for leftover in list(scratch.iterdir()):  # an incomplete download
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
             write(scratch)
             seal(scratch)
             os.replace(scratch, target)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+    mirror.push(target)
     return True
 
 

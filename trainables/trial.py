@@ -24,7 +24,7 @@ from safetensors.torch import save_file
 from transformers import AutoTokenizer
 
 from spaces.registry import get_method
-from trainables import progress
+from trainables import mirror, progress
 from trainables.cache import DenseSpec, ensure_dense
 from trainables.data import DataSettings, batches, collator, load_tokenized
 from trainables.finetune import FineTuneRun, FinetuneSettings, TrainingDiverged, evaluate, pick_device, show_progress
@@ -52,6 +52,8 @@ class TrialContext:
         weights_dir: where a good ticket's fine-tuned weights are written per seed (``<study>/weights``); empty:
             not kept. The study logs the dense run's and the named tickets' to MLflow and deletes the others.
         data_workers: data-loader worker processes per fine-tune (``--data-workers``; no effect on results).
+        mirror: with a storage URI, the local folder (holding ``cache_dir`` and ``weights_dir``) whose files are
+            also kept under the URI (``trainables.mirror``); ``None``: storage is a folder every node sees.
     """
 
     model: str
@@ -63,6 +65,7 @@ class TrialContext:
     threads: int = 1
     weights_dir: str = ""
     data_workers: int = 0
+    mirror: mirror.Mirror | None = None
 
     def dense_spec(self, seed: int) -> DenseSpec:
         """The cache key of the dense fine-tune of ``seed`` under this study's settings."""
@@ -87,7 +90,9 @@ def _save_weights(model: torch.nn.Module, seed: int, config: dict, context: Tria
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f".partial-seed-{seed}.safetensors"
     save_file({k: v.detach().cpu().contiguous() for k, v in bake(model).state_dict().items()}, str(partial))
-    return str(partial.replace(folder / f"seed-{seed}.safetensors"))
+    path = partial.replace(folder / f"seed-{seed}.safetensors")
+    mirror.push(path)
+    return str(path)
 
 
 def _save_mask(seed: int, ticket: Ticket, config: dict, context: TrialContext) -> str:
@@ -98,7 +103,9 @@ def _save_mask(seed: int, ticket: Ticket, config: dict, context: TrialContext) -
     suffix = ticket.mask.suffix
     partial = folder / f".partial-seed-{seed}.{suffix}"
     ticket.mask.save(partial)
-    return str(partial.replace(folder / f"mask-seed-{seed}.{suffix}"))
+    path = partial.replace(folder / f"mask-seed-{seed}.{suffix}")
+    mirror.push(path)
+    return str(path)
 
 
 class _Data:
@@ -189,6 +196,8 @@ def run_ticket_trial(config: dict, context: TrialContext, report: Callable[[Tria
     options = {k: v for k, v in config.items() if k not in TRIAL_KEYS}
     step = rewind_step(rewind)
     torch.set_num_threads(context.threads)
+    if context.mirror is not None:
+        mirror.share(context.mirror.local, context.mirror.uri)
     task, device = get_task(context.task), pick_device()
     data, facts, finished, labels = _Data(context, task), None, [], []
     planned_epochs = 1 if rewind == "none" else context.finetune.epochs
