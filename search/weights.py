@@ -72,8 +72,10 @@ def keep_weights(client: MlflowClient, verdict: Verdict, tickets: list[TicketRes
             client.set_tag(ticket.run_id, WEIGHTS_TAG, "logged")
             logged[ticket.run_id] = len(files)
     freed = 0
-    unkept = {Path(f).parent for t in tickets for f in t.weight_files.values()} if mode == "named" else set()
-    for folder in unkept:  # under a storage URI: the copies of the weights not kept, wherever they were written
+    written = {Path(f).parent for t in tickets for f in t.weight_files.values()} if mode == "named" else set()
+    # under a storage URI: the copies of the weights not kept, wherever they were written (not cache entries a
+    # replayed ticket points at)
+    for folder in (f for f in written if f.is_relative_to(weights_dir)):
         found = mirror.mirror_for(folder)
         if found is not None and not any(f.resolve() in keep_paths for f in folder.glob("*")):
             found.delete(folder)
