@@ -138,13 +138,14 @@ def check_resume(settings: StudySettings) -> None:
     state = StudyState.read(settings.study_dir)
     if not settings.resume:
         if state is not None:
-            raise UsageError(f"study {settings.study_name} exists under {storage}: add --resume to continue it, or "
-                             "choose another --study-name")
+            raise UsageError(f"study {settings.study_name} exists under {settings.storage_path}: add --resume to "
+                             "continue it, or choose another --study-name")
         return
     if state is None:
         names = studies_under(storage)
         listing = ", ".join(names) if names else "none"
-        raise UsageError(f"no study {settings.study_name} to resume under {storage} (studies there: {listing}): "
+        known = f"studies there: {listing}" if settings.mirror is None else f"studies in {storage}: {listing}"
+        raise UsageError(f"no study {settings.study_name} to resume under {settings.storage_path} ({known}): "
                          "pass --study-name of one of them, or --storage-path where it ran")
     if not state.params:
         return  # a study from before settings were stored: nothing to compare
