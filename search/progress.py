@@ -287,7 +287,15 @@ class StudyDisplay(Callback):
 
 class ScalarCSVLogger(CSVLoggerCallback):
     """Tune's per-trial ``progress.csv`` with the scalars only: the whole report (per-example predictions) stays in
-    ``result.json`` and MLflow, not in a spreadsheet column. Given to Tune, it replaces Tune's own CSV logger."""
+    ``result.json`` and MLflow, not in a spreadsheet column. Given to Tune, it replaces Tune's own CSV logger.
+
+    Args:
+        drop: the result keys left out (default: a study trial's report).
+    """
+
+    def __init__(self, drop: tuple[str, ...] = (REPORT_KEY,)):
+        super().__init__()
+        self.drop = drop
 
     def log_trial_result(self, iteration: int, trial, result: dict):
-        super().log_trial_result(iteration, trial, {k: v for k, v in result.items() if k != REPORT_KEY})
+        super().log_trial_result(iteration, trial, {k: v for k, v in result.items() if k not in self.drop})

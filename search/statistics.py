@@ -209,3 +209,69 @@ def versus_constant(metric: str, predictions: np.ndarray, labels: np.ndarray, re
     predictions = np.asarray(predictions)
     return baseline, paired_difference(metric, predictions, np.tile(constant, (len(predictions), 1)), labels,
                                        confidence)
+
+
+def multitask_interval(metrics: list[str], predictions: list[np.ndarray], labels: list[np.ndarray],
+                       references: list[np.ndarray] | None = None, confidence: float = 0.95,
+                       resamples: int = RESAMPLES, random_state: int = 0) -> PairedDifference:
+    """Mean over tasks of each task's mean-over-seeds dev score (or of its paired difference from a reference),
+    with a two-way bootstrap interval for multi-task runs.
+
+    Seed ``s`` of every task comes from one multi-task run, so the seeds are resampled once for all tasks; each
+    task's dev examples are resampled on their own. With one task and a reference this is ``paired_difference``'s
+    statistic; without a reference it is the score itself (the GLUE average when there are several tasks).
+
+    Args:
+        metrics: per task, its primary metric name (see ``batched_metric``).
+        predictions: per task, shape ``(seeds, n_task)``: dev predictions per seed (the same seeds, same order).
+        labels: per task, shape ``(n_task,)``.
+        references: per task, shape ``(seeds, n_task)``, the predictions to subtract (row ``s`` from seed ``s``).
+        confidence: interval level, a fraction.
+        resamples: bootstrap resamples.
+        random_state: seeds the resampling.
+
+    Returns:
+        the mean (dev-score units) and its percentile interval; ``examples`` counts the dev examples of all tasks.
+
+    Raises:
+        ValueError: shapes disagree, or a task has fewer than 2 dev examples.
+    """
+    predictions = [np.asarray(p) for p in predictions]
+    labels = [np.asarray(y) for y in labels]
+    references = None if references is None else [np.asarray(r) for r in references]
+    seeds = predictions[0].shape[0]
+    for index, (p, y) in enumerate(zip(predictions, labels)):
+        if p.ndim != 2 or p.shape[0] != seeds or p.shape[1] != y.shape[0] or y.shape[0] < 2:
+            raise ValueError(f"task {index}: predictions {p.shape} and labels {y.shape} must be (seeds, n) and (n,) "
+                             f"with the same seeds ({seeds}) and n >= 2")
+        if references is not None and references[index].shape != p.shape:
+            raise ValueError(f"task {index}: reference {references[index].shape} differs from predictions {p.shape}")
+
+    def task_mean(task: int, seed_index: np.ndarray, example_index: np.ndarray) -> np.ndarray:
+        s = seed_index.astype(np.intp)[..., :, None]
+        e = example_index.astype(np.intp)[..., None, :]
+        gold = labels[task][example_index.astype(np.intp)][..., None, :]
+        per_seed = batched_metric(metrics[task], predictions[task][s, e], gold)
+        if references is not None:
+            per_seed = per_seed - batched_metric(metrics[task], references[task][s, e], gold)
+        return per_seed.mean(axis=-1)
+
+    def average(seed_index: np.ndarray, *example_indices: np.ndarray) -> np.ndarray:
+        return np.mean([task_mean(t, seed_index, e) for t, e in enumerate(example_indices)], axis=0)
+
+    examples = [np.arange(y.shape[0]) for y in labels]
+    mean = float(average(np.arange(seeds), *examples))
+    total = sum(y.shape[0] for y in labels)
+    if references is not None and all(np.array_equal(p, r) for p, r in zip(predictions, references)):
+        return PairedDifference(mean, mean, mean, confidence, seeds, total)
+    if seeds > 1:
+        data = (np.arange(seeds), *examples)
+        statistic = lambda s, *e, axis=-1: average(s, *e)  # noqa: E731  (scipy passes axis)
+    else:
+        data = tuple(examples)
+        statistic = lambda *e, axis=-1: average(np.zeros(e[0].shape[:-1] + (1,)), *e)  # noqa: E731
+    result = stats.bootstrap(data, statistic, paired=False, vectorized=True, n_resamples=resamples,
+                             confidence_level=confidence, method="percentile", batch=250,
+                             random_state=np.random.default_rng(random_state))
+    low, high = result.confidence_interval
+    return PairedDifference(mean, float(low), float(high), confidence, seeds, total)

@@ -31,7 +31,7 @@ def test_a_fine_tune_runs_its_forward_in_the_asked_precision_and_keeps_fp32_weig
     run = FineTuneRun(model, data["train"], collator(tokenizer), settings, 0, torch.device("cpu"))
     loss = run.train_epoch()
     assert set(seen) == {expected} and run.step == 2
-    assert run.scaler.is_enabled() == (precision == "fp16")  # loss scaling only where fp16's range needs it
+    assert run.optimisation.scaler.is_enabled() == (precision == "fp16")  # loss scaling only where fp16's range needs it
     assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast: the weights stay fp32
     assert torch.isfinite(torch.tensor(loss)) and not torch.equal(model.classifier.weight, before)  # it trained
 

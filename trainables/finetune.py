@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -153,6 +154,81 @@ def evaluate(model: nn.Module, loader: DataLoader, task: GlueTask, device: torch
     return Evaluation(compute_metrics(task, predictions, gold), predictions, gold)
 
 
+def check_finite(loss: torch.Tensor, seed: int, epoch: int, step: int) -> None:
+    """Raise ``TrainingDiverged`` when ``loss`` (a scalar) is NaN or infinite: one scalar read per step, so a
+    diverged run stops at once, before the optimiser applies the step (``epoch`` 0-based, ``step`` taken so far)."""
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(seed, epoch + 1, step, loss.item())
+
+
+@contextmanager
+def held(optimizer: torch.optim.Optimizer, hold: dict[nn.Parameter, torch.Tensor]):
+    """Keep chosen elements of some parameters, and their optimiser state, exactly as they are through the
+    optimiser steps taken inside the block.
+
+    A zero gradient is not enough to leave a weight alone: Adam's and Adamax's moments (built up by earlier
+    batches) and decoupled weight decay still move it. Tickets-Share (Liang et al. 2021, section 5) updates a
+    shared weight only with the batches of tasks whose ticket keeps it, so a batch of a task whose ticket prunes
+    it must change neither the weight nor its moments: they are restored after the step (state the step created
+    is reset to its initial zeros).
+
+    Args:
+        optimizer: the optimiser about to step.
+        hold: parameter -> bool tensor of its shape, True = keep this element fixed.
+    """
+    saved = []
+    for param, where in hold.items():
+        state = optimizer.state.get(param, {})
+        before = {key: value[where].clone() for key, value in state.items()
+                  if torch.is_tensor(value) and value.shape == param.shape}
+        saved.append((param, where, param.data[where].clone(), before))
+    yield
+    with torch.no_grad():
+        for param, where, values, before in saved:
+            param.data[where] = values
+            for key, value in optimizer.state.get(param, {}).items():
+                if torch.is_tensor(value) and value.shape == param.shape:
+                    value[where] = before[key] if key in before else 0
+
+
+class Optimisation:
+    """The optimiser, learning-rate schedule (linear warm-up, linear decay to 0) and gradient scaler of one run,
+    and its step: every fine-tune of the project steps through it.
+
+    Args:
+        params: the parameters to train (each once).
+        settings: learning rate, optimiser, warm-up, weight decay, clipping, precision.
+        total_steps: optimiser steps of the whole run (the schedule's length).
+        device: where the model lives (picks the autocast dtype of ``settings.precision``).
+    """
+
+    def __init__(self, params: list[nn.Parameter], settings: FinetuneSettings, total_steps: int,
+                 device: torch.device):
+        self.params, self.max_grad_norm = params, settings.max_grad_norm
+        self.dtype = autocast_dtype(settings.precision, device)
+        # fp16 needs loss scaling (its range is narrow); bf16 and fp32 do not
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+        self.optimizer = OPTIMIZERS[settings.optimizer](params, lr=settings.learning_rate,
+                                                        weight_decay=settings.weight_decay)
+        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, int(settings.warmup_ratio * total_steps),
+                                                         total_steps)
+
+    def step(self, loss: torch.Tensor, hold: dict[nn.Parameter, torch.Tensor] | None = None) -> None:
+        """Back-propagate ``loss``, clip the gradients' global norm, step and advance the schedule.
+
+        Args:
+            hold: elements left exactly unchanged by this step, weights and optimiser state (see ``held``).
+        """
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)  # clip the true gradients
+        torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
+        with held(self.optimizer, hold or {}):
+            self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+
 class FineTuneRun:
     """Fine-tune one model for one seed, one epoch at a time.
 
@@ -170,16 +246,11 @@ class FineTuneRun:
                  device: torch.device, workers: int = 0):
         self.model, self.settings, self.device, self.seed = model.to(device), settings, device, seed
         self.loader = batches(train_set, collate, settings.batch_size, device, shuffle_seed=seed, workers=workers)
-        self.dtype = autocast_dtype(settings.precision, device)
-        # fp16 needs loss scaling (its range is narrow); bf16 and fp32 do not
-        self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
         self.epoch = 0
         self.step = 0  # optimiser steps taken so far, over all epochs
-        params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = OPTIMIZERS[settings.optimizer](params, lr=settings.learning_rate,
-                                                        weight_decay=settings.weight_decay)
-        total = settings.epochs * len(self.loader)
-        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, int(settings.warmup_ratio * total), total)
+        self.optimisation = Optimisation([p for p in model.parameters() if p.requires_grad], settings,
+                                         settings.epochs * len(self.loader), device)
+        self.dtype = self.optimisation.dtype
 
     @property
     def total_steps(self) -> int:
@@ -211,15 +282,8 @@ class FineTuneRun:
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
                 loss = self.model(**batch).loss
-            if not torch.isfinite(loss):  # one scalar read per step; a diverged run must stop at once
-                raise TrainingDiverged(self.seed, self.epoch + 1, self.step, loss.item())
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)  # clip the true gradients
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.max_grad_norm)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            check_finite(loss, self.seed, self.epoch, self.step)
+            self.optimisation.step(loss)
             self.step += 1
             losses.append(loss.detach())
             if on_step is not None:

@@ -39,7 +39,7 @@ from transformers import AutoTokenizer
 from trainables.data import batches, collator, load_tokenized
 from trainables.finetune import pick_device
 from trainables.gates import UnitGates
-from trainables.model import load_config, load_model
+from trainables.model import encoder_layers, load_config, load_model, submodule
 from trainables.pruning.controls import control_scores
 from trainables.pruning.tickets import Ticket, TicketRequest
 from trainables.store import compute_once
@@ -119,6 +119,10 @@ class StructuredMask:
         self.set_gates(gates)
         return gates
 
+    def switch(self, model: nn.Module) -> "GateSwitch":
+        """Gates for this mask on ``model`` (all open until ``on()``) and the weights the pruned units use."""
+        return GateSwitch(self, model)
+
     def summary(self) -> dict:
         """Flat counts for MLflow: heads and FFN blocks kept and in all, their sparsities, achieved sparsity."""
         return {"heads_kept": self.heads_kept, "total_heads": self.head.numel(), "ffn_kept": self.ffn_kept,
@@ -158,6 +162,47 @@ class StructuredMask:
         from trainables.pruning.shrink import shrink
 
         return shrink(model, self.head, self.ffn)
+
+
+class GateSwitch:
+    """A structured ticket switched on and off on a (shared) encoder through its own gates.
+
+    ``pruned`` holds, for every pruned head, its rows of Q, K and V (weights and biases) and its columns of the
+    attention-output matrix; for every pruned FFN block, both FFN matrices and their biases: exactly the
+    weights whose gradient a closed gate makes 0.
+    """
+
+    def __init__(self, mask: StructuredMask, model: nn.Module):
+        self.mask, self.gates = mask, UnitGates(model)
+        self.pruned: dict[nn.Parameter, torch.Tensor] = {}
+        layout, layers = encoder_layers(model)
+        query, key, value, attention_out, ffn_in, ffn_out = (layout.matrices[i] for i in range(6))
+        head_dim = model.config.hidden_size // model.config.num_attention_heads
+        for index, layer in enumerate(layers):
+            heads = (~mask.head[index]).repeat_interleave(head_dim)  # (hidden,): True = a pruned head's dimension
+            for path in (query, key, value):
+                linear = submodule(layer, path)
+                self._hold(linear.weight, heads[:, None].expand_as(linear.weight))
+                self._hold(linear.bias, heads)
+            projection = submodule(layer, attention_out).weight  # (hidden, heads * head_dim)
+            self._hold(projection, heads[None, :].expand_as(projection))
+            if not mask.ffn[index]:
+                for path in (ffn_in, ffn_out):
+                    linear = submodule(layer, path)
+                    self._hold(linear.weight, torch.ones_like(linear.weight, dtype=torch.bool))
+                    self._hold(linear.bias, torch.ones_like(linear.bias, dtype=torch.bool))
+
+    def _hold(self, param: nn.Parameter, where: torch.Tensor) -> None:
+        if bool(where.any()):
+            self.pruned[param] = where.to(param.device).contiguous()
+
+    def on(self) -> None:
+        """Close the pruned heads' and FFN blocks' gates."""
+        self.mask.set_gates(self.gates)
+
+    def off(self) -> None:
+        """Open every gate."""
+        self.gates.set(torch.ones_like(self.gates.head), torch.ones_like(self.gates.ffn))
 
 
 #: The head/FFN importance estimators (``--importance``), METHODS.md section 1. Each is a sum of |dL/dξ|:

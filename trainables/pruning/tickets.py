@@ -40,6 +40,27 @@ class Mask(Protocol):
         """The fine-tuned ticket ``model`` as a model ``save_pretrained`` can write on its own (no hooks, no
         parametrisation): physically smaller for structured masks, zeros baked in for weight masks."""
 
+    def switch(self, model: nn.Module) -> "MaskSwitch":
+        """Attach this mask to ``model`` switched off (the model runs dense) so it can be switched on and off
+        batch by batch; several tasks' switches may share one encoder (Tickets-Share, ``trainables.multitask``)."""
+
+
+class MaskSwitch(Protocol):
+    """One task's ticket mask on a shared encoder, switched on for that task's batches only.
+
+    Attributes:
+        pruned: parameter -> bool tensor of its shape, True where the ticket removes the weight: what a step on
+            this task's batch must leave unchanged (``trainables.finetune.held``).
+    """
+
+    pruned: dict
+
+    def on(self) -> None:
+        """Mask the encoder with this ticket (for training and evaluation alike)."""
+
+    def off(self) -> None:
+        """Unmask: the encoder runs dense again (weights unchanged)."""
+
 
 @dataclass(frozen=True)
 class TicketRequest:

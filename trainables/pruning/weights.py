@@ -143,6 +143,10 @@ class WeightMask:
             module = model.base_model.get_submodule(name.rsplit(".", 1)[0])
             prune.custom_from_mask(module, "weight", mask.to(module.weight.device))
 
+    def switch(self, model: nn.Module) -> "WeightSwitch":
+        """This mask on ``model``, switched off (see ``WeightSwitch``)."""
+        return WeightSwitch(self, model)
+
     def summary(self) -> dict:
         """Small, flat description for MLflow: weights kept, total, achieved sparsity."""
         return {"weights_kept": self.kept, "total_weights": self.total, "achieved_sparsity": self.sparsity}
@@ -175,6 +179,40 @@ class WeightMask:
         if not any(prune.is_pruned(module) for module in model.modules()):
             self.apply(model)
         return bake(model)
+
+
+class WeightSwitch:
+    """An unstructured ticket switched on and off on a (shared) encoder.
+
+    Each masked matrix gets one ``torch.nn.utils.prune`` mask buffer (``weight = weight_orig * weight_mask``),
+    shared by every switch on that matrix: ``on()`` writes this ticket's mask into it, ``off()`` ones, so the
+    weights themselves (``weight_orig``) are never overwritten. ``pruned`` maps each ``weight_orig`` to the
+    elements this ticket removes.
+
+    Raises:
+        KeyError: a masked matrix is not in ``model``.
+    """
+
+    def __init__(self, mask: WeightMask, model: nn.Module):
+        self.modules, self.pruned = [], {}
+        for name, keep in mask.masks.items():
+            module = model.base_model.get_submodule(name.rsplit(".", 1)[0])
+            if not prune.is_pruned(module):
+                prune.identity(module, "weight")  # a mask buffer of ones: the model still runs dense
+            keep = keep.to(module.weight_orig.device)
+            self.modules.append((module, keep))
+            if not bool(keep.all()):
+                self.pruned[module.weight_orig] = ~keep
+
+    def on(self) -> None:
+        """Mask the matrices with this ticket."""
+        for module, keep in self.modules:
+            module.weight_mask.copy_(keep)
+
+    def off(self) -> None:
+        """Unmask them."""
+        for module, _ in self.modules:
+            module.weight_mask.fill_(1)
 
 
 def masked_weights(model: nn.Module, which: PrunableSet = PrunableSet()) -> dict[str, torch.Tensor]:
