@@ -163,7 +163,8 @@ class MultiTaskRun:
             self.switches[task].on()
         self.active = task
 
-    def _next_batch(self, task: str) -> dict:
+    def next_batch(self, task: str) -> dict:
+        """``task``'s next training batch (a new shuffled pass when the last one ended)."""
         try:
             return next(self._iterators[task])
         except (KeyError, StopIteration):  # first draw, or the task's pass ended: a new shuffled pass
@@ -195,7 +196,7 @@ class MultiTaskRun:
         losses: dict[str, list] = {task: [] for task in self.loaders}
         started = time.perf_counter()
         for done, task in enumerate(order, 1):
-            losses[task].append(self.train_step(task, self._next_batch(task)))
+            losses[task].append(self.train_step(task, self.next_batch(task)))
             progress.step(self.seed, self.epoch + 1, self.settings.epochs, done, len(order),
                           time.perf_counter() - started)
         self.epoch += 1
