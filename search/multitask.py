@@ -191,6 +191,9 @@ def build_settings(args) -> MultiTaskSettings:
                     check_classic_split(get_task(task), glue, file)
                 except (OSError, ValueError) as err:
                     raise UsageError(f"{str(err).splitlines()[0]}: pass --glue-dir with the classic GLUE layout") from None
+    if "://" in args.storage_path:
+        raise UsageError(f"--storage-path {args.storage_path}: a multi-task study takes a folder (every node must see "
+                         "it); a bucket URI is not supported here yet")
     uri = resolve_tracking_uri(args.mlflow_uri)
     check_tracking_uri(uri)
     folder = Path(args.storage_path).expanduser().resolve() / "multitask" / name

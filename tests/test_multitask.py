@@ -4,6 +4,7 @@ statistics and a smoke run of two tasks through Ray, on the shared model and rea
 import io
 import json
 from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,12 +166,13 @@ def test_the_multitask_interval_is_the_verdicts_for_one_task_and_averages_tasks(
     (["--tasks", "rte,mrpc", "--arms", "both"], "--arms both"),
     (["--tasks", "rte,mrpc", "--sampling-temperature", "0.5"], "at least 1"),
     (["--tasks", "rte,mrpc", "--resume"], "--resume needs --name"),
+    (["--tasks", "rte,mrpc", "--storage-path", "s3://bucket/x"], "takes a folder"),
 ])
 def test_bad_multitask_input_is_one_line_and_exit_2(flags, message, tmp_path, model_dir, glue_dir):
     errors = io.StringIO()
     with redirect_stderr(errors):
-        assert main([*flags, "--model", model_dir, "--glue-dir", glue_dir, "--storage-path", str(tmp_path / "r"),
-                     "--mlflow-uri", f"sqlite:///{tmp_path}/m.db"]) == 2
+        assert main(["--model", model_dir, "--glue-dir", glue_dir, "--storage-path", str(tmp_path / "r"),
+                     "--mlflow-uri", f"sqlite:///{tmp_path}/m.db", *flags]) == 2
     assert message in errors.getvalue() and len(errors.getvalue().strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
 
@@ -209,8 +211,9 @@ def test_a_smoke_run_of_two_tasks_through_ray_writes_the_parent_arm_runs_and_tab
     head[:, :4] = False  # a third of the heads
     ffn = torch.ones(6, dtype=torch.bool)
     ffn[5] = False
-    _finished_study(client, experiment, "rte", model_dir, "rte-old", None)
-    _finished_study(client, experiment, "rte", model_dir, "rte-study", StructuredMask(head, ffn))
+    studied = str(Path(model_dir).resolve())  # a study records its model as an absolute path, links resolved
+    _finished_study(client, experiment, "rte", studied, "rte-old", None)
+    _finished_study(client, experiment, "rte", studied, "rte-study", StructuredMask(head, ffn))
     common = ["--tasks", "rte,mrpc", "--model", model_dir, "--glue-dir", glue_dir, "--mlflow-uri", uri,
               "--storage-path", str(tmp_path / "results"), "--budget", "smoke", "--max-train-examples", "32",
               "--max-dev-examples", "24", "--max-seq-length", "32", "--epochs", "1", "--seeds", "2",
@@ -220,7 +223,7 @@ def test_a_smoke_run_of_two_tasks_through_ray_writes_the_parent_arm_runs_and_tab
         assert main([*common, "--name", "missing"]) == 2
     assert "no finished study of task mrpc" in errors.getvalue() and "python -m search.run --task mrpc" in errors.getvalue()
     assert not (tmp_path / "results" / "multitask" / "missing").exists()
-    _finished_study(client, experiment, "mrpc", model_dir, "mrpc-study", None)  # no super ticket: MRPC trains densely
+    _finished_study(client, experiment, "mrpc", studied, "mrpc-study", None)  # no super ticket: MRPC trains densely
     out = io.StringIO()
     with redirect_stdout(out):
         assert main([*common, "--name", "mt"]) == 0
