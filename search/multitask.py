@@ -15,14 +15,13 @@ import argparse
 import json
 import logging
 import os
-import re
 import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from search.errors import UsageError
+from search.errors import OneLineParser, UsageError
 
 DESCRIPTION = """\
 Tickets-Share (Liang et al. 2021, section 5): one shared encoder, one head per task, trained on a mix of the tasks'
@@ -54,14 +53,9 @@ BUDGETS = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, like every other bad input
-        raise UsageError(f"{message} (see --help)")
-
-
 def parser(prog: str = "python -m search.multitask") -> argparse.ArgumentParser:
     """The command line: every flag with its default and units."""
-    p = _Parser(prog=prog, description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog=prog, description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", required=True, help="comma-separated GLUE tasks, at least 2 (rte,mrpc,stsb,cola,sst2)")
     p.add_argument("--study", action="append", default=[], metavar="TASK=NAME",
                    help="the study whose super ticket TASK shares (repeatable; default: the latest finished study of "
@@ -140,12 +134,13 @@ class MultiTaskSettings:
 def build_settings(args) -> MultiTaskSettings:
     """Validate the flags (one line per problem, ``UsageError``)."""
     from search.defaults import resolve_glue_dir, resolve_model
+    from search.preflight import check_model_dir, check_study_name, check_task_data
     from search.settings import _check_model
     from search.tracking import check_tracking_uri, resolve_tracking_uri
-    from trainables.data import DataSettings, check_classic_split
+    from trainables.data import DataSettings
     from trainables.finetune import FinetuneSettings
     from trainables.multitask import ARMS
-    from trainables.tasks import TASKS, get_task
+    from trainables.tasks import TASKS
 
     tasks = tuple(t.strip().lower() for t in args.tasks.split(",") if t.strip())
     for task in tasks:
@@ -170,6 +165,8 @@ def build_settings(args) -> MultiTaskSettings:
             raise UsageError(f"--{key.replace('_', '-')} {value} must be at least {minimum}")
         return value
 
+    if args.learning_rate is not None and not args.learning_rate > 0:
+        raise UsageError(f"--learning-rate {args.learning_rate} must be positive")
     if not args.sampling_temperature >= 1.0:
         raise UsageError(f"--sampling-temperature {args.sampling_temperature} must be at least 1 (1 = proportional)")
     if args.cpus_per_trial <= 0 or (args.gpus_per_trial is not None and args.gpus_per_trial < 0):
@@ -179,23 +176,22 @@ def build_settings(args) -> MultiTaskSettings:
     if args.resume and not args.name:
         raise UsageError("--resume needs --name of the multi-task study to resume")
     name = args.name or f"multitask-{'-'.join(tasks)}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise UsageError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
+    check_study_name(name, "--name")
     model = _check_model(resolve_model(args.model).value)
+    check_model_dir(model)
     glue = resolve_glue_dir(args.glue_dir).value
     if glue is not None:
         glue = str(Path(glue).expanduser().resolve())
         for task in tasks:
-            for file in (get_task(task).classic.train_file, get_task(task).classic.dev_file):
-                try:
-                    check_classic_split(get_task(task), glue, file)
-                except (OSError, ValueError) as err:
-                    raise UsageError(f"{str(err).splitlines()[0]}: pass --glue-dir with the classic GLUE layout") from None
+            check_task_data(task, glue)
     if "://" in args.storage_path:
         raise UsageError(f"--storage-path {args.storage_path}: a multi-task study takes a folder (every node must see "
                          "it); a bucket URI is not supported here yet")
     uri = resolve_tracking_uri(args.mlflow_uri)
-    check_tracking_uri(uri)
+    try:
+        check_tracking_uri(uri)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     folder = Path(args.storage_path).expanduser().resolve() / "multitask" / name
     finetune = FinetuneSettings(learning_rate=pick(args.learning_rate, "learning_rate", 0), epochs=pick(args.epochs, "epochs"),
                                 batch_size=pick(args.batch_size, "batch_size"), optimizer=budget["optimizer"])
@@ -234,25 +230,6 @@ def find_tickets(settings: MultiTaskSettings, client) -> tuple[dict, dict]:
     return tickets, singles
 
 
-class _Printer:
-    """A Tune callback that prints one line per epoch of every trial and one per ended trial (on the driver)."""
-
-    def __new__(cls):
-        from ray.tune import Callback
-
-        class Printer(Callback):
-            def on_trial_result(self, iteration, trials, trial, result, **info):
-                scores = "  ".join(f"{k.split('/')[0]} {100 * v:.1f}" for k, v in result.items()
-                                   if k.endswith("/dev_score"))
-                print(f"{trial.config['arm']} seed {trial.config['seed']} epoch {result['epoch']}: {scores}  "
-                      f"(average {100 * result['dev_score']:.1f})", flush=True)
-
-            def on_trial_error(self, iteration, trials, trial, **info):
-                print(f"{trial.config['arm']} seed {trial.config['seed']}: FAILED ({trial.error_file})", flush=True)
-
-        return Printer()
-
-
 def _results(grid, settings: MultiTaskSettings):
     """Tune's results as ``ArmResult`` per arm and the dev labels per task."""
     from search.multitask_report import ArmResult
@@ -286,29 +263,31 @@ def run(settings: MultiTaskSettings, typed: str) -> str:
     import ray
     from ray import tune
 
-    from search.progress import ScalarCSVLogger
-    from search.tracking import open_experiment, source_tags
+    from mlflow.tracking import MlflowClient
+
+    from search.progress import MultiTaskLines, ScalarCSVLogger
+    from search.shared_tickets import SingleTaskResult
+    from search.tracking import log_params, open_experiment, source_tags
     from trainables.multitask import MultiTaskContext, TaskSampling, TaskTicket, tune_multitask
 
-    client, experiment = open_experiment(settings.mlflow_uri, "multitask")
     state_file = settings.folder / STATE_FILE
+    if not settings.resume:  # every task's study is found before anything is created
+        tickets, singles = find_tickets(settings, MlflowClient(settings.mlflow_uri))
+    client, experiment = open_experiment(settings.mlflow_uri, "multitask")
     if settings.resume:
         state = json.loads(state_file.read_text())
         tickets = {t: TaskTicket(**v) for t, v in state["tickets"].items()}
         if tuple(tickets) != settings.tasks:
             raise UsageError(f"multi-task study {settings.name} ran --tasks {','.join(tickets)}: resume it with those")
-        singles = _singles(state["singles"])
+        singles = {t: SingleTaskResult.from_dict(v) for t, v in state["singles"].items()}
         parent = state["parent_run_id"]
         client.update_run(parent, status="RUNNING")
         print(f"resuming multi-task study {settings.name} (parent run {parent})")
     else:
-        tickets, singles = find_tickets(settings, client)
         parent = client.create_run(experiment, run_name=settings.name,
                                    tags={"supertickets.multitask": settings.name, "role": "multitask",
                                          "mlflow.note.content": f"Tickets-Share study {settings.name}: running.",
                                          **source_tags(typed)}).info.run_id
-        from search.tracking import log_params
-
         log_params(client, parent, {**settings.params(), **{f"ticket.{t}": _describe(k) for t, k in tickets.items()}})
         settings.folder.mkdir(parents=True, exist_ok=True)
         state_file.write_text(json.dumps({"parent_run_id": parent, "params": {k: str(v) for k, v in settings.params().items()},
@@ -343,7 +322,7 @@ def run(settings: MultiTaskSettings, typed: str) -> str:
             tuner = tune.Tuner(trainable, param_space=space,
                                tune_config=tune.TuneConfig(metric="dev_score", mode="max"),
                                run_config=tune.RunConfig(name="tune", storage_path=str(settings.folder), verbose=0,
-                                                         callbacks=[_Printer(), ScalarCSVLogger(("predictions", "labels"))],
+                                                         callbacks=[MultiTaskLines(), ScalarCSVLogger(("predictions", "labels"))],
                                                          failure_config=tune.FailureConfig(max_failures=1)))
         grid = tuner.fit()
         if any(r.config is None for r in grid) or any(
@@ -365,18 +344,6 @@ def run(settings: MultiTaskSettings, typed: str) -> str:
 def _describe(ticket) -> str:
     return "dense (its study named no super ticket)" if ticket.dense else \
         f"{ticket.method} super ticket s={ticket.sparsity:.2f} (run {ticket.run_id[:8]})"
-
-
-def _singles(data: dict) -> dict:
-    from search.shared_tickets import SingleTaskResult
-
-    singles = {}
-    for task, value in data.items():
-        value = dict(value)
-        value["dense_scores"] = {int(k): v for k, v in value["dense_scores"].items()}
-        value["ticket_scores"] = {int(k): v for k, v in value["ticket_scores"].items()}
-        singles[task] = SingleTaskResult(**value)
-    return singles
 
 
 def _report(settings: MultiTaskSettings, arms: dict, labels: dict, tickets: dict, singles: dict, client,

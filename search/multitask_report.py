@@ -9,7 +9,7 @@ their seeds (their budgets may differ from this study's: the table says which).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -186,8 +186,6 @@ def bar_plot(result: MultiTaskResult, singles: dict[str, SingleTaskResult], titl
 def summary(result: MultiTaskResult, singles: dict[str, SingleTaskResult], tickets: dict[str, TaskTicket],
             arms: dict[str, ArmResult], settings: dict, text: list[str]) -> dict:
     """The JSON summary (no per-example predictions)."""
-    from dataclasses import asdict
-
     return {"settings": settings, "lines": text, "seeds": result.seeds, "dev_examples": result.examples,
             "scores": {arm: {t: asdict(v) for t, v in s.items()} for arm, s in result.scores.items()},
             "difference": {t: asdict(v) for t, v in result.difference.items()},

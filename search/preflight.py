@@ -60,9 +60,18 @@ def check_before_start(settings: StudySettings) -> None:
 
 def check_model(settings: StudySettings) -> None:
     """A local model directory has intact weights and a tokenizer (a hub id was checked by its config)."""
-    if os.path.isdir(settings.model):
+    check_model_dir(settings.model)
+
+
+def check_model_dir(model: str) -> None:
+    """``model``, when a local directory, has intact weights and a loadable tokenizer.
+
+    Raises:
+        UsageError: what is missing or corrupt.
+    """
+    if os.path.isdir(model):
         try:
-            check_local_model(settings.model)
+            check_local_model(model)
         except UnsupportedModelError as err:
             raise UsageError(str(err)) from None
 
@@ -84,10 +93,11 @@ def check_fault_injection() -> None:
                          "unset it") from None
 
 
-def check_study_name(name: str) -> None:
-    """A study name is one path component of safe characters (it names a folder and an MLflow run)."""
+def check_study_name(name: str, flag: str = "--study-name") -> None:
+    """A study name (given by ``flag``) is one path component of safe characters (it names a folder and an MLflow
+    run)."""
     if not STUDY_NAME.fullmatch(name):
-        raise UsageError(f"--study-name {name!r} must be one folder name of letters, digits and . _ + - (at most "
+        raise UsageError(f"{flag} {name!r} must be one folder name of letters, digits and . _ + - (at most "
                          "128, starting with a letter or digit): choose another")
 
 
@@ -196,14 +206,24 @@ def check_data(settings: StudySettings) -> int | None:
     not fetched here). Returns the number of training examples a seed trains on, or ``None`` from the hub."""
     if settings.glue_dir is None:
         return None
-    task = get_task(settings.task)
-    try:
-        train = check_classic_split(task, settings.glue_dir, task.classic.train_file)
-        check_classic_split(task, settings.glue_dir, task.classic.dev_file)
-    except DataFileError as err:
-        raise UsageError(str(err)) from None
+    train = check_task_data(settings.task, settings.glue_dir)
     limit = settings.data.max_train_examples
     return min(train, limit) if limit else train
+
+
+def check_task_data(task_name: str, glue_dir: str) -> int:
+    """Parse ``task_name``'s classic train and dev files in ``glue_dir`` row by row; returns the training examples.
+
+    Raises:
+        UsageError: the first problem in a file (``<path> line <n>: ...``).
+    """
+    task = get_task(task_name)
+    try:
+        train = check_classic_split(task, glue_dir, task.classic.train_file)
+        check_classic_split(task, glue_dir, task.classic.dev_file)
+    except DataFileError as err:
+        raise UsageError(str(err)) from None
+    return train
 
 
 def check_rewind_steps(settings: StudySettings, train_examples: int | None) -> None:

@@ -285,6 +285,19 @@ class StudyDisplay(Callback):
                              len(report.finished), report.mean_score, report.mean_difference])
 
 
+class MultiTaskLines(Callback):
+    """One line per epoch of every multi-task trial (``search.multitask``) and one per failed trial, printed by the
+    driver: ``tickets-share seed 0 epoch 1: rte 61.2  mrpc 70.1  (average 65.7)`` (points)."""
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        scores = "  ".join(f"{k.split('/')[0]} {100 * v:.1f}" for k, v in result.items() if k.endswith("/dev_score"))
+        print(f"{trial.config['arm']} seed {trial.config['seed']} epoch {result['epoch']}: {scores}  "
+              f"(average {100 * result['dev_score']:.1f})", flush=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        print(f"{trial.config['arm']} seed {trial.config['seed']}: FAILED ({trial.error_file})", flush=True)
+
+
 class ScalarCSVLogger(CSVLoggerCallback):
     """Tune's per-trial ``progress.csv`` with the scalars only: the whole report (per-example predictions) stays in
     ``result.json`` and MLflow, not in a spreadsheet column. Given to Tune, it replaces Tune's own CSV logger.

@@ -16,7 +16,7 @@ if not os.environ.get("RAY_ADDRESS"):
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 from search.defaults import CONFIG_FILE
-from search.errors import UsageError
+from search.errors import OneLineParser, UsageError
 from spaces.budgets import BUDGETS
 from spaces.registry import METHODS, all_options
 from search.weights import KEEP_WEIGHTS
@@ -57,14 +57,9 @@ examples:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, like every other bad input
-        raise UsageError(f"{message} (see --help)")
-
-
 def parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
     """The command line: every flag with its default and units (fractions, epochs, counts)."""
-    p = _Parser(prog=prog, description=DESCRIPTION, epilog=EPILOG.replace("python -m search.run", prog),
+    p = OneLineParser(prog=prog, description=DESCRIPTION, epilog=EPILOG.replace("python -m search.run", prog),
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     what = p.add_argument_group("what to search")
     what.add_argument("--task", required=True, help=f"GLUE task: {', '.join(TASKS)}")

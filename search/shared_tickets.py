@@ -46,6 +46,13 @@ class SingleTaskResult:
     ticket_difference: str = ""
     settings: dict = field(default_factory=dict)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "SingleTaskResult":
+        """Inverse of ``dataclasses.asdict`` after a JSON round trip (seed keys back to ``int``)."""
+        scores = {key: {int(seed): value for seed, value in data[key].items()}
+                  for key in ("dense_scores", "ticket_scores")}
+        return cls(**{**data, **scores})
+
 
 def _quote(value: str) -> str:
     return value.replace("'", "\\'")

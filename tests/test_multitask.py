@@ -167,6 +167,10 @@ def test_the_multitask_interval_is_the_verdicts_for_one_task_and_averages_tasks(
     (["--tasks", "rte,mrpc", "--sampling-temperature", "0.5"], "at least 1"),
     (["--tasks", "rte,mrpc", "--resume"], "--resume needs --name"),
     (["--tasks", "rte,mrpc", "--storage-path", "s3://bucket/x"], "takes a folder"),
+    (["--tasks", "rte,mrpc", "--learning-rate", "0"], "must be positive"),
+    (["--tasks", "rte,mrpc", "--mlflow-uri", "foo://x"], "unknown scheme"),
+    (["--tasks", "rte,mrpc", "--glue-dir", "/nonexistent"], "/nonexistent/RTE/train.tsv not found"),
+    (["--tasks", "rte,mrpc", "--name", "bad/name"], "--name 'bad/name' must be one folder name"),
 ])
 def test_bad_multitask_input_is_one_line_and_exit_2(flags, message, tmp_path, model_dir, glue_dir):
     errors = io.StringIO()

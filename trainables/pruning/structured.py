@@ -176,7 +176,7 @@ class GateSwitch:
         self.mask, self.gates = mask, UnitGates(model)
         self.pruned: dict[nn.Parameter, torch.Tensor] = {}
         layout, layers = encoder_layers(model)
-        query, key, value, attention_out, ffn_in, ffn_out = (layout.matrices[i] for i in range(6))
+        query, key, value, attention_out, ffn_in, ffn_out = layout.matrices
         head_dim = model.config.hidden_size // model.config.num_attention_heads
         for index, layer in enumerate(layers):
             heads = (~mask.head[index]).repeat_interleave(head_dim)  # (hidden,): True = a pruned head's dimension
