@@ -27,7 +27,7 @@ DESCRIPTION = """\
 Tickets-Share (Liang et al. 2021, section 5): one shared encoder, one head per task, trained on a mix of the tasks'
 training sets; every batch runs through its own task's super ticket (masks read from the task's study in MLflow),
 so a shared weight is updated only by the tasks whose ticket keeps it. A task whose study named no super ticket
-trains densely. Baselines in the same command, same steps, data and seeds: the multi-task model without masks
+trains densely (--share winning|best shares another ticket of the verdict instead). Baselines in the same command, same steps, data and seeds: the multi-task model without masks
 (MT-DNN), and each task's single-task result from its study. Result: per task and the average of the primary dev
 scores with 95% intervals over seeds and dev examples; a table, a bar plot, MLflow runs.
 
@@ -75,6 +75,11 @@ def parser(prog: str = "python -m search.multitask") -> argparse.ArgumentParser:
     p.add_argument("--max-train-examples", type=int, help="training examples per task, a seeded subset "
                                                           "(default: the budget's; paper: all)")
     p.add_argument("--max-dev-examples", type=int, help="first dev examples per task (default: all)")
+    p.add_argument("--share", choices=("super", "winning", "best"), default="super",
+                   help="which ticket of each study's verdict a task shares: super (default, as Liang et al.: a task "
+                        "whose verdict names none trains densely), winning (the sparsest winning ticket), or best (the "
+                        "ticket with the largest mean difference from the dense model even where its interval does "
+                        "not support it: for budgets too small to name super tickets; the report says so)")
     p.add_argument("--sampling-temperature", type=float, default=1.0,
                    help="1 (default): tasks proportional to training-set size; T > 1: p_t ~ n_t^(1/T)")
     p.add_argument("--arms", default="tickets-share,multitask-dense",
@@ -98,12 +103,14 @@ class MultiTaskSettings:
 
     Attributes:
         tasks: task names, in order. studies: task -> study named by ``--study`` (absent: the latest).
+        share: which ticket of each study's verdict is shared (``--share``: super, winning, best).
         arms: the arms to run. seeds: seeds ``0..n-1``.
         folder: ``<storage>/multitask/<name>`` (absolute). tune_path: Tune's experiment folder inside it.
     """
 
     tasks: tuple
     studies: dict
+    share: str
     model: str
     glue_dir: str | None
     budget: str
@@ -123,7 +130,7 @@ class MultiTaskSettings:
     def params(self) -> dict:
         """Flat parameters for the MLflow parent run."""
         flat = {"tasks": ",".join(self.tasks), "model": self.model, "glue_dir": self.glue_dir, "budget": self.budget,
-                "seeds": ",".join(map(str, self.seeds)), "sampling_temperature": self.temperature,
+                "seeds": ",".join(map(str, self.seeds)), "sampling_temperature": self.temperature, "share": self.share,
                 "arms": ",".join(self.arms)}
         flat.update({f"finetune.{k}": v for k, v in asdict(self.finetune).items()})
         flat.update({f"data.{k}": v for k, v in asdict(self.data).items() if k != "glue_dir"})
@@ -198,7 +205,8 @@ def build_settings(args) -> MultiTaskSettings:
     data = DataSettings(glue, pick(args.max_seq_length, "max_seq_length", 8),
                         pick(args.max_train_examples, "max_train_examples", 2),
                         pick(args.max_dev_examples, "max_dev_examples", 2))
-    settings = MultiTaskSettings(tasks, studies, model, glue, args.budget, tuple(range(pick(args.seeds, "seeds"))),
+    settings = MultiTaskSettings(tasks, studies, args.share, model, glue, args.budget,
+                                 tuple(range(pick(args.seeds, "seeds"))),
                                  finetune, data, args.sampling_temperature, arms, name, args.resume, folder, uri,
                                  args.cpus_per_trial, args.gpus_per_trial, args.data_workers)
     state = folder / STATE_FILE
@@ -226,7 +234,7 @@ def find_tickets(settings: MultiTaskSettings, client) -> tuple[dict, dict]:
                for t in settings.tasks}  # every task checked before anything is downloaded
     tickets, singles = {}, {}
     for task, parent in parents.items():
-        tickets[task], singles[task] = read_ticket(client, parent, settings.folder / "masks")
+        tickets[task], singles[task] = read_ticket(client, parent, settings.folder / "masks", settings.share)
     return tickets, singles
 
 
@@ -342,8 +350,10 @@ def run(settings: MultiTaskSettings, typed: str) -> str:
 
 
 def _describe(ticket) -> str:
-    return "dense (its study named no super ticket)" if ticket.dense else \
-        f"{ticket.method} super ticket s={ticket.sparsity:.2f} (run {ticket.run_id[:8]})"
+    from search.shared_tickets import ROLE_WORDS
+
+    return f"dense (its study named no {ROLE_WORDS[ticket.role]})" if ticket.dense else \
+        f"{ticket.method} {ROLE_WORDS[ticket.role]} s={ticket.sparsity:.2f} (run {ticket.run_id[:8]})"
 
 
 def _report(settings: MultiTaskSettings, arms: dict, labels: dict, tickets: dict, singles: dict, client,

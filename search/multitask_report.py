@@ -104,7 +104,8 @@ def _mean(scores: dict) -> float | None:
 
 
 def single_task_score(single: SingleTaskResult) -> tuple[float | None, float | None]:
-    """The study's (dense mean, shared-ticket mean): the super ticket's, or the dense model's when it has none."""
+    """The study's (dense mean, shared-ticket mean): the shared ticket's (``--share``), or the dense model's when
+    the study has none in that role."""
     dense = _mean(single.dense_scores)
     return dense, _mean(single.ticket_scores) if single.ticket_scores else dense
 
@@ -125,7 +126,8 @@ def table(result: MultiTaskResult, singles: dict[str, SingleTaskResult], tickets
             dense, shared = single_task_score(singles[task])
             ticket = tickets[task]
             row = {"task": task, "metric": get_task(task).primary_metric,
-                   "ticket": "dense (no super ticket)" if ticket.dense else f"{ticket.method} s={ticket.sparsity:.2f}",
+                   "ticket": f"dense (no {ticket.role} ticket)" if ticket.dense else
+                   f"{ticket.method} s={ticket.sparsity:.2f}" + ("" if ticket.role == "super" else f" ({ticket.role})"),
                    "single dense": "-" if dense is None else f"{100 * dense:.1f}",
                    "single ticket": "-" if shared is None else f"{100 * shared:.1f}"}
         for arm, scores in result.scores.items():

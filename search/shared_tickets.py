@@ -3,8 +3,10 @@
 A task's study is the one ``--study TASK=NAME`` names, else the latest FINISHED study of that task with the same
 model in the tracking store. Its verdict (the parent run's ``best_super.run_id`` tag) names the super ticket; the
 masks are that child run's ``mask/mask-seed-<k>.*`` artefacts, downloaded, never recomputed. A study whose verdict
-names no super ticket gives a dense task (Liang et al. share only super tickets). The single-task figures come
-from the parent's ``summary.json``.
+names no super ticket gives a dense task (Liang et al. share only super tickets). ``share="winning"`` shares the
+verdict's sparsest winning ticket instead and ``share="best"`` the candidate with the largest mean difference from
+the dense model whether or not its interval supports it (for a budget too small to name super tickets; the report
+says which). The single-task figures come from the parent's ``summary.json``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ class SingleTaskResult:
         scores = {key: {int(seed): value for seed, value in data[key].items()}
                   for key in ("dense_scores", "ticket_scores")}
         return cls(**{**data, **scores})
+
+
+#: ``--share`` choices: which ticket of a study's verdict a task shares -> its key in the study's ``summary.json``.
+SHARE_ROLES = {"super": "best_super", "winning": "winning", "best": "best"}
+
+#: How a shared ticket is named in the report, by ``--share``.
+ROLE_WORDS = {"super": "super ticket", "winning": "winning ticket", "best": "best ticket"}
 
 
 def _quote(value: str) -> str:
@@ -104,24 +113,27 @@ def _scores(entry: dict | None) -> dict:
     return {} if not entry else {int(seed): float(score) for seed, score in entry.get("seed_scores", {}).items()}
 
 
-def read_ticket(client: MlflowClient, parent, masks_dir: Path) -> tuple[TaskTicket, SingleTaskResult]:
-    """The task's shared ticket (its super ticket's masks downloaded into ``masks_dir/<task>``, or dense) and the
-    study's single-task result.
+def read_ticket(client: MlflowClient, parent, masks_dir: Path, share: str = "super") -> tuple[TaskTicket, SingleTaskResult]:
+    """The task's shared ticket (the masks of the ticket ``share`` picks, downloaded into ``masks_dir/<task>``, or
+    dense when the verdict has none in that role) and the study's single-task result (with that ticket's scores).
+
+    Args:
+        share: a ``SHARE_ROLES`` key: ``super`` (Liang et al.), ``winning`` or ``best``.
 
     Raises:
-        UsageError: the study has no summary, or its super ticket's run has no mask files.
+        UsageError: the study has no summary, or the shared ticket's run has no mask files.
     """
     task, study = parent.data.params["task"], parent.data.tags.get("supertickets.study", parent.info.run_name)
     summary = _summary(client, parent)
-    best = summary.get("best_super")
+    best = summary.get(SHARE_ROLES[share])
     result = SingleTaskResult(task, study, parent.info.run_id, summary["verdict"]["kind"],
                               _scores(summary.get("dense")), _scores(best),
                               None if not best else float(best["sparsity"]),
                               "" if not best or not best.get("difference") else _points(best["difference"]),
                               summary.get("settings", {}))
-    run_id = parent.data.tags.get("best_super.run_id") or (best or {}).get("run_id") or ""
+    run_id = (parent.data.tags.get("best_super.run_id") if share == "super" else None) or (best or {}).get("run_id") or ""
     if not best or not run_id:
-        return TaskTicket(task, study), result
+        return TaskTicket(task, study, role=share), result
     run = client.get_run(run_id)
     folder = masks_dir / task
     folder.mkdir(parents=True, exist_ok=True)
@@ -131,10 +143,10 @@ def read_ticket(client: MlflowClient, parent, masks_dir: Path) -> tuple[TaskTick
         if name.startswith("mask-seed-"):
             files[name.split("-")[2].split(".")[0]] = client.download_artifacts(run_id, artifact.path, str(folder))
     if not files:
-        raise UsageError(f"study {study}'s super ticket (run {run_id}) has no mask files in MLflow: run the study "
+        raise UsageError(f"study {study}'s {ROLE_WORDS[share]} (run {run_id}) has no mask files in MLflow: run the study "
                          "again with this version, or name another with --study")
     return TaskTicket(task, study, run.data.params["method"], float(run.data.params["sparsity"]), files,
-                      run_id), result
+                      run_id, share), result
 
 
 def _points(difference: dict) -> str:

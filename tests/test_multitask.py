@@ -181,15 +181,16 @@ def test_bad_multitask_input_is_one_line_and_exit_2(flags, message, tmp_path, mo
     assert not (tmp_path / "r").exists()
 
 
-def _finished_study(client, experiment, task, model, name, mask=None):
-    """The MLflow records a finished study leaves (parent with its verdict tags and summary.json; the super
-    ticket's child run with its per-seed masks), written through MLflow's API for a test that reads them."""
+def _finished_study(client, experiment, task, model, name, mask=None, role="best_super"):
+    """The MLflow records a finished study leaves (parent with its verdict tags and summary.json; the child run of
+    the ticket in ``role`` with its per-seed masks), written through MLflow's API for a test that reads them."""
     parent = client.create_run(experiment, run_name=name, tags={"supertickets.study": name, "role": "study"})
     pid = parent.info.run_id
     client.log_param(pid, "task", task)
     client.log_param(pid, "model", model)
-    summary = {"settings": {"budget": "smoke"}, "verdict": {"kind": "super" if mask is not None else "none"},
-               "dense": {"seed_scores": {"0": 0.5, "1": 0.52}}, "best_super": None}
+    summary = {"settings": {"budget": "smoke"},
+               "verdict": {"kind": "super" if mask is not None and role == "best_super" else "none"},
+               "dense": {"seed_scores": {"0": 0.5, "1": 0.52}}, "best_super": None, "winning": None, "best": None}
     if mask is not None:
         child = client.create_run(experiment, run_name="s=0.20", tags={"mlflow.parentRunId": pid, "role": "ticket"})
         cid = child.info.run_id
@@ -199,12 +200,35 @@ def _finished_study(client, experiment, task, model, name, mask=None):
             path = mask.save(f"/tmp/mask-seed-{seed}.json")
             client.log_artifact(cid, str(path), "mask")
         client.set_terminated(cid)
-        client.set_tag(pid, "best_super.run_id", cid)
-        summary["best_super"] = {"run_id": cid, "sparsity": 0.2, "seed_scores": {"0": 0.55, "1": 0.56},
-                                 "difference": {"mean": 0.045, "low": 0.01, "high": 0.08}}
+        if role == "best_super":
+            client.set_tag(pid, "best_super.run_id", cid)
+        low = 0.01 if role == "best_super" else -0.02
+        summary[role] = {"run_id": cid, "sparsity": 0.2, "seed_scores": {"0": 0.55, "1": 0.56},
+                         "difference": {"mean": 0.045, "low": low, "high": 0.08}}
     client.log_dict(pid, summary, "summary.json")
     client.set_terminated(pid)
     return pid
+
+
+@pytest.mark.parametrize("share", ["super", "winning", "best"])
+def test_share_picks_the_verdicts_ticket_in_that_role_and_a_study_without_one_gives_a_dense_task(share, tmp_path):
+    from search.shared_tickets import find_study, read_ticket
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("supertickets-cola")
+    head = torch.ones(6, 12, dtype=torch.bool)
+    head[0, :3] = False
+    mask = StructuredMask(head, torch.ones(6, dtype=torch.bool))
+    _finished_study(client, experiment, "cola", "/models/m", "cola-study", mask, role="best")  # no super ticket
+    ticket, single = read_ticket(client, find_study(client, "cola", "/models/m", None, uri), tmp_path / "masks", share)
+    assert ticket.role == share and single.verdict == "none" and single.dense_scores == {0: 0.5, 1: 0.52}
+    if share == "best":  # the candidate with the largest mean difference, though its interval includes 0
+        assert (ticket.method, ticket.sparsity, sorted(ticket.mask_files)) == ("structured", 0.2, ["0", "1"])
+        assert torch.equal(StructuredMask.load(ticket.mask_file(1)).head, head)
+        assert single.ticket_scores == {0: 0.55, 1: 0.56} and single.ticket_sparsity == 0.2
+    else:  # the verdict names no super (or winning) ticket: the task trains densely, nothing downloaded
+        assert ticket.dense and not single.ticket_scores and not (tmp_path / "masks").exists()
 
 
 def test_a_smoke_run_of_two_tasks_through_ray_writes_the_parent_arm_runs_and_table(tmp_path, model_dir, glue_dir):

@@ -236,6 +236,8 @@ class TaskTicket:
         sparsity: the ticket's requested sparsity (fraction), 0 for a dense task.
         mask_files: seed (as a string) -> local path of that seed's mask file.
         run_id: the MLflow child run of the ticket ("" for a dense task).
+        role: which ticket of the study's verdict it is: ``super`` (Liang et al.), ``winning`` or ``best`` (the
+            largest mean difference, not necessarily supported by its interval); see ``--share``.
     """
 
     task: str
@@ -244,6 +246,7 @@ class TaskTicket:
     sparsity: float = 0.0
     mask_files: dict = field(default_factory=dict)
     run_id: str = ""
+    role: str = "super"
 
     @property
     def dense(self) -> bool:
