@@ -16,7 +16,7 @@ import time
 import torch
 from transformers import AutoTokenizer
 
-from search.multitask import BUDGETS
+from search.multitask.command import BUDGETS
 from trainables.data import DataSettings, collator, load_tokenized
 from trainables.finetune import FinetuneSettings
 from trainables.multitask import MultiTaskRun, TaskSampling, shared_models

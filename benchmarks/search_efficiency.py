@@ -6,7 +6,7 @@
 The grid file (made once by ``benchmarks.record_grid`` with the real trial code on real data) holds every
 sparsity of the structured grid x every seed x every epoch with per-example dev predictions. Here a *replay
 trainable* returns those numbers as exactly the ``TrialReport`` a real trial would send, and the real searcher
-(``search.searcher.TicketSearch``: Optuna through Ray Tune) and scheduler (``search.racing.SeedRacingScheduler``)
+(``search.strategy.searcher.TicketSearch``: Optuna through Ray Tune) and scheduler (``search.strategy.racing.SeedRacingScheduler``)
 run over it in Ray Tune, once per search seed. For each strategy it prints:
 
 - agreement: the fraction of runs whose verdict (its kind and the sparsity of every ticket it names) equals the
@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from search.analysis import Verdict, decide, ticket_from_report
-from search.report import verdict_lines
+from search.verdict.analysis import Verdict, decide, ticket_from_report
+from search.verdict.report import verdict_lines
 from spaces.search_space import TicketSpace
 from spaces.sparsity import SparsityRange, grid_value
 from trainables.report import EpochResult, SeedOutcome, TicketFacts, TrialReport
@@ -148,8 +148,8 @@ def run_search(grid: RecordedGrid, strategy: str, search_seed: int, racing: bool
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
-    from search.racing import SeedRacingScheduler
-    from search.searcher import TicketSearch
+    from search.strategy.racing import SeedRacingScheduler
+    from search.strategy.searcher import TicketSearch
 
     metric = get_task(grid.task).primary_metric
     stop_reasons: dict = {}

@@ -35,7 +35,7 @@ def main() -> None:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from search.run import main as study
+    from search.cli.study_command import main as study
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

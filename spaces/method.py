@@ -3,7 +3,7 @@
 A ``PruningMethod`` names the method, its default sparsity range per task, the controls it accepts, its own
 options and their checks, the function that builds its ticket (``trainables.pruning.<method>.make_ticket``) and
 the mask type whose ``export`` turns a fine-tuned ticket into a standalone model. The command line, the
-settings checks, the search space, the trial and ``search.export`` all read ``spaces.registry.METHODS``, so a
+settings checks, the search space, the trial and ``search.tools.export`` all read ``spaces.registry.METHODS``, so a
 new method is its pruning module in ``trainables/pruning/``, its declaration in ``spaces/`` and one line in
 ``spaces.registry``.
 """

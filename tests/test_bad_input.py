@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from search.run import main
+from search.cli.study_command import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -211,9 +211,9 @@ def test_the_benchmark_rejects_bad_input_in_one_line(argv, expected, capsys, mon
 @pytest.fixture
 def stored_study(tmp_path_factory, model_dir, glue_dir):
     """A study's state file as a started study leaves it (no run needed to check a resume against it)."""
-    from search.run import parser, resume_command
-    from search.settings import build_settings
-    from search.state import StudyState, stringify
+    from search.cli.study_command import parser, resume_command
+    from search.cli.settings import build_settings
+    from search.study.state import StudyState, stringify
 
     storage = tmp_path_factory.mktemp("storage")
     argv = ["--task", "rte", "--model", model_dir, "--glue-dir", glue_dir, "--budget", "smoke", "--epochs", "2",
@@ -248,18 +248,18 @@ def test_a_started_study_name_is_not_reused_without_resume(stored_study, workdir
 
 
 def test_resume_may_change_how_many_trials_run_at_once(stored_study, monkeypatch):
-    from search.preflight import check_resume
-    from search.run import parser
-    from search.settings import build_settings
+    from search.cli.preflight import check_resume
+    from search.cli.study_command import parser
+    from search.cli.settings import build_settings
 
     check_resume(build_settings(parser().parse_args([*stored_study, "--concurrent-trials", "1", "--resume"])))
 
 
 def test_a_study_stored_before_the_optuna_storage_setting_still_resumes(stored_study):
-    from search.preflight import check_resume
-    from search.run import parser
-    from search.settings import build_settings
-    from search.state import StudyState
+    from search.cli.preflight import check_resume
+    from search.cli.study_command import parser
+    from search.cli.settings import build_settings
+    from search.study.state import StudyState
 
     settings = build_settings(parser().parse_args([*stored_study, "--resume"]))
     state = StudyState.read(settings.study_dir)
@@ -273,9 +273,9 @@ def test_a_study_stored_before_the_optuna_storage_setting_still_resumes(stored_s
 
 def test_a_trial_must_fit_on_one_node_of_a_cluster_not_on_the_cluster_summed(stored_study):
     from search.errors import UsageError
-    from search.preflight import check_fits
-    from search.run import parser
-    from search.settings import build_settings
+    from search.cli.preflight import check_fits
+    from search.cli.study_command import parser
+    from search.cli.settings import build_settings
 
     settings = build_settings(parser().parse_args([*stored_study, "--cpus-per-trial", "8", "--gpus-per-trial", "1"]))
     nodes = [(16.0, 0.0), (8.0, 1.0)]
@@ -289,7 +289,7 @@ def test_a_trial_must_fit_on_one_node_of_a_cluster_not_on_the_cluster_summed(sto
 def test_a_study_name_the_optuna_storage_holds_is_refused_unless_resuming(tmp_path):
     import optuna
 
-    from search.optuna_storage import check_optuna_storage, resolve_optuna_storage
+    from search.records.optuna_storage import check_optuna_storage, resolve_optuna_storage
 
     url = resolve_optuna_storage(None, f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path / "results"))
     assert url == f"sqlite:///{tmp_path}/optuna.db"  # beside the MLflow database
@@ -305,7 +305,7 @@ def test_a_study_name_the_optuna_storage_holds_is_refused_unless_resuming(tmp_pa
 def test_an_optuna_storage_that_is_no_optuna_database_is_refused_without_writing_to_it(tmp_path):
     import sqlite3
 
-    from search.optuna_storage import check_optuna_storage
+    from search.records.optuna_storage import check_optuna_storage
 
     junk = tmp_path / "junk.db"
     junk.write_text("not a database")
@@ -321,7 +321,7 @@ def test_an_optuna_storage_that_is_no_optuna_database_is_refused_without_writing
 
 
 def test_compare_out_under_a_file_is_one_line_and_exit_2(tmp_path, capsys):
-    from search.compare import main as compare
+    from search.tools.compare import main as compare
 
     (tmp_path / "afile").write_text("x")
     assert compare(["any", "--storage-path", str(tmp_path), "--out", str(tmp_path / "afile" / "out")]) == 2

@@ -13,7 +13,7 @@ import ray
 from mlflow.tracking import MlflowClient
 from ray.cluster_utils import Cluster
 
-from search.run import main
+from search.cli.study_command import main
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_fractional_gpus_pack_four_trials_on_one_declared_gpu(tmp_path):
     import time
     from types import SimpleNamespace
 
-    from search.study import concurrent_trials
+    from search.study.orchestrate import concurrent_trials
 
     ray.init(num_cpus=4, num_gpus=1, include_dashboard=False)
     try:

@@ -9,7 +9,7 @@ import ray
 import ray.autoscaler
 import yaml
 
-from search.run import parser
+from search.cli.study_command import parser
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from search.analysis import decide
-from search.run import main
+from search.verdict.analysis import decide
+from search.cli.study_command import main
 from trainables.store import compute_once, problem, sweep_partials
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +84,7 @@ def test_left_over_scratch_folders_are_swept_unless_their_computation_still_runs
 
 def test_two_processes_create_one_fresh_mlflow_database_at_once(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    code = ("import sys, time; from search.tracking import open_experiment; "
+    code = ("import sys, time; from search.records.tracking import open_experiment; "
             "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); print(open_experiment(sys.argv[1], 'rte')[1])")
     start = str(time.time() + 6)  # both past their imports, then at the same moment
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -136,7 +136,7 @@ def test_a_trial_that_crashes_mid_way_fails_alone_and_the_verdict_comes_from_the
         assert by_sparsity[sparsity].info.status == "FINISHED" and "stop_reason" not in by_sparsity[sparsity].data.tags
         assert "dev_score" in by_sparsity[sparsity].data.metrics
     assert "paired_difference" in by_sparsity[0.6].data.metrics  # (the dense run is not paired with itself)
-    from search.compare import load_study
+    from search.tools.compare import load_study
 
     _, tickets, _ = load_study(tmp_path / "results", "crash")  # the trials as recorded, predictions included
     assert {t.status for t in tickets} == {"FINISHED", "FAILED"}

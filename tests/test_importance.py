@@ -130,7 +130,7 @@ def test_counts_reproduce_liangs_published_pairs(layers, heads, table):
 def test_importance_check_measures_removal_and_ranks_a_perfect_estimator_first(model_dir, rte_batch):
     """The diagnostic's loss change of removing a head equals the loss with that head's context slice zeroed
     by hand, and an 'estimator' equal to the actual effects scores Spearman 1."""
-    from search.importance_check import check_estimators, removal_effects
+    from search.tools.importance_check import check_estimators, removal_effects
     from trainables.pruning.structured import UnitImportance
 
     model = load_model(model_dir, get_task("rte"), 0).double().eval()
@@ -156,7 +156,7 @@ def test_importance_check_measures_removal_and_ranks_a_perfect_estimator_first(m
 
 
 def test_importance_check_bad_input_is_one_line_and_exit_2(capsys, model_dir, glue_dir):
-    from search.importance_check import main
+    from search.tools.importance_check import main
 
     assert main(["--task", "rte", "--model", model_dir, "--glue-dir", glue_dir, "--seed", "-1"]) == 2
     assert capsys.readouterr().err.strip() == "error: --seed -1 must be 0 or more"

@@ -12,8 +12,8 @@ import torch
 from mlflow.tracking import MlflowClient
 from transformers import AutoTokenizer
 
-from search.multitask import main
-from search.statistics import multitask_interval, paired_difference
+from search.multitask.command import main
+from search.verdict.statistics import multitask_interval, paired_difference
 from trainables.data import DataSettings, collator, load_tokenized
 from trainables.finetune import FinetuneSettings
 from trainables.multitask import MultiTaskRun, TaskSampling, shared_models
@@ -212,7 +212,7 @@ def _finished_study(client, experiment, task, model, name, mask=None, role="best
 
 @pytest.mark.parametrize("share", ["super", "winning", "best"])
 def test_share_picks_the_verdicts_ticket_in_that_role_and_a_study_without_one_gives_a_dense_task(share, tmp_path):
-    from search.shared_tickets import find_study, read_ticket
+    from search.multitask.shared_tickets import find_study, read_ticket
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(uri)

@@ -1,7 +1,7 @@
 """The verdict search's choice of grid points: dense first, bisection for the winning boundary, then stop."""
 
-from search.policy import FINISHED, Outcome, VerdictPolicy
-from search.statistics import PairedDifference
+from search.strategy.policy import FINISHED, Outcome, VerdictPolicy
+from search.verdict.statistics import PairedDifference
 from spaces.search_space import TicketSpace
 from spaces.sparsity import SparsityRange
 
@@ -65,7 +65,7 @@ def test_a_dense_model_that_learned_nothing_ends_the_search(glue_dir):
     seed names no ticket, so no ticket is worth training (the grid strategy still tries every point)."""
     import numpy as np
 
-    from search.searcher import TicketSearch
+    from search.strategy.searcher import TicketSearch
     from trainables.data import load_raw
     from trainables.report import EpochResult, SeedOutcome, TicketFacts, TrialReport
     from trainables.tasks import get_task

@@ -61,7 +61,7 @@ def test_data_workers_give_the_same_batches_and_the_same_fine_tune(tiny_spec):
 
 
 def test_auto_data_workers_feed_a_gpu_trial_and_stay_off_on_the_cpu():
-    from search.settings import data_workers
+    from search.cli.settings import data_workers
 
     assert data_workers("auto", 2, 0) == 0  # a CPU trial trains on every core it has
     assert data_workers("auto", 2, 1) == 1 and data_workers("auto", 8, 0.25) == 4 and data_workers("auto", 1, 1) == 0

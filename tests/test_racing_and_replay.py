@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from benchmarks.search_efficiency import RecordedGrid, replay_trainable, run_search
-from search.racing import projected_low, race_decision
-from search.statistics import PairedDifference
+from search.strategy.racing import projected_low, race_decision
+from search.verdict.statistics import PairedDifference
 from trainables.data import load_raw
 from trainables.report import TrialReport
 from trainables.tasks import get_task

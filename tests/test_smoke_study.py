@@ -14,8 +14,8 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from search.run import main
-from search.tracking import SHARED_VIEW_PREFIX, git_commit
+from search.cli.study_command import main
+from search.records.tracking import SHARED_VIEW_PREFIX, git_commit
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def test_the_dense_run_keeps_its_weights_and_other_trials_weights_are_deleted(st
 
 
 def test_a_studys_ticket_exports_through_its_run_id_and_loads_with_the_tickets_logits(studies, tmp_path):
-    from search.export import main as export
+    from search.tools.export import main as export
 
     root, client, _, _ = studies
     _, children = _runs(client, "first")
@@ -162,7 +162,7 @@ def test_a_studys_ticket_exports_through_its_run_id_and_loads_with_the_tickets_l
 
 
 def test_compare_puts_both_studies_in_one_table_with_one_dense_row(studies, tmp_path):
-    from search.compare import main as compare
+    from search.tools.compare import main as compare
 
     root, _, _, _ = studies
     assert compare(["first", "second", "--storage-path", str(root / "results"), "--out", str(tmp_path)]) == 0
@@ -330,7 +330,7 @@ def test_the_mlflow_ui_shows_the_study_view_and_the_parent_run_in_a_browser(stud
             except OSError:
                 time.sleep(1)
         time.sleep(3)
-        from search.tracking import run_url, study_view_url
+        from search.records.tracking import run_url, study_view_url
 
         experiment = parent.info.experiment_id
         pages = {"runs": study_view_url(ui, experiment, "second"), "parent": run_url(ui, experiment,

@@ -13,7 +13,7 @@ import logging
 import pytest
 from mlflow.tracking import MlflowClient
 
-from search.run import main
+from search.cli.study_command import main
 
 moto_server = pytest.importorskip("moto.server")
 boto3 = pytest.importorskip("boto3")

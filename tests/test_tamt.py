@@ -155,8 +155,8 @@ def test_bert_adam_has_no_bias_correction_and_decoupled_decay():
 
 
 def test_paper_recipe_is_the_study_default_and_every_method_prunes_its_set(model_dir, glue_dir):
-    from search.run import parser
-    from search.settings import build_settings
+    from search.cli.study_command import parser
+    from search.cli.settings import build_settings
 
     base = ["--task", "rte", "--model", model_dir, "--glue-dir", glue_dir, "--budget", "smoke"]
     both = build_settings(parser().parse_args([*base, "--method", "magnitude,tamt"])).options

@@ -6,8 +6,8 @@ import pytest
 
 from mlflow.tracking import MlflowClient
 
-from search.study import _child_runs, _close_interrupted
-from search.tracking import experiment_id
+from search.study.orchestrate import _child_runs, _close_interrupted
+from search.records.tracking import experiment_id
 
 
 def test_resume_closes_cut_off_runs_and_prefers_the_resumed_one(tmp_path):
@@ -34,7 +34,7 @@ def test_resume_closes_cut_off_runs_and_prefers_the_resumed_one(tmp_path):
 
 
 def test_resume_command_names_the_study_once():
-    from search.run import resume_command
+    from search.cli.study_command import resume_command
 
     assert resume_command(["--task", "rte", "--study-name", "old", "--resume"], "old") == \
         "python -m search.run --task rte --study-name old --resume"
@@ -43,7 +43,7 @@ def test_resume_command_names_the_study_once():
 
 
 def test_stop_reason_tells_a_scheduler_stop_from_a_failure_and_a_divergence():
-    from search.tracking import stop_reason, trial_status
+    from search.records.tracking import stop_reason, trial_status
     from trainables.report import EpochResult, TicketFacts, TrialReport
 
     current = EpochResult(1, 0.5, {}, 0.7, [])
@@ -66,7 +66,7 @@ def _report(seed, epoch, finished, planned=(0, 1), metrics=None):
 
 
 def test_metrics_are_the_primary_score_the_other_metrics_and_train_loss_never_twice():
-    from search.tracking import _metrics
+    from search.records.tracking import _metrics
 
     one_seed = _metrics(_report(0, 2, [0], planned=(0,)), [], "accuracy")
     assert {(k, step) for k, _, step in one_seed} == {("dev_score", 2), ("dev_f1", 2), ("train_loss", 2),
@@ -81,7 +81,7 @@ def test_metrics_are_the_primary_score_the_other_metrics_and_train_loss_never_tw
 
 
 def test_params_are_rounded_and_run_names_lead_with_what_differs():
-    from search.tracking import param_value, run_name, trial_role
+    from search.records.tracking import param_value, run_name, trial_role
 
     assert param_value(0.35185185185185186) == "0.3519" and param_value(0.35) == "0.35" and param_value(3) == "3"
     assert param_value(2e-05) == "2e-05" and param_value(float("nan")) == "nan" and param_value("x") == "x"
@@ -94,8 +94,8 @@ def test_params_are_rounded_and_run_names_lead_with_what_differs():
 
 
 def test_the_verdict_tags_the_runs_it_names(tmp_path):
-    from search.analysis import TicketResult
-    from search.tracking import tag_verdict
+    from search.verdict.analysis import TicketResult
+    from search.records.tracking import tag_verdict
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = experiment_id(client, "rte")
@@ -114,7 +114,7 @@ def test_the_display_writes_plain_lines_a_csv_and_an_estimate(tmp_path):
     import io
     from types import SimpleNamespace
 
-    from search.progress import Plan, StudyDisplay, bar, estimate
+    from search.study.progress import Plan, StudyDisplay, bar, estimate
 
     out = io.StringIO()
     display = StudyDisplay(plan=Plan(seeds=3, epochs=2, num_trials=8, slots=1), csv_path=str(tmp_path / "p.csv"),

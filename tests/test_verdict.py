@@ -5,9 +5,9 @@ import pytest
 from scipy import stats
 from sklearn.metrics import f1_score, matthews_corrcoef
 
-from search.analysis import TicketResult, decide
-from search.report import phase_transition_plot, trial_table, verdict_lines
-from search.statistics import batched_metric, majority_predictions, paired_difference
+from search.verdict.analysis import TicketResult, decide
+from search.verdict.report import phase_transition_plot, trial_table, verdict_lines
+from search.verdict.statistics import batched_metric, majority_predictions, paired_difference
 from trainables.data import load_raw
 from trainables.tasks import get_task
 

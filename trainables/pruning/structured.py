@@ -390,7 +390,7 @@ DEFAULT_ESTIMATOR = "per-token"
 def dense_importance(spec, dense, cache_dir: str | Path) -> UnitImportance:
     """Every estimator's head/FFN importance of one dense fine-tune over its training split: this method's own
     cache entry, ``<cache_dir>/importance/<dense key>/``, computed once (``trainables.store.compute_once``) the
-    first time a structured ticket (or ``search.importance_check``) asks for it, so studies of other methods never
+    first time a structured ticket (or ``search.tools.importance_check``) asks for it, so studies of other methods never
     pay for it.
 
     Args:

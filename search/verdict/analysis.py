@@ -1,6 +1,6 @@
 """The verdict: which tickets the data show to be super or winning tickets (Liang et al. 2021; Chen et al. 2020).
 
-Every ticket is compared with the dense model *pairwise* (same seed, same dev examples; ``search.statistics``):
+Every ticket is compared with the dense model *pairwise* (same seed, same dev examples; ``search.verdict.statistics``):
 ``difference`` = ticket minus dense, with its interval over seeds and dev examples at ``confidence``.
 
 - **Guard.** The dense model must beat the constant baseline (always the majority dev class; for regression a
@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from search.statistics import PairedDifference, paired_difference, versus_constant
+from search.verdict.statistics import PairedDifference, paired_difference, versus_constant
 from spaces.sparsity import grid_value
 from trainables.report import TrialReport
 from trainables.tasks import get_task

@@ -2,7 +2,7 @@
 minus the dense multi-task model with a paired interval, and the tasks' single-task results from their studies;
 one table, one bar plot, a JSON summary.
 
-Intervals: two-way bootstrap over seeds and dev examples (``search.statistics.multitask_interval``; METHODS.md
+Intervals: two-way bootstrap over seeds and dev examples (``search.verdict.statistics.multitask_interval``; METHODS.md
 section 6), the same statistics as a study's verdict. The single-task columns are the studies' own means over
 their seeds (their budgets may differ from this study's: the table says which).
 """
@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from search.shared_tickets import SingleTaskResult
-from search.statistics import PairedDifference, multitask_interval
+from search.multitask.shared_tickets import SingleTaskResult
+from search.verdict.statistics import PairedDifference, multitask_interval
 from trainables.multitask import TaskTicket
 from trainables.tasks import get_task
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from search.analysis import TicketResult, Verdict
+from search.verdict.analysis import TicketResult, Verdict
 from trainables import mirror
 
 #: ``--keep-weights`` values.
@@ -47,7 +47,7 @@ def keep_weights(client: MlflowClient, verdict: Verdict, tickets: list[TicketRes
 
     Args:
         client: the study's MLflow client.
-        verdict: the study's verdict (``search.analysis.decide``); its ``dense`` and ``named`` tickets are kept.
+        verdict: the study's verdict (``search.verdict.analysis.decide``); its ``dense`` and ``named`` tickets are kept.
         tickets: every trial of the study.
         weights_dir: ``<study>/weights``.
         mode: ``named``, ``all`` or ``none`` (nothing was written; nothing logged).

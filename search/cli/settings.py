@@ -9,10 +9,10 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from search.defaults import resolve_glue_dir, resolve_model, resolve_path_option
+from search.cli.defaults import resolve_glue_dir, resolve_model, resolve_path_option
 from search.errors import UsageError
-from search.optuna_storage import resolve_optuna_storage
-from search.tracking import resolve_tracking_uri
+from search.records.optuna_storage import resolve_optuna_storage
+from search.records.tracking import resolve_tracking_uri
 from spaces.budgets import BUDGETS
 from spaces.registry import METHODS, all_options
 from spaces.sparsity import SparsityRange
@@ -29,7 +29,7 @@ from trainables.tasks import get_task
 class StudySettings:
     """Everything a study needs, resolved (absolute paths) and validated.
 
-    Attributes: see ``search.run --help``; ``model_source``/``glue_source`` say where the model and data
+    Attributes: see ``search.cli.study_command --help``; ``model_source``/``glue_source`` say where the model and data
     defaults came from.
     """
 

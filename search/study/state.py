@@ -1,4 +1,4 @@
-"""A study's state file (``<storage>/<study>/supertickets.json``): what ``--resume`` and ``search.compare`` read.
+"""A study's state file (``<storage>/<study>/supertickets.json``): what ``--resume`` and ``search.tools.compare`` read.
 
 Written once, when the study's MLflow parent run is created: the run's id, the tracking URI, the study's settings
 (``StudySettings.params()``, as strings) and the command line that started it, so a resume can be checked against

@@ -11,8 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from search.analysis import TicketResult, Verdict  # noqa: E402
-from search.tracking import run_name  # noqa: E402
+from search.verdict.analysis import TicketResult, Verdict  # noqa: E402
+from search.records.tracking import run_name  # noqa: E402
 from spaces.registry import get_method  # noqa: E402
 from trainables.pruning.structured import StructuredMask  # noqa: E402
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from search.errors import UsageError
 
-#: ``--ticket`` values and the verdict role (``search.analysis.Verdict.named``) each reads.
+#: ``--ticket`` values and the verdict role (``search.verdict.analysis.Verdict.named``) each reads.
 TICKETS = {"super": "best_super", "sparsest-super": "sparsest_super", "winning": "winning", "dense": "dense"}
 
 
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
 
-    from search.tracking import resolve_tracking_uri
+    from search.records.tracking import resolve_tracking_uri
 
     try:
         if args.check_examples < 0:

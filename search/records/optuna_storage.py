@@ -12,7 +12,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from search import sqlite_uri
+from search.records import sqlite_uri
 
 #: RDB schemes Optuna's storage takes.
 OPTUNA_SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")

@@ -24,7 +24,7 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
-from search import sqlite_uri
+from search.records import sqlite_uri
 from spaces.sparsity import grid_value
 from trainables.report import DIVERGED, NODE_KEY, TrialReport
 from trainables import mirror

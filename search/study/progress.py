@@ -21,7 +21,7 @@ from pathlib import Path
 from ray.tune import Callback
 from ray.tune.logger import CSVLoggerCallback
 
-from search.tracking import run_name
+from search.records.tracking import run_name
 from trainables.progress import DENSE_JOB_PREFIX, StepProgress, dense_job
 from trainables.report import REPORT_KEY, TrialReport
 
@@ -286,7 +286,7 @@ class StudyDisplay(Callback):
 
 
 class MultiTaskLines(Callback):
-    """One line per epoch of every multi-task trial (``search.multitask``) and one per failed trial, printed by the
+    """One line per epoch of every multi-task trial (``search.multitask.command``) and one per failed trial, printed by the
     driver: ``tickets-share seed 0 epoch 1: rte 61.2  mrpc 70.1  (average 65.7)`` (points)."""
 
     def on_trial_result(self, iteration, trials, trial, result, **info):

@@ -16,10 +16,10 @@ from pathlib import Path
 from pyarrow.fs import FileType
 
 from search.errors import UsageError
-from search.settings import StudySettings
-from search.state import STATE_FILE, StudyState, stringify, studies_under
-from search.optuna_storage import check_optuna_storage
-from search.tracking import check_tracking_uri, resolve_tracking_uri
+from search.cli.settings import StudySettings
+from search.study.state import STATE_FILE, StudyState, stringify, studies_under
+from search.records.optuna_storage import check_optuna_storage
+from search.records.tracking import check_tracking_uri, resolve_tracking_uri
 from trainables import mirror
 from trainables.data import DataFileError, check_classic_split
 from trainables.mirror import open_uri

@@ -25,7 +25,7 @@ from scipy.stats import spearmanr
 from transformers import AutoTokenizer
 
 from search.errors import UsageError
-from search.run import parser as study_parser
+from search.cli.study_command import parser as study_parser
 
 log = logging.getLogger(__name__)
 
@@ -147,14 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run the check; returns the exit code."""
     try:
         args = parser().parse_args(argv)
-        from search.settings import build_settings
+        from search.cli.settings import build_settings
 
         settings = build_settings(args)
         if args.seed < 0:
             raise UsageError(f"--seed {args.seed} must be 0 or more")
         if args.out and not Path(args.out).expanduser().resolve().parent.is_dir():
             raise UsageError(f"--out {args.out}: its folder does not exist; create it or pass another path")
-        from search.preflight import check_data, check_model, check_storage
+        from search.cli.preflight import check_data, check_model, check_storage
 
         check_storage(settings)
         check_data(settings)

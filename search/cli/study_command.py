@@ -12,14 +12,14 @@ import shlex
 import sys
 
 if not os.environ.get("RAY_ADDRESS"):
-    # A study's own Ray instance listens on 127.0.0.1 only; Ray reads this when it is imported (search.study).
+    # A study's own Ray instance listens on 127.0.0.1 only; Ray reads this when it is imported (search.study.orchestrate).
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-from search.defaults import CONFIG_FILE
+from search.cli.defaults import CONFIG_FILE
 from search.errors import OneLineParser, UsageError
 from spaces.budgets import BUDGETS
 from spaces.registry import METHODS, all_options
-from search.weights import KEEP_WEIGHTS
+from search.study.weights import KEEP_WEIGHTS
 from trainables.finetune import PRECISIONS
 from trainables.tasks import TASKS
 
@@ -190,8 +190,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m search.run") -> i
         args = parser(prog).parse_args(argv)
         if args.resume and not args.study_name:
             raise UsageError("--resume needs --study-name of the study to resume")
-        from search.preflight import check_before_start
-        from search.settings import build_settings
+        from search.cli.preflight import check_before_start
+        from search.cli.settings import build_settings
 
         settings = build_settings(args)
         check_before_start(settings)
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m search.run") -> i
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    from search.study import run_study
+    from search.study.orchestrate import run_study
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in ("mlflow", "alembic", "ray"):  # set-up chatter; warnings still show

@@ -1,6 +1,6 @@
 """Which grid point to try next so the verdict settles early (the ``verdict`` search strategy).
 
-The verdict names the sparsest *winning* ticket and the *super* tickets (``search.analysis``). Along one curve
+The verdict names the sparsest *winning* ticket and the *super* tickets (``search.verdict.analysis``). Along one curve
 (method and rewinding point) tickets stay winning as sparsity grows, then fall away (the phase transition), and
 the verdict reads the curve as a fixed sequence of tests from the least sparse ticket on, so the boundary is found
 by bisection: between the least sparse ticket known not to be winning (stopped by seed racing, failed, or
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from search.statistics import PairedDifference
+from search.verdict.statistics import PairedDifference
 from spaces.search_space import TicketSpace
 from spaces.sparsity import grid_value
 

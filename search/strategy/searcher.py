@@ -7,7 +7,7 @@ seeds, in dev-score units), PRUNED when a scheduler stopped it early, FAIL when 
 
 Strategies (``--search``):
 
-- ``verdict`` (default): ``search.policy.VerdictPolicy`` chooses each point so the verdict settles with few
+- ``verdict`` (default): ``search.strategy.policy.VerdictPolicy`` chooses each point so the verdict settles with few
   trials, and the search ends once it is settled;
 - ``tpe`` / ``random``: Optuna's ``TPESampler`` / ``RandomSampler`` propose points, the dense point first;
 - ``grid``: every grid point once, in order.
@@ -28,9 +28,9 @@ from optuna.samplers import BaseSampler, RandomSampler, TPESampler
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from search.policy import FINISHED, Outcome, VerdictPolicy, dense_outcome, point_key
-from search.racing import seed_interval
-from search.statistics import versus_constant
+from search.strategy.policy import FINISHED, Outcome, VerdictPolicy, dense_outcome, point_key
+from search.strategy.racing import seed_interval
+from search.verdict.statistics import versus_constant
 from spaces.search_space import TicketSpace
 from spaces.sparsity import grid_value
 from trainables.report import TrialReport

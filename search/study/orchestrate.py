@@ -1,6 +1,6 @@
 """Run one study: dense fine-tunes first, then the Ray Tune + Optuna search, then the super-ticket verdict.
 
-Data flows one way: settings -> space -> Tuner (trials in ``trainables``) -> MLflow (``search.tracking``)
+Data flows one way: settings -> space -> Tuner (trials in ``trainables``) -> MLflow (``search.records.tracking``)
 -> analysis and report. Nothing is created (Ray, MLflow run, folders) before the settings are valid.
 """
 
@@ -17,18 +17,18 @@ from ray import tune
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-from search.analysis import TicketResult, Verdict, decide, ticket_from_report
-from search.progress import Plan, ScalarCSVLogger, StudyDisplay
-from search.racing import SeedRacingScheduler
-from search.report import (description, kept_units_heatmap, phase_transition_plot, summary, trial_table,
+from search.verdict.analysis import TicketResult, Verdict, decide, ticket_from_report
+from search.study.progress import Plan, ScalarCSVLogger, StudyDisplay
+from search.strategy.racing import SeedRacingScheduler
+from search.verdict.report import (description, kept_units_heatmap, phase_transition_plot, summary, trial_table,
                            verdict_lines)
-from search.searcher import TicketSearch
+from search.strategy.searcher import TicketSearch
 from search.errors import UsageError
-from search.preflight import check_fits, check_resume
-from search.settings import StudySettings
-from search.state import STATE_FILE, StudyState, stringify
-from search.weights import KeptWeights, keep_weights
-from search.tracking import (REASON_TAG, STOP_TAG, MlflowTrialCallback, log_params, open_experiment,
+from search.cli.preflight import check_fits, check_resume
+from search.cli.settings import StudySettings
+from search.study.state import STATE_FILE, StudyState, stringify
+from search.study.weights import KeptWeights, keep_weights
+from search.records.tracking import (REASON_TAG, STOP_TAG, MlflowTrialCallback, log_params, open_experiment,
                              resolve_tracking_uri, run_url, share_study_view, source_tags, study_view_url,
                              tag_verdict)
 from spaces.registry import get_method
@@ -47,7 +47,7 @@ from trainables.trial import TrialContext, tune_trainable
 #: Environment the trials need from the driver (offline switches, caches).
 FORWARDED_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "HF_DATASETS_CACHE",
                  "SUPERTICKETS_INJECT_FAULT")
-#: Ray reads this when it is imported (``search.run`` sets it before): a local instance then listens on 127.0.0.1
+#: Ray reads this when it is imported (``search.cli.study_command`` sets it before): a local instance then listens on 127.0.0.1
 #: only. Its name speaks of Windows and macOS, where that is Ray's default; on Linux it does the same.
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
@@ -266,7 +266,7 @@ def run_study(settings: StudySettings, display: StudyDisplay | None = None, comm
     """Run the study described by ``settings`` and record it in MLflow.
 
     Args:
-        settings: validated settings (``search.settings.build_settings``, ``search.preflight``).
+        settings: validated settings (``search.cli.settings.build_settings``, ``search.cli.preflight``).
         display: shows progress (default: a ``StudyDisplay`` on stdout, writing ``<study>/progress.csv``).
         command: the command line that resumes it (stored for ``--resume``'s checks).
         typed_command: the command line as typed (recorded on the MLflow runs; default ``command``).
@@ -342,7 +342,7 @@ def _run_locked(settings: StudySettings, display: StudyDisplay, command: str, ty
         # since, and a resume re-trains them. Every controller step instead (a few KB, after each event).
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
         # Tune's newer console output prints its configuration box and a TensorBoard hint even at verbose=0; the
-        # classic one is silent at verbose=0, and the study's own display (search.progress) shows the trials.
+        # classic one is silent at verbose=0, and the study's own display (search.study.progress) shows the trials.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         if settings.resume and tune.Tuner.can_restore(path):
             say(f"resuming the interrupted study in {path}")

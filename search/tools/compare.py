@@ -5,7 +5,7 @@ Studies of different methods or controls on the same task (and the same dense fi
 MLflow run it was logged to, and writes a table in the layout of Prasanna et al.'s (dense; each method's
 good/random/bad tickets; sparsities) with each ticket's paired difference from the dense model (and each
 control's from the good ticket of its own study), one verdict
-over all of them (``search.analysis.decide``), a phase-transition plot with a curve per (method, control,
+over all of them (``search.verdict.analysis.decide``), a phase-transition plot with a curve per (method, control,
 rewinding point), and the numbers.
 
 Exit codes: 0 written, 2 bad input (a study that is missing or unfinished).
@@ -20,10 +20,10 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from search.analysis import TicketResult, compare_controls, decide
+from search.verdict.analysis import TicketResult, compare_controls, decide
 from search.errors import UsageError
-from search.report import phase_transition_plot, verdict_lines
-from search.state import StudyState
+from search.verdict.report import phase_transition_plot, verdict_lines
+from search.study.state import StudyState
 from trainables.metrics import METRICS
 from trainables.model import load_config
 from trainables.pruning.structured import StructuredMask

@@ -3,7 +3,7 @@
 A trial runs its seeds one after another. After each seed (from the second on), ``SeedRacingScheduler`` asks
 whether the ticket can still be named a winning ticket once every planned seed has run, and stops it when it
 cannot. To be named, the ticket's final interval of (ticket - dense) must have its lower bound at least
-``-tolerance`` (``search.analysis``). The test is a *futility* test, the kind group-sequential trials use:
+``-tolerance`` (``search.verdict.analysis``). The test is a *futility* test, the kind group-sequential trials use:
 
     stop when  high_50 - half_width_95 * sqrt(k / n)  <  -tolerance
 
@@ -29,7 +29,7 @@ import math
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from search.statistics import PairedDifference, paired_difference
+from search.verdict.statistics import PairedDifference, paired_difference
 from spaces.sparsity import grid_value
 from trainables.report import TrialReport
 
@@ -41,7 +41,7 @@ FUTILITY_CONFIDENCE = 0.5
 def seed_interval(report: TrialReport, metric: str, confidence: float) -> PairedDifference:
     """Ticket minus dense over the report's finished seeds, with its interval.
 
-    The seeds are taken in order of their number, as the verdict takes them (``search.analysis``), so the
+    The seeds are taken in order of their number, as the verdict takes them (``search.verdict.analysis``), so the
     searcher, the scheduler and the verdict compute the same (seeded) bootstrap whatever order the seeds ran in.
     """
     finished = sorted(report.finished, key=lambda s: s.seed)

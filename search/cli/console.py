@@ -11,13 +11,13 @@ COMMANDS = {"compare": "put finished studies in one table and plot (supertickets
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to ``search.compare`` for ``compare``, else to ``search.run``; returns the exit code."""
+    """Dispatch to ``search.tools.compare`` for ``compare``, else to ``search.cli.study_command``; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "compare":
-        from search.compare import main as compare
+        from search.tools.compare import main as compare
 
         return compare(argv[1:], prog="supertickets compare")
-    from search import run
+    from search.cli import study_command as run
 
     if argv and argv[0] in ("-h", "--help"):
         print("usage: supertickets [study flags] | supertickets compare STUDY [STUDY ...]\n\ncommands:\n"

@@ -140,10 +140,10 @@ class MultiTaskSettings:
 
 def build_settings(args) -> MultiTaskSettings:
     """Validate the flags (one line per problem, ``UsageError``)."""
-    from search.defaults import resolve_glue_dir, resolve_model
-    from search.preflight import check_model_dir, check_study_name, check_task_data
-    from search.settings import _check_model
-    from search.tracking import check_tracking_uri, resolve_tracking_uri
+    from search.cli.defaults import resolve_glue_dir, resolve_model
+    from search.cli.preflight import check_model_dir, check_study_name, check_task_data
+    from search.cli.settings import _check_model
+    from search.records.tracking import check_tracking_uri, resolve_tracking_uri
     from trainables.data import DataSettings
     from trainables.finetune import FinetuneSettings
     from trainables.multitask import ARMS
@@ -228,7 +228,7 @@ def find_tickets(settings: MultiTaskSettings, client) -> tuple[dict, dict]:
     Raises:
         UsageError: a task has no finished study (the message names the study command to run first).
     """
-    from search.shared_tickets import find_study, read_ticket
+    from search.multitask.shared_tickets import find_study, read_ticket
 
     parents = {t: find_study(client, t, settings.model, settings.studies.get(t), settings.mlflow_uri)
                for t in settings.tasks}  # every task checked before anything is downloaded
@@ -240,7 +240,7 @@ def find_tickets(settings: MultiTaskSettings, client) -> tuple[dict, dict]:
 
 def _results(grid, settings: MultiTaskSettings):
     """Tune's results as ``ArmResult`` per arm and the dev labels per task."""
-    from search.multitask_report import ArmResult
+    from search.multitask.report import ArmResult
 
     arms = {arm: ArmResult(arm) for arm in settings.arms}
     labels: dict = {}
@@ -273,9 +273,9 @@ def run(settings: MultiTaskSettings, typed: str) -> str:
 
     from mlflow.tracking import MlflowClient
 
-    from search.progress import MultiTaskLines, ScalarCSVLogger
-    from search.shared_tickets import SingleTaskResult
-    from search.tracking import log_params, open_experiment, source_tags
+    from search.study.progress import MultiTaskLines, ScalarCSVLogger
+    from search.multitask.shared_tickets import SingleTaskResult
+    from search.records.tracking import log_params, open_experiment, source_tags
     from trainables.multitask import MultiTaskContext, TaskSampling, TaskTicket, tune_multitask
 
     state_file = settings.folder / STATE_FILE
@@ -350,7 +350,7 @@ def run(settings: MultiTaskSettings, typed: str) -> str:
 
 
 def _describe(ticket) -> str:
-    from search.shared_tickets import ROLE_WORDS
+    from search.multitask.shared_tickets import ROLE_WORDS
 
     return f"dense (its study named no {ROLE_WORDS[ticket.role]})" if ticket.dense else \
         f"{ticket.method} {ROLE_WORDS[ticket.role]} s={ticket.sparsity:.2f} (run {ticket.run_id[:8]})"
@@ -359,9 +359,9 @@ def _describe(ticket) -> str:
 def _report(settings: MultiTaskSettings, arms: dict, labels: dict, tickets: dict, singles: dict, client,
             parent: str, experiment: str) -> str:
     """Analyse, then print and record: child run per arm, table/plot/summary on the parent and in the folder."""
-    from search import multitask_report as report
-    from search.report import markdown_table
-    from search.tracking import log_params
+    from search.multitask import report as report
+    from search.verdict.report import markdown_table
+    from search.records.tracking import log_params
     from trainables.multitask import TaskSampling
 
     try:

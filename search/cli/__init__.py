@@ -1,0 +1,1 @@
+"""Command line: the study's flags, settings, defaults and pre-flight checks."""

@@ -1,0 +1,1 @@
+"""Tickets-Share: multi-task fine-tuning through each task's super ticket."""

@@ -1,0 +1,1 @@
+"""The search strategy: which ticket to try next (searcher, verdict policy) and seed racing."""

@@ -1,0 +1,1 @@
+"""Tools on finished studies: export a ticket, compare studies, check importance estimators."""
