@@ -123,7 +123,7 @@ def test_concurrent_trials_compute_a_level_once(tiny_spec, cache_root, tmp_path,
 
 
 def test_imp_and_tamt_have_no_controls_and_the_registry_refuses_them(tiny_spec, dense, cache_root):
-    from spaces.registry import METHODS, get_method
+    from trainables.pruning.registry import METHODS, get_method
 
     for name in ("imp", "tamt"):
         with pytest.raises(ValueError, match=f"{name} has no 'random' control"):

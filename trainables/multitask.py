@@ -231,7 +231,7 @@ class TaskTicket:
     Attributes:
         task: GLUE task name.
         study: the single-task study it comes from.
-        method: the pruning method (``spaces.registry.METHODS`` key) whose mask type reads the files; empty: the
+        method: the pruning method (``trainables.pruning.registry.METHODS`` key) whose mask type reads the files; empty: the
             study named no super ticket, the task trains densely.
         sparsity: the ticket's requested sparsity (fraction), 0 for a dense task.
         mask_files: seed (as a string) -> local path of that seed's mask file.
@@ -284,7 +284,7 @@ class MultiTaskContext:
 def switches_for(arm: str, seed: int, context: MultiTaskContext, model: nn.Module) -> dict[str, MaskSwitch | None]:
     """Each task's mask switch on ``model``'s encoder in ``arm`` (none in ``multitask-dense``; none for a task
     without super ticket). The masks are read from the files the study's runs logged, never recomputed."""
-    from spaces.registry import get_method
+    from trainables.pruning.registry import get_method
 
     if arm == "multitask-dense":
         return {ticket.task: None for ticket in context.tickets}

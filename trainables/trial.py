@@ -3,7 +3,7 @@
 A trial's configuration is ``{"method", "sparsity", "rewind", "control"}`` plus the method's options; what
 stays fixed for a whole study (model, task, data, fine-tuning, seeds, cache) is a ``TrialContext``. The seeds
 run one after another: for each, the trial reads the cached dense fine-tune of that seed, asks the method for
-the ticket (``spaces.registry.METHODS``), rewinds the model, masks it and fine-tunes it, reporting a
+the ticket (``trainables.pruning.registry.METHODS``), rewinds the model, masks it and fine-tunes it, reporting a
 ``TrialReport`` after every epoch. A scheduler can therefore stop a trial between seeds (seed racing) as well
 as between epochs, and a trial stopped after two seeds has paid for two.
 """
@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoTokenizer
 
-from spaces.registry import get_method
+from trainables.pruning.registry import get_method
 from trainables import mirror, progress
 from trainables.cache import DenseSpec, ensure_dense
 from trainables.data import DataSettings, batches, collator, load_tokenized

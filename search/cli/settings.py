@@ -14,7 +14,7 @@ from search.errors import UsageError
 from search.records.optuna_storage import resolve_optuna_storage
 from search.records.tracking import resolve_tracking_uri
 from spaces.budgets import BUDGETS
-from spaces.registry import METHODS, all_options
+from trainables.pruning.registry import all_methods, all_options
 from spaces.sparsity import SparsityRange
 from trainables.pruning.controls import CONTROLS
 from trainables.rewinding import rewind_step
@@ -168,7 +168,7 @@ def build_settings(args) -> StudySettings:
     methods, controls, rewind = _choices(args)
     options = _method_options(args, methods)
     budget = BUDGETS[args.budget]
-    default_range = METHODS[methods[0]].sparsity_for(task.name)
+    default_range = SparsityRange(*all_methods()[methods[0]].sparsity_for(task.name))
     sparsity = SparsityRange(
         args.sparsity_min if args.sparsity_min is not None else default_range.low,
         args.sparsity_max if args.sparsity_max is not None else default_range.high,
@@ -225,7 +225,7 @@ def build_settings(args) -> StudySettings:
                         max_dev_examples=pick(args.max_dev_examples, budget.max_dev_examples) or None)
     for method in methods:  # each method's own checks of its options and of the model
         try:
-            METHODS[method].check(options, model_path)
+            all_methods()[method].check(options, model_path)
         except ValueError as err:
             raise UsageError(str(err)) from None
     name = args.study_name or f"{task.name}-{'+'.join(methods)}-{datetime.now():%Y%m%d-%H%M%S}"
@@ -285,18 +285,18 @@ def _choices(args) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """``--method``, ``--control`` and ``--rewind`` as tuples, each value checked, and every control
     applicable to every method."""
     methods = _split(args.method)
-    bad = [m for m in methods if m not in METHODS]
+    bad = [m for m in methods if m not in all_methods()]
     if bad or not methods:
-        raise UsageError(f"unknown method {','.join(bad) or args.method!r}: choose from {', '.join(METHODS)} "
+        raise UsageError(f"unknown method {','.join(bad) or args.method!r}: choose from {', '.join(all_methods())} "
                          "(comma-separate several to compare them in one study)")
     controls = _split(args.control)
     bad = [c for c in controls if c not in CONTROLS]
     if bad or not controls:
         raise UsageError(f"unknown control {','.join(bad) or args.control!r}: choose from {', '.join(CONTROLS)}")
     for method in methods:
-        missing = [c for c in controls if c not in METHODS[method].controls]
+        missing = [c for c in controls if c not in all_methods()[method].controls]
         if missing:
-            with_controls = [m for m, space in METHODS.items() if len(space.controls) > 1]
+            with_controls = [m for m, space in all_methods().items() if len(space.controls) > 1]
             raise UsageError(f"--control {','.join(missing)} does not apply to --method {method}: controls exist "
                              f"for {', '.join(with_controls)} tickets")
     rewind = _split(args.rewind)
@@ -312,10 +312,10 @@ def _method_options(args, methods: tuple[str, ...]) -> dict:
     """The options of the study's methods: flags given, else the declared defaults; paths made absolute;
     defaults implied by a method set (``PruningMethod.implied``). A flag of a method the study does not run is an
     error; the methods' own checks run once the model is resolved."""
-    wanted = {o.name: o for m in methods for o in METHODS[m].options}
+    wanted = {o.name: o for m in methods for o in all_methods()[m].options}
     for name, option in all_options().items():
         if getattr(args, name, None) is not None and name not in wanted:
-            owners = [m for m, space in METHODS.items() if option in space.options]
+            owners = [m for m, space in all_methods().items() if option in space.options]
             raise UsageError(f"{option.flag} applies to --method {' or '.join(owners)}, not "
                              f"{','.join(methods)}: drop it or add that method")
     options = {}
@@ -328,7 +328,7 @@ def _method_options(args, methods: tuple[str, ...]) -> dict:
             raise UsageError(f"{option.flag} {value!r} unknown: choose {' or '.join(map(str, option.choices))}")
         options[name] = value
     for method in methods:
-        for name, value in METHODS[method].implied(options).items():
+        for name, value in all_methods()[method].implied(options).items():
             if getattr(args, name, None) is None:
                 options[name] = value
     if not 0 <= options.get("min_keep_per_matrix", 0) < 1:

@@ -18,7 +18,7 @@ if not os.environ.get("RAY_ADDRESS"):
 from search.cli.defaults import CONFIG_FILE
 from search.errors import OneLineParser, UsageError
 from spaces.budgets import BUDGETS
-from spaces.registry import METHODS, all_options
+from trainables.pruning.registry import all_methods, all_options
 from search.study.weights import KEEP_WEIGHTS
 from trainables.finetune import PRECISIONS
 from trainables.tasks import TASKS
@@ -41,7 +41,7 @@ Model and data, when no flag says: $SUPERTICKETS_MODEL / $GLUE_DIR, then ./{CONF
 papers' bert-base-uncased and nyu-mll/glue from the hub.
 
 methods (--method):
-""" + "".join(f"  {name:<11} {space.summary}\n" for name, space in METHODS.items())
+""" + "".join(f"  {name:<11} {space.summary}\n" for name, space in all_methods().items())
 
 EPILOG = """\
 examples:
@@ -64,7 +64,7 @@ def parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
     what = p.add_argument_group("what to search")
     what.add_argument("--task", required=True, help=f"GLUE task: {', '.join(TASKS)}")
     what.add_argument("--method", default="structured",
-                      help=f"pruning method(s): {', '.join(METHODS)} (default structured); comma-separate several "
+                      help=f"pruning method(s): {', '.join(all_methods())} (default structured); comma-separate several "
                            "to compare them in one study")
     what.add_argument("--control", default="good",
                       help="good (default): prune the least important units or smallest weights; random: as many, "
@@ -84,7 +84,7 @@ def parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
 
     options = p.add_argument_group("method options ([methods] each applies to)")
     for option in all_options().values():
-        owners = "/".join(m for m, space in METHODS.items() if option in space.options)
+        owners = "/".join(m for m, space in all_methods().items() if option in space.options)
         text = f"[{owners}] {option.help}"
         if option.type is bool:
             options.add_argument(option.flag, dest=option.name, action=argparse.BooleanOptionalAction, default=None,

@@ -31,7 +31,7 @@ from search.study.weights import KeptWeights, keep_weights
 from search.records.tracking import (REASON_TAG, STOP_TAG, MlflowTrialCallback, log_params, open_experiment,
                              resolve_tracking_uri, run_url, share_study_view, source_tags, study_view_url,
                              tag_verdict)
-from spaces.registry import get_method
+from trainables.pruning.registry import PLUGINS_ENV, get_method
 from spaces.search_space import TicketSpace
 from filelock import FileLock, Timeout
 
@@ -46,7 +46,7 @@ from trainables.trial import TrialContext, tune_trainable
 
 #: Environment the trials need from the driver (offline switches, caches).
 FORWARDED_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "HF_DATASETS_CACHE",
-                 "SUPERTICKETS_INJECT_FAULT")
+                 "SUPERTICKETS_INJECT_FAULT", PLUGINS_ENV)
 #: Ray reads this when it is imported (``search.cli.study_command`` sets it before): a local instance then listens on 127.0.0.1
 #: only. Its name speaks of Windows and macOS, where that is Ray's default; on Linux it does the same.
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"

@@ -4,7 +4,7 @@
     python -m search.export --run-id 3f2a... [--seed 1] --out ticket/
 
 Reads the child run's fine-tuned weights (``weights/seed-<k>.safetensors``, kept by ``--keep-weights``) and mask
-(``mask/mask-seed-<k>.*``), bakes the mask in with the method's ``export`` (``spaces.registry.METHODS``) and
+(``mask/mask-seed-<k>.*``), bakes the mask in with the method's ``export`` (``trainables.pruning.registry.METHODS``) and
 writes a folder that ``AutoModelForSequenceClassification.from_pretrained`` and ``AutoTokenizer.from_pretrained``
 load: a structured ticket physically smaller (a ``TicketBertForSequenceClassification``, loaded with
 ``trust_remote_code=True``: stock BERT cannot hold a head count per layer), an unstructured one as stock BERT with
@@ -124,7 +124,7 @@ def export_ticket(client, run_id: str, out: Path, seed: int | None = None, check
     from safetensors.torch import load_file
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from spaces.registry import get_method
+    from trainables.pruning.registry import get_method
     from trainables.model import load_model, quiet_loading
     from trainables.tasks import get_task
 

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 
 from search.verdict.analysis import TicketResult, Verdict  # noqa: E402
 from search.records.tracking import run_name  # noqa: E402
-from spaces.registry import get_method  # noqa: E402
+from trainables.pruning.registry import get_method  # noqa: E402
 from trainables.pruning.structured import StructuredMask  # noqa: E402
 
 

@@ -29,7 +29,9 @@ from trainables.model import load_model
 from trainables.pruning.magnitude import fine_tuned_weights, magnitude_mask
 from trainables.pruning.tickets import Ticket, TicketRequest
 from trainables.report import EpochResult
-from trainables.pruning.weights import PrunableSet, WeightMask, bake
+from trainables.pruning.method import Option, PruningMethod
+from trainables.pruning.weights import (PRUNABLE_OPTIONS, UNSTRUCTURED_RANGE, PrunableSet, WeightMask, bake,
+                                        prunable_set_basis)
 from trainables.store import compute_once
 from trainables.tasks import get_task
 
@@ -119,7 +121,7 @@ def make_ticket(request: TicketRequest) -> Ticket:
     trial rewinds to ``pretrained`` the last level's own fine-tune is its result (``Ticket.replay``).
 
     Raises:
-        ValueError: a bad schedule. (IMP has no control tickets: ``spaces.imp.METHOD`` refuses them.)
+        ValueError: a bad schedule. (IMP has no control tickets: ``METHOD`` below refuses them.)
     """
     schedule, which = ImpSchedule.from_options(request.options), PrunableSet.from_options(request.options)
     schedule.validate()
@@ -141,3 +143,22 @@ def make_ticket(request: TicketRequest) -> Ticket:
     if request.rewind != "pretrained":
         return Ticket(mask, info=info)
     return Ticket(mask, replay=trained["history"], replay_weights=trained["weights"], info=info)
+
+
+# The method as the registry holds it (trainables.pruning.registry).
+METHOD = PruningMethod(
+    name="imp",
+    summary="iterative magnitude pruning: fine-tune, prune by global |w|, rewind, repeat (levels cached, nested)",
+    units="weights of the prunable matrices",
+    build=make_ticket,
+    mask_type=WeightMask,
+    achieved=prunable_set_basis,
+    sparsity=UNSTRUCTURED_RANGE,
+    options=(
+        Option("imp_rate", float, ImpSchedule.rate, "fraction pruned per IMP round, in (0, 1) (default 0.1)"),
+        Option("imp_rate_of", str, ImpSchedule.of, "the rate is a fraction of the original weights (Chen et al., "
+               "default) or of the remaining ones (Prasanna et al.)", choices=RATE_OF),
+        *PRUNABLE_OPTIONS,
+    ),
+    check=lambda options, model: ImpSchedule.from_options(options).validate(),
+)

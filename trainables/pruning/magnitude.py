@@ -14,15 +14,15 @@ import math
 import torch
 
 from trainables.model import load_model
-from trainables.pruning.controls import control_scores
+from trainables.pruning.controls import CONTROLS, control_scores
+from trainables.pruning.method import PruningMethod
 from trainables.pruning.tickets import Ticket, TicketRequest
-from trainables.pruning.weights import PrunableSet, WeightMask, masked_weights, prune_count
+from trainables.pruning.weights import (DEFAULT_MIN_KEEP, PRUNABLE_OPTIONS, UNSTRUCTURED_RANGE, PrunableSet, WeightMask,
+                                        masked_weights, prunable_set_basis, prune_count)
 from trainables.tasks import get_task
 
 log = logging.getLogger(__name__)
 
-#: Default ``min_keep_per_matrix``: global ranking never thins a matrix below 1 % of its weights unless asked.
-DEFAULT_MIN_KEEP = 0.01
 #: A matrix kept below this fraction is named in a warning (a nearly empty matrix cuts the network).
 THIN_MATRIX = 0.05
 
@@ -139,3 +139,17 @@ def make_ticket(request: TicketRequest) -> Ticket:
     if mask.is_dense:
         return Ticket(mask, replay=request.dense.history, replay_weights=request.dense.weights_file)
     return Ticket(mask)
+
+
+# The method as the registry holds it (trainables.pruning.registry).
+METHOD = PruningMethod(
+    name="magnitude",
+    summary="single weights, global |w| ranking of the fine-tuned Q, K, V, attention-output and FFN matrices",
+    units="weights of the prunable matrices",
+    build=make_ticket,
+    mask_type=WeightMask,
+    achieved=prunable_set_basis,
+    sparsity=UNSTRUCTURED_RANGE,
+    controls=CONTROLS,
+    options=PRUNABLE_OPTIONS,
+)

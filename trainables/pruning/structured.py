@@ -40,7 +40,8 @@ from trainables.data import batches, collator, load_tokenized
 from trainables.finetune import pick_device
 from trainables.gates import UnitGates
 from trainables.model import encoder_layers, load_config, load_model, submodule
-from trainables.pruning.controls import control_scores
+from trainables.pruning.controls import CONTROLS, control_scores
+from trainables.pruning.method import Option, PruningMethod
 from trainables.pruning.tickets import Ticket, TicketRequest
 from trainables.store import compute_once
 from trainables.tasks import get_task
@@ -441,3 +442,23 @@ def make_ticket(request: TicketRequest) -> Ticket:
     if mask.is_dense:
         return Ticket(mask, replay=dense.history, replay_weights=dense.weights_file)
     return Ticket(mask)
+
+
+# The method as the registry holds it (trainables.pruning.registry).
+METHOD = PruningMethod(
+    name="structured",
+    summary="attention heads and FFN blocks ranked by accumulated |dL/d gate| on the dense fine-tune",
+    units="heads and FFN blocks (achieved sparsity: the encoder weights they disable)",
+    build=make_ticket,
+    mask_type=StructuredMask,
+    sparsity={None: (0.0, 0.6, 0.05)},
+    controls=CONTROLS,
+    options=(
+        Option("importance", str, DEFAULT_ESTIMATOR,
+               "head/FFN importance: per-token (default, Liang et al.'s: |dL/d gate| of each example on each "
+               "token), per-example (Michel et al.'s eq. 2) or per-batch (|gradient| of each batch's mean loss; "
+               "signs cancel inside a batch). All three are computed together and cached once per dense "
+               "fine-tune; compare them with python -m search.importance_check", choices=ESTIMATORS),
+    ),
+    achieved=lambda options: "the encoder weights the pruned heads and FFN blocks disable",
+)

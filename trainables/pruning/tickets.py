@@ -1,7 +1,7 @@
 """The one interface every pruning method implements: a ``TicketRequest`` in, a ``Ticket`` out.
 
 A method module (``structured``, ``magnitude``, ``imp``, ``tamt``) exposes ``make_ticket(request)``; its
-``PruningMethod`` in ``spaces.registry.METHODS`` holds it, so a trial never branches on the method.
+``PruningMethod`` in ``trainables.pruning.registry.METHODS`` holds it, so a trial never branches on the method.
 Controls (``random``/``bad``) are rankings handed to the method's own mask builder
 (``trainables.pruning.controls``) and rewinding happens after, in the trial, for every method alike.
 """

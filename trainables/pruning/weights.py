@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from trainables.model import encoder_layers
+from trainables.pruning.method import Option
 
 _EPS = 1e-9  # guards floor() against float noise such as 0.29 * 100 = 28.999999999999996
 
@@ -228,3 +229,28 @@ def bake(model: nn.Module) -> nn.Module:
             prune.remove(module, "weight")
     return model
 
+
+#: A global magnitude ranking keeps at least this fraction of every matrix (``--min-keep-per-matrix``).
+DEFAULT_MIN_KEEP = 0.01
+
+#: Default sparsity range of the unstructured methods: Chen et al. find matching subnetworks at 40-90 %, so
+#: the grid runs to 90 % in 10 % steps (IMP's default ladder). ``(low, high, step)``, fractions.
+UNSTRUCTURED_RANGE = {None: (0.0, 0.9, 0.1)}
+
+#: Options of every unstructured method: which matrices besides the six per layer are prunable, and the
+#: per-matrix floor of a global ranking. One value per study, so every method of a study prunes the same set.
+PRUNABLE_OPTIONS = (
+    Option("prune_pooler", bool, False, "also prune the pooler's dense matrix (Chen et al.; on by default with "
+           "--tamt-recipe paper, for every method of the study)"),
+    Option("prune_embeddings", bool, False, "also prune the word-embedding table (TAMT; on by default with "
+           "--tamt-recipe paper, for every method of the study)"),
+    Option("min_keep_per_matrix", float, DEFAULT_MIN_KEEP, "a global magnitude ranking keeps at least this fraction of every "
+           "matrix, in [0, 1) (default 0.01; 0 lets it empty a matrix); a matrix kept below 5 %% is named in a "
+           "warning"),
+)
+
+
+def prunable_set_basis(options: dict) -> str:
+    """What an unstructured method's achieved sparsity counts, in words: the prunable set the study's options
+    pick (``PrunableSet``)."""
+    return PrunableSet.from_options(options).describe()

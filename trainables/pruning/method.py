@@ -2,10 +2,10 @@
 
 A ``PruningMethod`` names the method, its default sparsity range per task, the controls it accepts, its own
 options and their checks, the function that builds its ticket (``trainables.pruning.<method>.make_ticket``) and
-the mask type whose ``export`` turns a fine-tuned ticket into a standalone model. The command line, the
-settings checks, the search space, the trial and ``search.tools.export`` all read ``spaces.registry.METHODS``, so a
-new method is its pruning module in ``trainables/pruning/``, its declaration in ``spaces/`` and one line in
-``spaces.registry``.
+the mask type that says what a ticket kept and turns a fine-tuned ticket into a standalone model. The command
+line, the settings checks, the search space, the trial, tracking, reports and ``search.export`` all read
+``trainables.pruning.registry.METHODS``, so a new method is one module in ``trainables/pruning/`` (its
+``make_ticket``, its mask type and its ``METHOD``) and one line in ``trainables.pruning.registry``.
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from spaces.sparsity import SparsityRange
-from trainables.pruning.magnitude import DEFAULT_MIN_KEEP
 from trainables.pruning.tickets import Ticket, TicketRequest
-from trainables.pruning.weights import PrunableSet
 
 
 @dataclass(frozen=True)
@@ -54,10 +51,8 @@ def _no_implied(options: dict) -> dict:
     return {}
 
 
-def prunable_weights(options: dict) -> str:
-    """What an unstructured method's achieved sparsity counts, in words: the prunable set the study's options
-    pick (``trainables.pruning.weights.PrunableSet``)."""
-    return PrunableSet.from_options(options).describe()
+def _removed_weights(options: dict) -> str:
+    return "the weights the mask removes"
 
 
 @dataclass(frozen=True)
@@ -71,7 +66,7 @@ class PruningMethod:
         build: ``build(TicketRequest) -> Ticket``, the method's ticket (``trainables.pruning.<method>``).
         mask_type: the class of its masks (``StructuredMask`` or ``WeightMask``): ``load(path)`` reads a saved
             mask, ``export(model)`` bakes it into a fine-tuned model, ``suffix`` names its file.
-        sparsity: default sparsity range per task (``None`` key: any other task).
+        sparsity: default sparsity range per task (``None`` key: any other task): ``(low, high, step)``, fractions.
         controls: the controls the method has (``good`` always).
         options: the method's own options.
         check: ``check(options, model)`` raises ``ValueError`` naming a bad option value or a model the method
@@ -87,15 +82,15 @@ class PruningMethod:
     units: str
     build: Callable[[TicketRequest], Ticket]
     mask_type: type
-    sparsity: dict = field(default_factory=lambda: {None: SparsityRange()})
+    sparsity: dict = field(default_factory=lambda: {None: (0.0, 0.6, 0.05)})
     controls: tuple[str, ...] = ("good",)
     options: tuple[Option, ...] = ()
     check: Callable[[dict, str], None] = _no_check
     implied: Callable[[dict], dict] = _no_implied
-    achieved: Callable[[dict], str] = prunable_weights
+    achieved: Callable[[dict], str] = _removed_weights
 
-    def sparsity_for(self, task: str) -> SparsityRange:
-        """The default sparsity range of ``task``."""
+    def sparsity_for(self, task: str) -> tuple[float, float, float]:
+        """The default sparsity range of ``task``: ``(low, high, step)``, fractions."""
         return self.sparsity.get(task, self.sparsity[None])
 
     def make_ticket(self, request: TicketRequest) -> Ticket:
@@ -108,20 +103,3 @@ class PruningMethod:
             raise ValueError(f"{self.name} has no {request.control!r} control: its controls are "
                              f"{', '.join(self.controls)}")
         return self.build(request)
-
-
-#: Default sparsity range of the unstructured methods: Chen et al. find matching subnetworks at 40-90 %, so
-#: the grid runs to 90 % in 10 % steps (IMP's default ladder).
-UNSTRUCTURED_RANGE = {None: SparsityRange(0.0, 0.9, 0.1)}
-
-#: Options of every unstructured method: which matrices besides the six per layer are prunable, and the
-#: per-matrix floor of a global ranking. One value per study, so every method of a study prunes the same set.
-PRUNABLE_OPTIONS = (
-    Option("prune_pooler", bool, False, "also prune the pooler's dense matrix (Chen et al.; on by default with "
-           "--tamt-recipe paper, for every method of the study)"),
-    Option("prune_embeddings", bool, False, "also prune the word-embedding table (TAMT; on by default with "
-           "--tamt-recipe paper, for every method of the study)"),
-    Option("min_keep_per_matrix", float, DEFAULT_MIN_KEEP, "a global magnitude ranking keeps at least this fraction of every "
-           "matrix, in [0, 1) (default 0.01; 0 lets it empty a matrix); a matrix kept below 5 %% is named in a "
-           "warning"),
-)
