@@ -50,11 +50,11 @@ def _dense(job):
 
 def _point(job):
     args, sparsity = job
+    from trainables.config import TrialConfig
     from trainables.trial import run_ticket_trial
 
     reports, started = [], time.perf_counter()
-    run_ticket_trial({"method": "structured", "control": "good", "rewind": "pretrained", "sparsity": sparsity},
-                     _context(args), reports.append)
+    run_ticket_trial(TrialConfig(sparsity, "structured"), _context(args), reports.append)
     seeds: dict[int, list] = {}
     for report in reports:
         current = report.current

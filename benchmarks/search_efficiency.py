@@ -40,7 +40,8 @@ import numpy as np
 from search.verdict.analysis import Verdict, decide, ticket_from_report
 from search.verdict.report import verdict_lines
 from spaces.search_space import TicketSpace
-from spaces.sparsity import SparsityRange, grid_value
+from spaces.sparsity import SparsityRange
+from trainables.config import TrialConfig, on_grid
 from trainables.report import EpochResult, SeedOutcome, TicketFacts, TrialReport
 from trainables.tasks import get_task
 
@@ -72,12 +73,12 @@ class RecordedGrid:
     def load(cls, path: str | os.PathLike) -> "RecordedGrid":
         """Read a grid file written by ``benchmarks.record_grid``."""
         data = json.loads(Path(path).read_text())
-        points = {grid_value(p["sparsity"]): {"counts": p["counts"],
+        points = {on_grid(p["sparsity"]): {"counts": p["counts"],
                                               "seeds": {int(s): e for s, e in p["seeds"].items()}}
                   for p in data["points"]}
         grid = sorted(points)
         return cls(data["task"], tuple(data["seeds"]), data["finetune"]["epochs"], data["labels"], points,
-                   grid_value(grid[1] - grid[0]))
+                   on_grid(grid[1] - grid[0]))
 
     @property
     def space(self) -> TicketSpace:
@@ -93,7 +94,7 @@ class RecordedGrid:
             order: the order the seeds run in (default: as recorded). The seeds are exchangeable, so any order is
                 one a real study could have met; seed racing sees the early ones first.
         """
-        point, dense = self.points[grid_value(sparsity)], self.points[0.0]
+        point, dense = self.points[on_grid(sparsity)], self.points[0.0]
         facts = TicketFacts(dict(point["counts"]), replayed=True, reused_dense=sparsity == 0.0)
         metric, finished, reports = get_task(self.task).primary_metric, [], []
         order = tuple(order or self.seeds)
@@ -115,7 +116,7 @@ class RecordedGrid:
         """The verdict on every grid point with every seed: the reference a search should agree with."""
         tickets = []
         for sparsity in sorted(self.points):
-            config = {"sparsity": sparsity, "method": "structured", "control": "good", "rewind": "pretrained"}
+            config = TrialConfig(sparsity, "structured")
             tickets.append(ticket_from_report(f"grid-{sparsity:.2f}", None, config, self.reports(sparsity)[-1],
                                               "FINISHED"))
         return decide(tickets, self.task, confidence, tolerance)
@@ -126,7 +127,7 @@ def replay_trainable(config: dict, grid: RecordedGrid, order: tuple | None = Non
     running the seeds in ``order`` (default: as recorded)."""
     from ray import tune
 
-    for report in grid.reports(config["sparsity"], order):
+    for report in grid.reports(TrialConfig.from_tune(config).sparsity, order):
         tune.report(report.to_tune())
 
 
@@ -170,7 +171,8 @@ def run_search(grid: RecordedGrid, strategy: str, search_seed: int, racing: bool
         epochs += int(result.metrics.get("training_iteration", 0))
         status = "FAILED" if result.error else ("FINISHED" if report and report.complete else "KILLED")
         trial_id = result.metrics.get("trial_id", "")
-        tickets.append(ticket_from_report(trial_id, None, result.config, report, status, stop_reasons.get(trial_id)))
+        tickets.append(ticket_from_report(trial_id, None, TrialConfig.from_tune(result.config), report, status,
+                                          stop_reasons.get(trial_id)))
     return RunResult(decide(tickets, grid.task, confidence, tolerance), epochs, len(tickets), tickets)
 
 

@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from spaces.sparsity import SparsityRange
+from trainables.config import TrialConfig
 
 #: The categorical dimensions, in the order Optuna suggests them.
 CHOICES = ("method", "control", "rewind")
@@ -53,6 +54,10 @@ class TicketSpace:
             warnings.filterwarnings("ignore", message="Fixed parameter sparsity")
             trial.suggest_float("sparsity", self.sparsity.low, self.sparsity.high, step=self.sparsity.step)
         return self.constants()
+
+    def config(self, params: dict) -> TrialConfig:
+        """The trial at the searched parameters ``params`` (Optuna's: ``sparsity`` and any searched choice)."""
+        return TrialConfig.from_tune({**self.constants(), **params})
 
     def grid_points(self) -> list[dict]:
         """Every point of the searched grid (the dense point once, first, as a good ticket), as the parameters

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trainables.config import on_grid
 
-def grid_value(sparsity: float) -> float:
-    """``sparsity`` without the grid's float noise (0.05 * 7 = 0.35000000000000003 -> 0.35)."""
-    return round(float(sparsity), 6)
+
 
 
 @dataclass(frozen=True)
@@ -32,4 +31,4 @@ class SparsityRange:
     def values(self) -> list[float]:
         """Every grid value from ``low`` to ``high``."""
         count = round((self.high - self.low) / self.step)
-        return [grid_value(self.low + i * self.step) for i in range(count + 1)]
+        return [on_grid(self.low + i * self.step) for i in range(count + 1)]

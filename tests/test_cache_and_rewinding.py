@@ -12,6 +12,7 @@ from trainables.finetune import FinetuneSettings
 from trainables.report import TrialReport
 from trainables.rewinding import rewound_model
 from trainables.tasks import get_task
+from trainables.config import TrialConfig
 from trainables.trial import TrialContext, run_ticket_trial
 
 
@@ -118,7 +119,7 @@ def test_trial_reports_its_ticket_and_scores(tiny_spec, cache_root, dense):
     context = TrialContext(model=tiny_spec.model, task="rte", data=tiny_spec.data, finetune=tiny_spec.finetune,
                            seeds=(0,), cache_dir=str(cache_root))
     reports = []
-    run_ticket_trial({"method": "structured", "sparsity": 0.3, "rewind": "none"}, context, reports.append)
+    run_ticket_trial(TrialConfig(0.3, rewind="none"), context, reports.append)
     assert len(reports) == 1 and reports[0].planned_epochs == 1 and reports[0].epoch == 0
     report = reports[0]
     counts = report.ticket.counts
@@ -126,7 +127,7 @@ def test_trial_reports_its_ticket_and_scores(tiny_spec, cache_root, dense):
     assert sum(map(sum, _mask(report, 0)["head"])) == counts["heads_kept"]
     assert report.complete and report.current.train_loss is None  # evaluated once, nothing trained
     dense_reports = []
-    run_ticket_trial({"method": "structured", "sparsity": 0.0, "rewind": "pretrained"}, context, dense_reports.append)
+    run_ticket_trial(TrialConfig(0.0), context, dense_reports.append)
     last = dense_reports[-1]
     assert last.ticket.reused_dense is True  # sparsity 0 from pre-trained is the cached dense run
     assert last.current.dev_score == dense.history[-1].dev_score
@@ -138,7 +139,7 @@ def test_trial_runs_seeds_one_after_another_each_paired_with_its_dense_run(tiny_
     context = TrialContext(model=tiny_spec.model, task="rte", data=tiny_spec.data, finetune=tiny_spec.finetune,
                            seeds=(0, 1), cache_dir=str(cache_root))
     reports = []
-    run_ticket_trial({"method": "structured", "sparsity": 0.5, "rewind": "pretrained"}, context, reports.append)
+    run_ticket_trial(TrialConfig(0.5), context, reports.append)
     assert [(r.seed, r.epoch, len(r.finished)) for r in reports] == [(0, 1, 1), (1, 1, 2)]
     assert [r.ends_seed for r in reports] == [True, True] and reports[-1].complete
     report = reports[-1]
@@ -161,7 +162,7 @@ def test_control_tickets_in_a_trial_match_the_good_counts(tiny_spec, cache_root,
     masks = {}
     for control in ("good", "random", "bad"):
         reports = []
-        run_ticket_trial({"sparsity": 0.3, "rewind": "none", "control": control}, context, reports.append)
+        run_ticket_trial(TrialConfig(0.3, rewind="none", control=control), context, reports.append)
         masks[control] = _mask(reports[0], 0)
         assert (reports[0].ticket.counts["heads_kept"], reports[0].ticket.counts["ffn_kept"]) == (51, 5)
     assert masks["good"]["head"] != masks["random"]["head"] != masks["bad"]["head"]

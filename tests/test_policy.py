@@ -8,7 +8,7 @@ from spaces.sparsity import SparsityRange
 
 def _outcome(space, sparsity, low, status="complete", control="good"):
     params = {"sparsity": sparsity, **({"control": control} if len(space.control) > 1 else {})}
-    return Outcome(params, {**space.constants(), **params}, status,
+    return Outcome(params, space.config(params), status,
                    PairedDifference(low + 0.01, low, low + 0.02, 0.95, 5, 408))
 
 

@@ -16,6 +16,7 @@ from trainables.pruning.imp import ImpSchedule
 from trainables.pruning.tickets import TicketRequest
 from trainables.rewinding import rewind_step, rewound_model
 from trainables.tasks import get_task
+from trainables.config import TrialConfig
 from trainables.trial import TrialContext, run_ticket_trial
 
 PRUNABLE = 6 * (4 * 384 * 384 + 2 * 384 * 1536)
@@ -137,7 +138,7 @@ def test_a_trial_rewound_to_step_k_reports_the_achieved_sparsity(tiny_spec, cach
     context = TrialContext(model=tiny_spec.model, task="rte", data=tiny_spec.data, finetune=tiny_spec.finetune,
                            seeds=(0,), cache_dir=str(cache_root))
     reports = []
-    run_ticket_trial({"method": "magnitude", "sparsity": 0.4, "rewind": "step:1", "control": "bad"}, context,
+    run_ticket_trial(TrialConfig(0.4, "magnitude", "step:1", "bad"), context,
                      reports.append)
     report = reports[-1]
     assert report.ticket.counts["achieved_sparsity"] == pytest.approx(0.4, abs=1e-6) and report.ticket.replayed is False

@@ -150,7 +150,7 @@ def test_a_studys_ticket_exports_through_its_run_id_and_loads_with_the_tickets_l
     out = tmp_path / "ticket"
     assert export(["--run-id", ticket.info.run_id, "--out", str(out), "--mlflow-uri", client.tracking_uri]) == 0
     facts = json.loads((out / "ticket.json").read_text())
-    assert facts["structured"] and facts["checked_examples"] == 64 and facts["max_logit_difference"] < 1e-4
+    assert facts["smaller"] and facts["remote_code"] and facts["checked_examples"] == 64 and facts["max_logit_difference"] < 1e-4
     config = json.loads((out / "config.json").read_text())
     assert sum(config["heads_per_layer"]) == heads_kept
     assert facts["parameters"] < facts["dense_parameters"]

@@ -8,6 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from search.study.orchestrate import _child_runs, _close_interrupted
 from search.records.tracking import experiment_id
+from trainables.config import TrialConfig
 
 
 def test_resume_closes_cut_off_runs_and_prefers_the_resumed_one(tmp_path):
@@ -81,16 +82,28 @@ def test_metrics_are_the_primary_score_the_other_metrics_and_train_loss_never_tw
 
 
 def test_params_are_rounded_and_run_names_lead_with_what_differs():
-    from search.records.tracking import param_value, run_name, trial_role
+    from search.records.tracking import param_value
+
+    def name(config):
+        return TrialConfig.from_tune(config).run_name
 
     assert param_value(0.35185185185185186) == "0.3519" and param_value(0.35) == "0.35" and param_value(3) == "3"
     assert param_value(2e-05) == "2e-05" and param_value(float("nan")) == "nan" and param_value("x") == "x"
-    assert run_name({"method": "structured", "control": "good", "sparsity": 0.35, "rewind": "pretrained"}) == \
+    assert name({"method": "structured", "control": "good", "sparsity": 0.35, "rewind": "pretrained"}) == \
         "s=0.35 structured good"
-    assert run_name({"method": "imp", "sparsity": 0.5, "rewind": "step:200"}) == "s=0.50 imp good rewind step:200"
-    assert run_name({"method": "structured", "sparsity": 0.0, "rewind": "pretrained"}) == "dense"
-    assert [trial_role({"sparsity": s, "control": c}) for s, c in ((0.0, "good"), (0.3, "good"), (0.3, "bad"))] == \
-        ["dense", "ticket", "control"]
+    assert name({"method": "imp", "sparsity": 0.5, "rewind": "step:200"}) == "s=0.50 imp good rewind step:200"
+    assert name({"method": "structured", "sparsity": 0.0, "rewind": None}) == "dense"
+    assert [TrialConfig.from_tune({"sparsity": s, "control": c}).role
+            for s, c in ((0.0, "good"), (0.3, "good"), (0.3, "bad"))] == ["dense", "ticket", "control"]
+
+
+def test_a_trial_config_is_decoded_once_on_the_grid_and_round_trips_through_tune():
+    config = TrialConfig.from_tune({"sparsity": 0.05 * 7, "method": "imp", "imp_rate": 0.2, "imp_rate_of": "original"})
+    assert config.sparsity == 0.35 and (config.rewind, config.control) == ("pretrained", "good")
+    assert config.options_dict == {"imp_rate": 0.2, "imp_rate_of": "original"}
+    assert TrialConfig.from_tune(config.to_tune()) == config and hash(config) == hash(TrialConfig.from_tune(config.to_tune()))
+    assert config.to_tune() == {"method": "imp", "sparsity": 0.35, "rewind": "pretrained", "control": "good",
+                                "imp_rate": 0.2, "imp_rate_of": "original"}
 
 
 def test_the_verdict_tags_the_runs_it_names(tmp_path):
@@ -100,7 +113,7 @@ def test_the_verdict_tags_the_runs_it_names(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = experiment_id(client, "rte")
     runs = [client.create_run(experiment).info.run_id for _ in range(3)]
-    best, sparsest = (TicketResult(f"t{i}", runs[i], 0.1 * (i + 1), "pretrained", "FINISHED") for i in range(2))
+    best, sparsest = (TicketResult(f"t{i}", runs[i], TrialConfig(0.1 * (i + 1)), "FINISHED") for i in range(2))
     tag_verdict(client, {"best_super": best, "sparsest_super": best, "winning": sparsest})
     assert client.get_run(runs[0]).data.tags["verdict"] == "super_ticket"
     assert client.get_run(runs[1]).data.tags["verdict"] == "winning_ticket"

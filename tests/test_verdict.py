@@ -8,6 +8,7 @@ from sklearn.metrics import f1_score, matthews_corrcoef
 from search.verdict.analysis import TicketResult, decide
 from search.verdict.report import phase_transition_plot, trial_table, verdict_lines
 from search.verdict.statistics import batched_metric, majority_predictions, paired_difference
+from trainables.config import TrialConfig
 from trainables.data import load_raw
 from trainables.tasks import get_task
 
@@ -73,9 +74,9 @@ def test_seed_noise_widens_the_interval(mrpc_labels):
 
 def _ticket(trial_id, sparsity, predictions, dense, labels, control="good", status="FINISHED"):
     seeds = range(len(predictions))
-    return TicketResult(trial_id, f"run-{trial_id}", sparsity, "pretrained", status, control=control,
-                        achieved_sparsity=sparsity, heads_kept=72 - int(sparsity * 72), total_heads=72,
-                        ffn_kept=6 - int(sparsity * 6), total_ffn=6,
+    return TicketResult(trial_id, f"run-{trial_id}", TrialConfig(sparsity, control=control), status,
+                        facts={"achieved_sparsity": sparsity, "heads_kept": 72 - int(sparsity * 72), "total_heads": 72,
+                               "ffn_kept": 6 - int(sparsity * 6), "total_ffn": 6},
                         seed_scores={s: float((predictions[s] == labels).mean()) for s in seeds},
                         dense_scores={s: float((dense[s] == labels).mean()) for s in seeds}, planned_seeds=len(predictions),
                         predictions={s: predictions[s].tolist() for s in seeds},

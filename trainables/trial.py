@@ -1,7 +1,7 @@
 """One trial: load, prune, rewind, fine-tune, report (a Ray Tune function trainable).
 
-A trial's configuration is ``{"method", "sparsity", "rewind", "control"}`` plus the method's options; what
-stays fixed for a whole study (model, task, data, fine-tuning, seeds, cache) is a ``TrialContext``. The seeds
+A trial's configuration is a ``trainables.config.TrialConfig`` (method, sparsity, rewinding point, control,
+the method's options); what stays fixed for a whole study (model, task, data, fine-tuning, seeds, cache) is a ``TrialContext``. The seeds
 run one after another: for each, the trial reads the cached dense fine-tune of that seed, asks the method for
 the ticket (``trainables.pruning.registry.METHODS``), rewinds the model, masks it and fine-tunes it, reporting a
 ``TrialReport`` after every epoch. A scheduler can therefore stop a trial between seeds (seed racing) as well
@@ -23,11 +23,12 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoTokenizer
 
-from trainables.pruning.registry import get_method
 from trainables import mirror, progress
 from trainables.cache import DenseSpec, ensure_dense
+from trainables.config import TrialConfig
 from trainables.data import DataSettings, batches, collator, load_tokenized
 from trainables.finetune import FineTuneRun, FinetuneSettings, TrainingDiverged, evaluate, pick_device, show_progress
+from trainables.pruning.registry import get_method
 from trainables.pruning.tickets import Ticket, TicketRequest
 from trainables.pruning.weights import bake
 from trainables.report import DIVERGED, NODE_KEY, EpochResult, SeedOutcome, TicketFacts, TrialReport
@@ -72,18 +73,15 @@ class TrialContext:
         return DenseSpec(self.model, self.task, seed, self.finetune, self.data)
 
 
-#: The keys of a trial configuration every method shares; any other key is a method option (``imp_rate``, ...).
-TRIAL_KEYS = ("method", "sparsity", "rewind", "control")
-
-
-def _ticket_key(config: dict, context: TrialContext) -> str:
+def _ticket_key(config: TrialConfig, context: TrialContext) -> str:
     """16 hex digits naming a trial's ticket: its configuration and the dense fine-tunes it starts from."""
-    ident = json.dumps({"config": {k: config[k] for k in sorted(config)},
+    tune = config.to_tune()
+    ident = json.dumps({"config": {k: tune[k] for k in sorted(tune)},
                         "dense": [context.dense_spec(s).key() for s in context.seeds]}, sort_keys=True, default=str)
     return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
 
-def _save_weights(model: torch.nn.Module, seed: int, config: dict, context: TrialContext) -> str:
+def _save_weights(model: torch.nn.Module, seed: int, config: TrialConfig, context: TrialContext) -> str:
     """Write one seed's fine-tuned ticket (masks baked in) to ``<weights_dir>/<ticket key>/seed-<seed>.safetensors``
     (written aside, then renamed); returns its path."""
     folder = Path(context.weights_dir) / _ticket_key(config, context)
@@ -95,7 +93,7 @@ def _save_weights(model: torch.nn.Module, seed: int, config: dict, context: Tria
     return str(path)
 
 
-def _save_mask(seed: int, ticket: Ticket, config: dict, context: TrialContext) -> str:
+def _save_mask(seed: int, ticket: Ticket, config: TrialConfig, context: TrialContext) -> str:
     """Write one seed's mask under ``<cache>/masks/<hash of the trial's ticket>/`` (shared storage on a cluster,
     so the driver can log it to MLflow); returns its path."""
     folder = Path(context.cache_dir) / "masks" / _ticket_key(config, context)
@@ -172,13 +170,11 @@ def _injected_fault(sparsity: float, now: bool) -> None:
         raise InjectedFault(f"{FAULT_ENV}={value}: this trial crashes after its first epoch, as asked")
 
 
-def run_ticket_trial(config: dict, context: TrialContext, report: Callable[[TrialReport], None]) -> None:
+def run_ticket_trial(config: TrialConfig, context: TrialContext, report: Callable[[TrialReport], None]) -> None:
     """Run one trial, seed after seed, and call ``report`` after every epoch of every seed.
 
     Args:
-        config: ``{"method": structured|magnitude|imp|tamt, "sparsity": fraction in [0, 1), "rewind":
-            pretrained|step:K|none, "control": good|random|bad}`` plus the method's options (any other key,
-            e.g. ``imp_rate``); ``method`` defaults to ``structured``, ``control`` to ``good``.
+        config: the trial (method, sparsity as a fraction in [0, 1), rewinding point, control, method options).
         context: the study's fixed settings.
         report: receives a ``TrialReport`` per epoch: the current seed's epoch (dev score, metrics, training
             loss, per-example predictions), every finished seed paired with the dense run of that seed, the dev
@@ -191,9 +187,8 @@ def run_ticket_trial(config: dict, context: TrialContext, report: Callable[[Tria
             method rejects.
         TrainingDiverged: the ticket's (or the dense model's) training loss became NaN or infinite.
     """
-    method, sparsity = config.get("method", "structured"), float(config["sparsity"])
-    rewind, control = config.get("rewind", "pretrained"), config.get("control", "good")
-    options = {k: v for k, v in config.items() if k not in TRIAL_KEYS}
+    method, sparsity, rewind, control = config.method, config.sparsity, config.rewind, config.control
+    options = config.options_dict
     step = rewind_step(rewind)
     torch.set_num_threads(context.threads)
     if context.mirror is not None:
@@ -255,6 +250,6 @@ def tune_trainable(config: dict, context: TrialContext) -> None:
     progress.begin(tune.get_context().get_trial_id())
     node = ray.get_runtime_context().get_node_id()  # which Ray node ran the trial (several share an IP on one host)
     try:
-        run_ticket_trial(config, context, lambda report: tune.report({**report.to_tune(), NODE_KEY: node}))
+        run_ticket_trial(TrialConfig.from_tune(config), context, lambda report: tune.report({**report.to_tune(), NODE_KEY: node}))
     except TrainingDiverged:
         return  # reported with status_reason "diverged": FAILED by tracking and search, and not worth a restart

@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
 from search.records import sqlite_uri
-from spaces.sparsity import grid_value
+from trainables.config import TrialConfig
 from trainables.report import DIVERGED, NODE_KEY, TrialReport
 from trainables import mirror
 
@@ -36,11 +36,6 @@ REASON_TAG = "supertickets.status_reason"
 #: ``interrupted`` (Ctrl-C or a killed driver cut it off), ``failed`` (an error), ``diverged`` (NaN/inf loss) or
 #: ``retried`` (an attempt that failed or lost its node, restarted by Tune under a new run).
 STOP_TAG = "stop_reason"
-#: Facts about a trial's ticket, logged as params with its first report when present (structured counts,
-#: unstructured counts, the achieved sparsity counted on the masked weights, IMP rounds, TAMT losses).
-TICKET_PARAMS = ("heads_kept", "ffn_kept", "total_heads", "total_ffn", "head_sparsity", "ffn_sparsity",
-                 "weights_kept", "total_weights", "achieved_sparsity", "imp_rounds", "imp_levels",
-                 "tamt_first_loss", "tamt_last_loss", "tamt_reused")
 #: A child run's role in its study: ``dense`` (the dense baseline), ``ticket`` (a good ticket) or ``control``
 #: (a random or bad ticket, compared with its good ticket).
 ROLE_TAG = "role"
@@ -198,22 +193,12 @@ def git_commit() -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def run_name(config: dict) -> str:
-    """A child run's name, leading with what differs between a study's trials: ``s=0.35 structured good`` (plus
-    the rewinding point when it is not ``pretrained``), ``dense`` for the dense baseline."""
-    method, control = config.get("method", "structured"), config.get("control", "good")
-    rewind, sparsity = config.get("rewind", "pretrained"), float(config["sparsity"])
-    if trial_role(config) == "dense":
-        return "dense" if rewind in ("pretrained", None) else f"dense rewind {rewind}"
-    name = f"s={sparsity:.2f} {method} {control}"
-    return name if rewind in ("pretrained", None) else f"{name} rewind {rewind}"
-
-
-def trial_role(config: dict) -> str:
-    """``dense`` (sparsity 0, good), ``control`` (random or bad) or ``ticket``: the ``role`` tag of a child run."""
-    if config.get("control", "good") != "good":
-        return "control"
-    return "dense" if float(config["sparsity"]) == 0.0 else "ticket"
+def ticket_params(facts: dict) -> dict:
+    """The MLflow params of a ticket's facts, as its method reports them (``Mask.summary`` and ``Ticket.info``:
+    counts of what it kept, ``achieved_sparsity``, IMP rounds, TAMT losses, a new method's own): every scalar
+    fact, so a method's facts reach MLflow without a list here; ``sparsity`` is the trial's own param already."""
+    return {key: value for key, value in facts.items()
+            if key != "sparsity" and isinstance(value, (bool, int, float, str))}
 
 
 def trial_status(report: TrialReport | None, errored: bool, stop_reason: str | None = None) -> tuple[str, str | None]:
@@ -316,16 +301,13 @@ class MlflowTrialCallback(Callback):
         as params."""
         if trial.trial_id in self.runs:
             return
-        config = trial.config
-        role = trial_role(config)
-        run = self.client.create_run(self.experiment, run_name=run_name(config),
+        config = TrialConfig.from_tune(trial.config)
+        role = config.role
+        run = self.client.create_run(self.experiment, run_name=config.run_name,
                                      tags={"mlflow.parentRunId": self.parent_run_id, "ray.trial_id": trial.trial_id,
                                            ROLE_TAG: role, "mlflow.runColor": RUN_COLORS[role],
                                            **source_tags(self.command)})
-        params = {**self.trial_params, **config, "method": config.get("method", "structured"),
-                  "control": config.get("control", "good"), "sparsity": grid_value(config["sparsity"]),
-                  "rewind": config.get("rewind")}
-        log_params(self.client, run.info.run_id, params)
+        log_params(self.client, run.info.run_id, {**self.trial_params, **config.to_tune()})
         self.runs[trial.trial_id] = {"run_id": run.info.run_id, "status": "RUNNING", "report": None, "masks": set(),
                                    "seed_metrics": []}
 
@@ -339,8 +321,7 @@ class MlflowTrialCallback(Callback):
         if entry["report"] is None:  # the ticket is fixed for the trial: log it with its first report
             if result.get(NODE_KEY):
                 self.client.set_tag(run_id, NODE_TAG, result[NODE_KEY])
-            counts = report.ticket.counts
-            log_params(self.client, run_id, {**{key: counts[key] for key in TICKET_PARAMS if key in counts},
+            log_params(self.client, run_id, {**ticket_params(report.ticket.counts),
                                              "reused_dense_finetune": report.ticket.reused_dense,
                                              "replayed": report.ticket.replayed})
         for path in report.ticket.mask_files:
@@ -351,7 +332,8 @@ class MlflowTrialCallback(Callback):
         if report.ends_seed:
             entry["seed_metrics"].append(report.current.metrics)
         now = int(time.time() * 1000)
-        rows = _metrics(report, entry["seed_metrics"], self.primary_metric, paired=trial_role(trial.config) != "dense")
+        paired = TrialConfig.from_tune(trial.config).role != "dense"
+        rows = _metrics(report, entry["seed_metrics"], self.primary_metric, paired=paired)
         self.client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v, step in rows])
         entry["report"] = report
 

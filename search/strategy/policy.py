@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from search.verdict.statistics import PairedDifference
 from spaces.search_space import TicketSpace
-from spaces.sparsity import grid_value
+from trainables.config import TrialConfig
 
 #: Returned by ``next_point`` when the search is over.
 FINISHED = "FINISHED"
@@ -35,7 +35,7 @@ class Outcome:
     """What the search learnt from one ended trial.
 
     Attributes:
-        params: the trial's searched parameters (``sparsity`` and any searched categorical).
+        params: the trial's searched parameters (``sparsity`` and any searched categorical), as Optuna holds them.
         config: its whole configuration (method, control, rewind, sparsity, options).
         status: ``complete`` (every seed ran), ``stopped`` (a scheduler stopped it), ``failed``, or
             ``not_learned`` (the dense trial ran every seed but does not beat the constant baseline).
@@ -43,19 +43,14 @@ class Outcome:
     """
 
     params: dict
-    config: dict
+    config: TrialConfig
     status: str
     difference: PairedDifference | None
 
 
-def dense_outcome(outcomes: list[Outcome], dense: dict) -> Outcome | None:
-    """The ended trial at the dense point ``dense`` (``None`` while it has not ended)."""
-    return next((o for o in outcomes if point_key(o.params) == point_key(dense)), None)
-
-
-def point_key(params: dict) -> tuple:
-    """A hashable key of a grid point's parameters (sparsity without float noise)."""
-    return tuple(sorted((k, grid_value(v) if isinstance(v, float) else v) for k, v in params.items()))
+def dense_outcome(outcomes: list[Outcome], dense: TrialConfig) -> Outcome | None:
+    """The ended trial of the dense configuration ``dense`` (``None`` while it has not ended)."""
+    return next((o for o in outcomes if o.config == dense), None)
 
 
 class VerdictPolicy:
@@ -70,9 +65,7 @@ class VerdictPolicy:
     def __init__(self, space: TicketSpace, tolerance: float, exhaustive: bool = False):
         self.space, self.tolerance, self.exhaustive = space, tolerance, exhaustive
         self.points = space.grid_points()
-
-    def _config(self, params: dict) -> dict:
-        return {**self.space.constants(), **params}
+        self.configs = [space.config(p) for p in self.points]
 
     def next_point(self, outcomes: list[Outcome], running: list[dict]) -> dict | str | None:
         """The parameters of the next trial, ``None`` to wait for a running trial, or ``FINISHED``.
@@ -81,11 +74,12 @@ class VerdictPolicy:
             outcomes: every ended trial.
             running: the searched parameters of the trials still running.
         """
-        taken = {point_key(o.params) for o in outcomes} | {point_key(p) for p in running}
-        untried = [p for p in self.points if point_key(p) not in taken]
-        dense = self.points[0]
-        if point_key(dense) not in taken:
-            return dense
+        busy = {self.space.config(p) for p in running}
+        taken = {o.config for o in outcomes} | busy
+        untried = [p for p, c in zip(self.points, self.configs) if c not in taken]
+        dense = self.configs[0]
+        if dense not in taken:
+            return self.points[0]
         reference = dense_outcome(outcomes, dense)
         if reference is None:
             return None  # the dense trial replays the cache (seconds): wait, it may show there is nothing to compare
@@ -96,49 +90,40 @@ class VerdictPolicy:
         if reference.status == "not_learned":
             return FINISHED  # the verdict names no ticket when the dense model learned nothing
         waiting = False
-        for curve in self._curves():
-            choice = self._next_on_curve(curve, outcomes, running, taken)
+        for curve in sorted({c.curve for c in self.configs}):
+            choice = self._next_on_curve(curve, outcomes, busy, taken)
             if isinstance(choice, dict):
                 return choice
             waiting = waiting or choice is None
         return None if waiting or running else FINISHED
 
-    def _curves(self) -> list[tuple[str, str]]:
-        return sorted({(self._config(p)["method"], self._config(p)["rewind"]) for p in self.points})
-
-    def _on_curve(self, params: dict, curve: tuple[str, str], control: str = "good") -> bool:
-        config = self._config(params)
-        return (config["method"], config["rewind"]) == curve and config["control"] == control
-
-    def _next_on_curve(self, curve, outcomes, running, taken) -> dict | str | None:
+    def _next_on_curve(self, curve, outcomes, busy, taken) -> dict | str | None:
         """A point of ``curve`` to try, ``None`` when waiting on a running one, ``FINISHED`` when settled."""
-        good = [p for p in self.points if self._on_curve(p, curve) and grid_value(p["sparsity"]) > 0]
-        done = {point_key(o.params): o for o in outcomes}
-        sparsity = lambda p: grid_value(p["sparsity"])  # noqa: E731
+        good = [(p, c) for p, c in zip(self.points, self.configs)
+                if c.curve == curve and c.control == "good" and c.sparsity > 0]
+        done = {o.config: o for o in outcomes}
         step = self.space.sparsity.step
-        losing = [sparsity(p) for p in good if self._is_losing(done.get(point_key(p)))]
-        high = min(losing, default=max((sparsity(p) for p in good), default=0.0) + step)
+        losing = [c.sparsity for _, c in good if self._is_losing(done.get(c))]
+        high = min(losing, default=max((c.sparsity for _, c in good), default=0.0) + step)
         # the verdict's winning sequence ends at the least sparse losing ticket: winners beyond it do not count
-        low = max((sparsity(p) for p in good if sparsity(p) < high and self._is_winning(done.get(point_key(p)))),
-                  default=0.0)
-        between = [p for p in good if low < sparsity(p) < high]
-        free = [p for p in between if point_key(p) not in taken]
+        low = max((c.sparsity for _, c in good if c.sparsity < high and self._is_winning(done.get(c))), default=0.0)
+        between = [(p, c) for p, c in good if low < c.sparsity < high]
+        free = [(p, c) for p, c in between if c not in taken]
         if free:
             middle = (low + high) / 2
-            return min(free, key=lambda p: (round(abs(sparsity(p) - middle), 6), sparsity(p)))  # ties: less sparse
-        if any(point_key(p) in {point_key(r) for r in running} for p in between):
+            return min(free, key=lambda pc: (round(abs(pc[1].sparsity - middle), 6), pc[1].sparsity))[0]  # ties: less sparse
+        if any(c in busy for _, c in between):
             return None
-        supers = [p for p in good if self._is_super(done.get(point_key(p)))]
+        supers = [(p, c) for p, c in good if self._is_super(done.get(c))]
         if supers:
-            best = max(supers, key=lambda p: done[point_key(p)].difference.mean)
-            neighbours = [p for p in good if abs(sparsity(p) - sparsity(best)) < 1.5 * step and p is not best]
-            free = [p for p in neighbours if point_key(p) not in taken]
+            best = max(supers, key=lambda pc: done[pc[1]].difference.mean)[1]
+            neighbours = [(p, c) for p, c in good if abs(c.sparsity - best.sparsity) < 1.5 * step and c != best]
+            free = [p for p, c in neighbours if c not in taken]
             if free:
                 return free[0]
-        finished = {sparsity(p) for p in good if done.get(point_key(p)) and done[point_key(p)].status == "complete"}
-        controls = [p for p in self.points if self._config(p)["control"] != "good"
-                    and (self._config(p)["method"], self._config(p)["rewind"]) == curve
-                    and sparsity(p) in finished and point_key(p) not in taken]
+        finished = {c.sparsity for _, c in good if done.get(c) and done[c].status == "complete"}
+        controls = [p for p, c in zip(self.points, self.configs) if c.control != "good" and c.curve == curve
+                    and c.sparsity in finished and c not in taken]
         if controls:
             return controls[0]
         return FINISHED

@@ -30,7 +30,7 @@ import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from search.verdict.statistics import PairedDifference, paired_difference
-from spaces.sparsity import grid_value
+from trainables.config import TrialConfig
 from trainables.report import TrialReport
 
 RACED = "raced"
@@ -104,8 +104,8 @@ class SeedRacingScheduler(FIFOScheduler):
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         """Stop the trial after a seed when it can no longer be a winning ticket; else continue."""
         report = TrialReport.from_tune(result)
-        if (report is None or not report.ends_seed or report.complete or trial.config.get("control", "good") != "good"
-                or grid_value(trial.config["sparsity"]) == 0.0 or len(report.finished) < 2):
+        if (report is None or not report.ends_seed or report.complete
+                or TrialConfig.from_tune(trial.config).role != "ticket" or len(report.finished) < 2):
             return TrialScheduler.CONTINUE
         reason = race_decision(seed_interval(report, self.task_metric, FUTILITY_CONFIDENCE),
                                seed_interval(report, self.task_metric, self.confidence), len(report.planned_seeds),

@@ -28,11 +28,11 @@ from optuna.samplers import BaseSampler, RandomSampler, TPESampler
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from search.strategy.policy import FINISHED, Outcome, VerdictPolicy, dense_outcome, point_key
+from search.strategy.policy import FINISHED, Outcome, VerdictPolicy, dense_outcome
 from search.strategy.racing import seed_interval
 from search.verdict.statistics import versus_constant
 from spaces.search_space import TicketSpace
-from spaces.sparsity import grid_value
+from trainables.config import TrialConfig
 from trainables.report import TrialReport
 
 STRATEGIES = ("verdict", "tpe", "random", "grid")
@@ -46,11 +46,11 @@ class UntriedGridSampler(BaseSampler):
 
     Args:
         base: the sampler that proposes (TPE, random, ...).
-        grid: every grid point's searched parameters (``TicketSpace.grid_points()``).
+        space: the study's space (its grid points, and the trial each set of parameters is).
     """
 
-    def __init__(self, base: BaseSampler, grid: list[dict]):
-        self.base, self.grid = base, grid
+    def __init__(self, base: BaseSampler, space: TicketSpace):
+        self.base, self.space, self.grid = base, space, space.grid_points()
 
     def infer_relative_search_space(self, study, trial):
         return self.base.infer_relative_search_space(study, trial)
@@ -63,11 +63,12 @@ class UntriedGridSampler(BaseSampler):
         if param_name != "sparsity":
             return value
         chosen = dict(trial.params)  # the categoricals, suggested before the sparsity
-        taken = {point_key(t.params) for t in study.get_trials(deepcopy=False)
+        config = self.space.config
+        taken = {config(t.params) for t in study.get_trials(deepcopy=False)
                  if t.number != trial.number and "sparsity" in t.params}
-        if point_key({**chosen, "sparsity": value}) not in taken:
+        if config({**chosen, "sparsity": value}) not in taken:
             return value
-        free = [p for p in self.grid if point_key(p) not in taken
+        free = [p for p in self.grid if config(p) not in taken
                 and all(p.get(k) == v for k, v in chosen.items())]
         return min(free, key=lambda p: abs(p["sparsity"] - value))["sparsity"] if free else value
 
@@ -109,7 +110,7 @@ class TicketSearch(Searcher):
         self.confidence, self.tolerance, self.regression = confidence, tolerance, regression
         base = RandomSampler(seed=seed) if strategy == "random" else TPESampler(seed=seed)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.study = optuna.create_study(direction="maximize", sampler=UntriedGridSampler(base, space.grid_points()),
+        self.study = optuna.create_study(direction="maximize", sampler=UntriedGridSampler(base, space),
                                          storage=storage, study_name=study_name, load_if_exists=storage is not None)
         with warnings.catch_warnings():  # "experimental" since Optuna 3.2, still in 5.0
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -118,7 +119,7 @@ class TicketSearch(Searcher):
             if strategy in ("verdict", "grid") else None
         if self.policy is None:
             self.study.enqueue_trial(space.dense_point())
-        self.running: dict[str, tuple] = {}  # Tune trial id -> (Optuna trial, searched params, config)
+        self.running: dict[str, tuple] = {}  # Tune trial id -> (Optuna trial, searched params, TrialConfig)
         self.outcomes: list[Outcome] = []
         self.reported: dict[str, int] = {}  # Tune trial id -> last step reported to Optuna
 
@@ -133,20 +134,20 @@ class TicketSearch(Searcher):
                 return None
             self.study.enqueue_trial(point)
         else:
-            reference = dense_outcome(self.outcomes, self.space.dense_point())
+            reference = dense_outcome(self.outcomes, self.space.config(self.space.dense_point()))
             if reference is not None and reference.status in ("failed", "not_learned"):
                 return Searcher.FINISHED  # as the verdict policy: nothing can be named without a learnt dense model
-            taken = {point_key(o.params) for o in self.outcomes} | {point_key(p) for p in running}
-            if all(point_key(p) in taken for p in self.space.grid_points()):
+            taken = {o.config for o in self.outcomes} | {self.space.config(p) for p in running}
+            if all(self.space.config(p) in taken for p in self.space.grid_points()):
                 return None if running else Searcher.FINISHED
         trial = self.study.ask()
-        config = {**self.space(trial), **trial.params}
-        config["sparsity"] = grid_value(config["sparsity"])
+        self.space(trial)  # suggests the searched dimensions
+        config = self.space.config(trial.params)
         self.running[trial_id] = (trial, dict(trial.params), config)
         trial.set_user_attr("ray_trial_id", trial_id)
         for key in ("method", "control", "rewind"):
-            trial.set_user_attr(key, config.get(key))
-        return config
+            trial.set_user_attr(key, getattr(config, key))
+        return config.to_tune()
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Report the trial's current dev score to Optuna as an intermediate value (step = Tune's report count:
@@ -168,7 +169,7 @@ class TicketSearch(Searcher):
             status, state, value = "failed", TrialState.FAIL, None
         elif report.complete:
             status, state, value = "complete", TrialState.COMPLETE, report.mean_difference
-            if point_key(params) == point_key(self.space.dense_point()) and not self._dense_learned(report):
+            if config == self.space.config(self.space.dense_point()) and not self._dense_learned(report):
                 status = "not_learned"
         else:
             status, state, value = "stopped", TrialState.PRUNED, None
@@ -198,3 +199,9 @@ class TicketSearch(Searcher):
         with open(checkpoint_path, "rb") as file:
             self.__dict__.update(pickle.load(file))
         self.__dict__.setdefault("reported", {})  # a search saved before intermediate values were reported
+        # a search saved before configurations were typed held them as Tune's dicts
+        self.outcomes = [o if isinstance(o.config, TrialConfig) else
+                         Outcome(o.params, TrialConfig.from_tune(o.config), o.status, o.difference)
+                         for o in self.outcomes]
+        self.running = {k: (t, p, c if isinstance(c, TrialConfig) else TrialConfig.from_tune(c))
+                        for k, (t, p, c) in self.running.items()}

@@ -37,6 +37,7 @@ from filelock import FileLock, Timeout
 
 from trainables import mirror
 from trainables.cache import prepare_dense
+from trainables.config import TrialConfig
 from trainables.store import sweep_partials
 from trainables.data import HUB_DATASET
 from trainables.progress import BOARD_ENV, ProgressBoard
@@ -185,7 +186,7 @@ def _tickets(results, client: MlflowClient, experiment: str, parent_run_id: str)
         run = children.get(trial_id)
         status = run.info.status if run else ("FAILED" if result.error else "FINISHED")
         reason = run.data.tags.get(REASON_TAG) if run else None
-        tickets.append(ticket_from_report(trial_id, run.info.run_id if run else None, result.config,
+        tickets.append(ticket_from_report(trial_id, run.info.run_id if run else None, TrialConfig.from_tune(result.config),
                                           TrialReport.from_tune(result.metrics), status, reason))
     return tickets
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from ray.tune import Callback
 from ray.tune.logger import CSVLoggerCallback
 
-from search.records.tracking import run_name
+from trainables.config import TrialConfig
 from trainables.progress import DENSE_JOB_PREFIX, StepProgress, dense_job
 from trainables.report import REPORT_KEY, TrialReport
 
@@ -223,12 +223,13 @@ class StudyDisplay(Callback):
 
     # ---- Tune callback -----------------------------------------------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.rows[trial.trial_id] = _Row(run_name(trial.config), "RUNNING")
-        self.say(f"trial {trial.trial_id} {run_name(trial.config)}: started")
+        name = TrialConfig.from_tune(trial.config).run_name
+        self.rows[trial.trial_id] = _Row(name, "RUNNING")
+        self.say(f"trial {trial.trial_id} {name}: started")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         report = TrialReport.from_tune(result)
-        row = self.rows.setdefault(trial.trial_id, _Row(run_name(trial.config), "RUNNING"))
+        row = self.rows.setdefault(trial.trial_id, _Row(TrialConfig.from_tune(trial.config).run_name, "RUNNING"))
         if report is None:
             return
         row.seed, row.seed_index = report.seed, report.planned_seeds.index(report.seed)

@@ -25,8 +25,6 @@ from search.errors import UsageError
 from search.verdict.report import phase_transition_plot, verdict_lines
 from search.study.state import StudyState
 from trainables.metrics import METRICS
-from trainables.model import load_config
-from trainables.pruning.structured import StructuredMask
 from trainables.tasks import get_task
 
 
@@ -44,16 +42,11 @@ def load_study(storage: Path, name: str) -> tuple[dict, list[TicketResult], dict
     summary = json.loads((folder / "summary.json").read_text())
     client = MlflowClient(state.tracking_uri)
     tickets, metrics = [], {}
-    computed = ("dev_score", "dev_std", "difference", "versus_good")
     for trial in summary["trials"]:
-        ticket = TicketResult(**{k: v for k, v in trial.items() if k not in computed})
-        ticket.seed_scores = {int(k): v for k, v in ticket.seed_scores.items()}
-        ticket.dense_scores = {int(k): v for k, v in ticket.dense_scores.items()}
+        ticket = TicketResult.from_dict(trial)
         tickets.append(ticket)
         if ticket.run_id:
             metrics[ticket.run_id] = client.get_run(ticket.run_id).data.metrics
-            if ticket.achieved_sparsity is None and ticket.heads_kept is not None:
-                ticket.achieved_sparsity = _structured_achieved(client, ticket.run_id, summary["settings"]["model"])
             _load_predictions(client, ticket)
     return summary["settings"], tickets, metrics
 
@@ -68,13 +61,6 @@ def _load_predictions(client: MlflowClient, ticket: TicketResult) -> None:
     for seed in data["seeds"]:
         ticket.predictions[seed["seed"]] = seed["predictions"]
         ticket.dense_predictions[seed["seed"]] = seed["dense_predictions"]
-
-
-def _structured_achieved(client: MlflowClient, run_id: str, model: str) -> float:
-    """The achieved sparsity of a structured ticket whose summary predates that field, from its ``mask.json``."""
-    with open(client.download_artifacts(run_id, "mask.json")) as file:
-        first = next(iter(json.load(file).values()))
-    return StructuredMask.from_dict(first).with_sizes(load_config(model)).achieved_sparsity
 
 
 def _dev_metric(metrics: dict, name: str, primary: str) -> float | None:

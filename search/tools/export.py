@@ -42,7 +42,8 @@ class ExportedTicket:
         seed: the seed whose fine-tune was exported.
         method: the pruning method.
         sparsity: the trial's sparsity (fraction).
-        structured: physically smaller (True) or zeros baked in (False).
+        smaller: physically smaller than the dense model (pruned units removed) or not (zeros baked in).
+        remote_code: the folder needs ``trust_remote_code=True`` to load (its config has an ``auto_map``).
         parameters: parameters of the exported model.
         dense_parameters: parameters of the dense model it was pruned from.
         nonzero_parameters: parameters that are not exactly 0.
@@ -61,7 +62,8 @@ class ExportedTicket:
     seed: int
     method: str
     sparsity: float
-    structured: bool
+    smaller: bool
+    remote_code: bool
     parameters: int
     dense_parameters: int
     nonzero_parameters: int
@@ -178,11 +180,11 @@ def export_ticket(client, run_id: str, out: Path, seed: int | None = None, check
                                         _glue_dir(client, run), check_examples)
         parameters = sum(p.numel() for p in reloaded.parameters())
         nonzero = sum(int(torch.count_nonzero(p)) for p in reloaded.parameters())
-        structured = hasattr(reloaded.config, "heads_per_layer")
-        bitmask = None if structured else _bitmask_bytes(reloaded, mask)
-        facts = ExportedTicket(str(out), run_id, seed, params["method"], float(params["sparsity"]), structured,
+        remote_code = bool(getattr(reloaded.config, "auto_map", None))
+        facts = ExportedTicket(str(out), run_id, seed, params["method"], float(params["sparsity"]),
+                               parameters < dense_parameters, remote_code,
                                parameters, dense_parameters, nonzero, (partial / "model.safetensors").stat().st_size,
-                               bitmask, difference, examples)
+                               mask.bitmask_bytes(reloaded), difference, examples)
         (partial / "ticket.json").write_text(json.dumps({**asdict(facts), "run_name": run.info.run_name,
                                                          "task": task.name, "pretrained": params["model"],
                                                          "params": params}, indent=2))
@@ -222,22 +224,6 @@ def _compare(reference, exported, tokenizer, task, glue_dir: str | None, example
                               return_tensors="pt")
             worst = max(worst, float((reference(**batch).logits - exported(**batch).logits).abs().max()))
     return worst, len(dev)
-
-
-def _bitmask_bytes(model, mask) -> int:
-    """Bytes of a bitmask form of ``model``: the masked matrices as fp32 non-zeros plus one bit per weight, every
-    other tensor as stored."""
-    import torch
-
-    masked = set(mask.masks)
-    total = 0
-    for name, tensor in model.state_dict().items():
-        local = name.split(".", 1)[1] if name.startswith(model.base_model_prefix + ".") else name
-        if local in masked:
-            total += int(torch.count_nonzero(tensor)) * tensor.element_size() + (tensor.numel() + 7) // 8
-        else:
-            total += tensor.numel() * tensor.element_size()
-    return total
 
 
 def _log_model(uri: str, run_id: str, folder: Path, facts: ExportedTicket) -> ExportedTicket:
@@ -324,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def describe(facts: ExportedTicket) -> str:
     """The export in a few lines: what, how big, checked how, how to load."""
-    kind = "physically smaller (pruned heads and FFN blocks removed)" if facts.structured else "zeros baked in"
+    kind = "physically smaller (pruned units removed)" if facts.smaller else "zeros baked in"
     lines = [f"exported {facts.method} ticket s={facts.sparsity:.2f} (run {facts.run_id[:8]}, seed {facts.seed}) to "
              f"{facts.folder}: {kind}",
              f"  parameters {facts.parameters:,} of the dense {facts.dense_parameters:,} "
@@ -336,7 +322,8 @@ def describe(facts: ExportedTicket) -> str:
                      f"{facts.checked_examples} dev examples")
     if facts.logged_model_uri:
         lines.append(f"  MLflow model: {facts.logged_model_uri}")
-    lines.append(f"  load: AutoModelForSequenceClassification.from_pretrained({facts.folder!r}, trust_remote_code=True)")
+    remote = ", trust_remote_code=True" if facts.remote_code else ""
+    lines.append(f"  load: AutoModelForSequenceClassification.from_pretrained({facts.folder!r}{remote})")
     return "\n".join(lines)
 
 

@@ -35,15 +35,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from search.verdict.statistics import PairedDifference, paired_difference, versus_constant
-from spaces.sparsity import grid_value
+from trainables.config import TRIAL_KEYS, TrialConfig
+from trainables.pruning.registry import get_method
 from trainables.report import TrialReport
 from trainables.tasks import get_task
 
 #: The ``Verdict.kind`` values.
 KINDS = ("super", "winning", "none", "dense_not_learned", "dense_failed", "no_dense")
-#: Count facts of a ticket copied from its report onto ``TicketResult``.
-_COUNTS = ("heads_kept", "total_heads", "ffn_kept", "total_ffn", "head_sparsity", "ffn_sparsity",
-           "achieved_sparsity", "weights_kept", "total_weights")
 
 
 @dataclass
@@ -51,11 +49,12 @@ class TicketResult:
     """One trial's outcome, as the analysis, the table and the plot see it.
 
     Attributes:
-        sparsity: the requested sparsity (fraction of the method's units).
+        config: the trial's configuration (method, requested sparsity, rewinding point, control, options).
         status: FINISHED (every seed ran), KILLED (a scheduler stopped it early) or FAILED, as in MLflow.
         status_reason: why it stopped or failed (``diverged``, the racing test, ``asha``), else ``None``.
-        achieved_sparsity: the fraction of the encoder's prunable weights the ticket masks; the other counts
-            in the method's own units.
+        facts: what the ticket's method reports about it (``Mask.summary`` and ``Ticket.info``): counts in the
+            method's own units and ``achieved_sparsity``, the fraction of the weights its mask removes; empty when
+            the trial failed before its ticket was built.
         seed_scores: the ticket's final primary dev score per finished seed; ``dense_scores`` the dense model's
             for the same seeds.
         planned_seeds: seeds the trial was to run.
@@ -71,21 +70,10 @@ class TicketResult:
 
     trial_id: str
     run_id: str | None
-    sparsity: float
-    rewind: str
+    config: TrialConfig
     status: str
-    control: str = "good"
-    method: str = "structured"
     status_reason: str | None = None
-    achieved_sparsity: float | None = None
-    weights_kept: int | None = None
-    total_weights: int | None = None
-    heads_kept: int | None = None
-    total_heads: int | None = None
-    ffn_kept: int | None = None
-    total_ffn: int | None = None
-    head_sparsity: float | None = None
-    ffn_sparsity: float | None = None
+    facts: dict = field(default_factory=dict)
     seed_scores: dict = field(default_factory=dict)
     dense_scores: dict = field(default_factory=dict)
     planned_seeds: int = 0
@@ -98,6 +86,28 @@ class TicketResult:
     labels: list = field(default_factory=list, repr=False)
     mask_files: list = field(default_factory=list, repr=False)
     weight_files: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def sparsity(self) -> float:
+        """The requested sparsity (fraction of the method's units, on the grid)."""
+        return self.config.sparsity
+
+    @property
+    def method(self) -> str:
+        return self.config.method
+
+    @property
+    def control(self) -> str:
+        return self.config.control
+
+    @property
+    def rewind(self) -> str:
+        return self.config.rewind
+
+    @property
+    def achieved_sparsity(self) -> float | None:
+        """The fraction of the weights the ticket's mask removes (``None`` before its ticket was built)."""
+        return self.facts.get("achieved_sparsity")
 
     @property
     def dev_score(self) -> float | None:
@@ -114,8 +124,6 @@ class TicketResult:
         """True when the ticket masked nothing (the dense baseline)."""
         if self.achieved_sparsity is not None:
             return self.achieved_sparsity == 0.0
-        if self.heads_kept is not None:
-            return self.heads_kept == self.total_heads and self.ffn_kept == self.total_ffn
         return self.sparsity == 0.0  # a trial that failed before its ticket was built
 
     @property
@@ -125,12 +133,12 @@ class TicketResult:
 
     @property
     def kept(self) -> str:
-        """What the ticket kept, in its own units (``51/72 heads, 5/6 FFN`` or ``62.9% of weights``)."""
-        if self.heads_kept is not None:
-            return f"{self.heads_kept}/{self.total_heads} heads, {self.ffn_kept}/{self.total_ffn} FFN"
-        if self.weights_kept is not None:
-            return f"{100 * self.weights_kept / self.total_weights:.1f}% of weights"
-        return "-"
+        """What the ticket kept, in its method's units (``51/72 heads, 5/6 FFN``, ``62.9% of weights``; the mask
+        type's ``describe_kept``), or ``-`` when unknown."""
+        try:
+            return get_method(self.method).mask_type.describe_kept(self.facts)
+        except (KeyError, ValueError, TypeError, ZeroDivisionError):  # no facts, or a method not registered here
+            return "-"
 
     @property
     def complete(self) -> bool:
@@ -138,24 +146,46 @@ class TicketResult:
         return self.status == "FINISHED" and self.planned_seeds > 0 and len(self.seed_scores) == self.planned_seeds
 
     def to_dict(self) -> dict:
-        """JSON-ready form (as in ``summary.json``): no per-example predictions."""
-        data = asdict(self)
-        for key in ("predictions", "dense_predictions", "labels", "mask_files", "weight_files"):
-            data.pop(key)
+        """JSON-ready form (as in ``summary.json``): the configuration's keys and the method's facts flat, no
+        per-example predictions."""
+        data = {"trial_id": self.trial_id, "run_id": self.run_id, **self.config.to_tune(),
+                **{k: v for k, v in self.facts.items() if k not in TRIAL_KEYS}, "status": self.status,
+                "status_reason": self.status_reason}
+        for key in ("seed_scores", "dense_scores", "planned_seeds", "epochs", "train_losses"):
+            data[key] = getattr(self, key)
+        for key in ("difference", "versus_good"):
+            value = getattr(self, key)
+            data[key] = None if value is None else asdict(value)
+        data["facts"] = sorted(k for k in self.facts if k not in TRIAL_KEYS)
         data["dev_score"], data["dev_std"] = self.dev_score, self.dev_std
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "TicketResult":
+        """A ticket read back from ``to_dict``'s form (``summary.json``), without its intervals (``decide``
+        recomputes them) or predictions. Summaries written before ``facts`` was listed: every key that is not a
+        field or a configuration key is taken as a fact."""
+        fields = {"trial_id", "run_id", "status", "status_reason", "seed_scores", "dense_scores", "planned_seeds",
+                  "epochs", "train_losses"}
+        computed = {"dev_score", "dev_std", "difference", "versus_good", "facts", "options"}
+        names = data.get("facts")
+        facts = {k: data[k] for k in names} if names is not None else \
+            {k: v for k, v in data.items() if k not in fields | computed | set(TRIAL_KEYS) and v is not None}
+        config = {k: v for k, v in data.items() if k not in fields | computed | set(facts)}
+        ticket = cls(config=TrialConfig.from_tune(config), facts=facts, **{k: data[k] for k in fields if k in data})
+        ticket.seed_scores = {int(k): v for k, v in ticket.seed_scores.items()}
+        ticket.dense_scores = {int(k): v for k, v in ticket.dense_scores.items()}
+        ticket.train_losses = {int(k): v for k, v in ticket.train_losses.items()}
+        return ticket
 
-def ticket_from_report(trial_id: str, run_id: str | None, config: dict, report: TrialReport | None, status: str,
-                       status_reason: str | None = None) -> TicketResult:
+
+def ticket_from_report(trial_id: str, run_id: str | None, config: TrialConfig, report: TrialReport | None,
+                       status: str, status_reason: str | None = None) -> TicketResult:
     """A ``TicketResult`` from a trial's configuration and its last report (``None`` if it never reported)."""
-    ticket = TicketResult(trial_id, run_id, grid_value(config["sparsity"]), config.get("rewind", "pretrained"), status,
-                          config.get("control", "good"), config.get("method", "structured"), status_reason)
+    ticket = TicketResult(trial_id, run_id, config, status, status_reason)
     if report is None:
         return ticket
-    for key in _COUNTS:
-        if key in report.ticket.counts:
-            setattr(ticket, key, report.ticket.counts[key])
+    ticket.facts = dict(report.ticket.counts)
     ticket.status_reason = ticket.status_reason or report.status_reason
     ticket.planned_seeds = len(report.planned_seeds)
     ticket.labels = report.labels
@@ -222,9 +252,7 @@ class Verdict:
 
 
 def _sparsity(ticket: TicketResult) -> float:
-    if ticket.achieved_sparsity is not None:
-        return ticket.achieved_sparsity
-    return ticket.head_sparsity if ticket.head_sparsity is not None else ticket.sparsity
+    return ticket.achieved_sparsity if ticket.achieved_sparsity is not None else ticket.sparsity
 
 
 def _versus_constant(dense: TicketResult, task, confidence: float) -> tuple[float, PairedDifference]:

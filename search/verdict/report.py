@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import matplotlib
 import numpy as np
@@ -12,9 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from search.verdict.analysis import TicketResult, Verdict  # noqa: E402
-from search.records.tracking import run_name  # noqa: E402
 from trainables.pruning.registry import get_method  # noqa: E402
-from trainables.pruning.structured import StructuredMask  # noqa: E402
 
 
 def _status(ticket: TicketResult) -> str:
@@ -79,8 +76,7 @@ def description(verdict: Verdict, lines: list[str], table: pd.DataFrame, basis: 
 
 def _short(ticket: TicketResult) -> str:
     """The ticket's MLflow run name (``s=0.35 structured good``, ``dense``)."""
-    return run_name({"method": ticket.method, "control": ticket.control, "sparsity": ticket.sparsity,
-                     "rewind": ticket.rewind})
+    return ticket.config.run_name
 
 
 def _name(ticket: TicketResult) -> str:
@@ -157,8 +153,7 @@ def _beyond(ticket: TicketResult, metric: str) -> str:
 
 def _x(ticket: TicketResult) -> float:
     """Percent of the prunable encoder weights masked (structured: the weights the pruned units disable)."""
-    value = ticket.achieved_sparsity if ticket.achieved_sparsity is not None else ticket.head_sparsity
-    return 100 * (value if value is not None else ticket.sparsity)
+    return 100 * (ticket.achieved_sparsity if ticket.achieved_sparsity is not None else ticket.sparsity)
 
 
 def phase_transition_plot(tickets: list[TicketResult], verdict: Verdict, metric: str, title: str,
@@ -214,43 +209,46 @@ def phase_transition_plot(tickets: list[TicketResult], verdict: Verdict, metric:
 
 
 def kept_units_heatmap(tickets: list[TicketResult], title: str, most: int = 8):
-    """Which heads and FFN blocks each structured ticket keeps, as Prasanna et al. (2020, fig. 3) show them: one
-    panel per good structured ticket (least sparse first, at most ``most``), rows = layers, columns = the layer's
-    heads then its FFN block, colour = the fraction of the ticket's seeds that keep the unit (each seed's ticket
-    comes from its own dense fine-tune's importance scores, so they may differ). Read from the tickets' mask files.
+    """Which units each ticket keeps, as Prasanna et al. (2020, fig. 3) show heads and FFN blocks: one panel per
+    good ticket whose mask type draws a unit grid (``Mask.unit_grid``; structured tickets: rows = layers, columns
+    = the layer's heads then its FFN block), least sparse first, at most ``most``; colour = the fraction of the
+    ticket's seeds that keep the unit (each seed's ticket comes from its own dense fine-tune, so they may differ).
+    Read from the tickets' mask files.
 
     Returns:
-        the matplotlib figure, or ``None`` when no structured ticket has a mask file here.
+        the matplotlib figure, or ``None`` when no ticket has a unit grid here.
     """
     panels = []
     for t in sorted(tickets, key=lambda t: (t.sparsity, t.rewind)):
-        files = [f for f in t.mask_files if f.endswith(".json")]
-        if get_method(t.method).mask_type is not StructuredMask or t.control != "good" or t.is_dense or not files:
+        if t.control != "good" or t.is_dense or not t.mask_files:
             continue
-        masks = []
-        for path in files:
+        try:
+            mask_type = get_method(t.method).mask_type
+        except ValueError:  # a method not registered in this process
+            continue
+        grids = []
+        for path in t.mask_files:
             try:
-                with open(path) as file:
-                    data = json.load(file)
+                grid = mask_type.unit_grid(path)
             except OSError:  # on another node's disk
                 continue
-            masks.append(np.hstack([np.array(data["head"], float), np.array(data["ffn"], float)[:, None]]))
-        if masks:
-            panels.append((t, np.mean(masks, axis=0), len(masks)))
+            if grid is not None:
+                grids.append(grid)
+        if grids:
+            panels.append((t, grids[0], np.mean([g.kept for g in grids], axis=0), len(grids)))
     if not panels:
         return None
     panels = panels[:most]
-    layers, columns = panels[0][1].shape
+    layers, columns = panels[0][2].shape
     fig, axes = plt.subplots(1, len(panels), figsize=(1.2 + 0.28 * columns * len(panels), 0.9 + 0.3 * layers),
                              squeeze=False, sharey=True)
-    for ax, (t, kept, seeds) in zip(axes[0], panels):
+    for ax, (t, grid, kept, seeds) in zip(axes[0], panels):
         image = ax.imshow(kept, vmin=0, vmax=1, cmap="Greens", aspect="equal")
-        ax.axvline(columns - 1.5, color="black", linewidth=1)
+        if grid.split is not None:
+            ax.axvline(grid.split - 0.5, color="black", linewidth=1)
         ax.set_title(f"s={t.sparsity:.2f}\n{t.kept}\n{seeds} seed(s)", fontsize=7)
-        ax.set_xticks(list(range(columns - 1)) + [columns - 1],
-                      [str(h + 1) if (h + 1) % 4 == 0 or h == 0 else "" for h in range(columns - 1)] + ["FFN"],
-                      fontsize=6)
-        ax.set_xlabel("head", fontsize=7)
+        ax.set_xticks(range(len(grid.labels)), list(grid.labels), fontsize=6)
+        ax.set_xlabel(grid.xlabel, fontsize=7)
     axes[0][0].set_yticks(range(layers), [str(layer + 1) for layer in range(layers)], fontsize=6)
     axes[0][0].set_ylabel("layer", fontsize=7)
     fig.colorbar(image, ax=axes[0].tolist(), fraction=0.02, pad=0.02, label="fraction of seeds keeping it")

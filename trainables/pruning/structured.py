@@ -42,7 +42,7 @@ from trainables.gates import UnitGates
 from trainables.model import encoder_layers, load_config, load_model, submodule
 from trainables.pruning.controls import CONTROLS, control_scores
 from trainables.pruning.method import Option, PruningMethod
-from trainables.pruning.tickets import Ticket, TicketRequest
+from trainables.pruning.tickets import Ticket, TicketRequest, UnitGrid
 from trainables.store import compute_once
 from trainables.tasks import get_task
 
@@ -129,6 +129,27 @@ class StructuredMask:
         return {"heads_kept": self.heads_kept, "total_heads": self.head.numel(), "ffn_kept": self.ffn_kept,
                 "total_ffn": self.ffn.numel(), "head_sparsity": self.head_sparsity,
                 "ffn_sparsity": self.ffn_sparsity, "achieved_sparsity": self.achieved_sparsity}
+
+    @staticmethod
+    def describe_kept(facts: dict) -> str:
+        """``51/72 heads, 5/6 FFN`` from ``summary()``'s facts."""
+        return f"{facts['heads_kept']}/{facts['total_heads']} heads, {facts['ffn_kept']}/{facts['total_ffn']} FFN"
+
+    @classmethod
+    def unit_grid(cls, path: str | Path) -> UnitGrid:
+        """Layers x (heads, then the FFN block): 1.0 where the mask saved at ``path`` keeps the unit.
+
+        Raises:
+            OSError: the file cannot be read (e.g. it is on another node's disk).
+        """
+        mask = cls.load(path)
+        heads = mask.head.shape[1]
+        labels = tuple(str(h + 1) if (h + 1) % 4 == 0 or h == 0 else "" for h in range(heads)) + ("FFN",)
+        return UnitGrid(torch.hstack([mask.head.float(), mask.ffn.float()[:, None]]).numpy(), labels, heads, "head")
+
+    def bitmask_bytes(self, model: nn.Module) -> None:
+        """``None``: a structured export is physically smaller already."""
+        return None
 
     def to_dict(self) -> dict:
         """JSON-ready form: lists of 0/1 per layer, plus the counts."""

@@ -40,9 +40,39 @@ class Mask(Protocol):
         """The fine-tuned ticket ``model`` as a model ``save_pretrained`` can write on its own (no hooks, no
         parametrisation): physically smaller for structured masks, zeros baked in for weight masks."""
 
+    @staticmethod
+    def describe_kept(facts: dict) -> str:
+        """What a ticket kept, in the method's own units, from its ``summary()`` facts (e.g. ``51/72 heads, 5/6
+        FFN`` or ``62.9% of weights``): the tables and verdict lines print this, never a method-specific field."""
+
+    @classmethod
+    def unit_grid(cls, path: str | Path) -> "UnitGrid | None":
+        """The units the mask saved at ``path`` keeps, as a grid to draw (``None`` for masks with no units)."""
+
+    def bitmask_bytes(self, model: nn.Module) -> int | None:
+        """Bytes of a bitmask form of the exported ``model`` (fp32 non-zeros of the masked matrices plus one bit
+        per weight), or ``None`` where the export is already physically smaller."""
+
     def switch(self, model: nn.Module) -> "MaskSwitch":
         """Attach this mask to ``model`` switched off (the model runs dense) so it can be switched on and off
         batch by batch; several tasks' switches may share one encoder (Tickets-Share, ``trainables.multitask``)."""
+
+
+@dataclass(frozen=True)
+class UnitGrid:
+    """The units a ticket keeps, as Prasanna et al. (2020, fig. 3) draw them.
+
+    Attributes:
+        kept: shape ``(layers, columns)``, 1.0 = kept, 0.0 = pruned.
+        labels: one label per column ("" leaves a column unlabelled).
+        split: the first column of a second kind of unit (a line is drawn before it), or ``None``.
+        xlabel: what the columns are.
+    """
+
+    kept: Any
+    labels: tuple[str, ...]
+    split: int | None = None
+    xlabel: str = "unit"
 
 
 class MaskSwitch(Protocol):

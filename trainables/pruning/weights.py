@@ -152,6 +152,29 @@ class WeightMask:
         """Small, flat description for MLflow: weights kept, total, achieved sparsity."""
         return {"weights_kept": self.kept, "total_weights": self.total, "achieved_sparsity": self.sparsity}
 
+    @staticmethod
+    def describe_kept(facts: dict) -> str:
+        """``62.9% of weights`` from ``summary()``'s facts."""
+        return f"{100 * facts['weights_kept'] / facts['total_weights']:.1f}% of weights"
+
+    @classmethod
+    def unit_grid(cls, path: str | Path) -> None:
+        """``None``: single weights have no unit grid to draw."""
+        return None
+
+    def bitmask_bytes(self, model: nn.Module) -> int:
+        """Bytes of a bitmask form of the exported ``model``: the masked matrices as fp32 non-zeros plus one bit
+        per weight, every other tensor as stored (computed, not written)."""
+        masked = set(self.masks)
+        total = 0
+        for name, tensor in model.state_dict().items():
+            local = name.split(".", 1)[1] if name.startswith(model.base_model_prefix + ".") else name
+            if local in masked:
+                total += int(torch.count_nonzero(tensor)) * tensor.element_size() + (tensor.numel() + 7) // 8
+            else:
+                total += tensor.numel() * tensor.element_size()
+        return total
+
     def to_dict(self) -> dict:
         """JSON-ready description (per-matrix kept counts; the 0/1 mask itself goes in ``save``'s file)."""
         return {"kind": "weights", **self.summary(),
