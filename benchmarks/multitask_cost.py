@@ -16,7 +16,7 @@ import time
 import torch
 from transformers import AutoTokenizer
 
-from search.multitask.command import BUDGETS
+from spaces.budgets import BUDGETS
 from trainables.data import DataSettings, collator, load_tokenized
 from trainables.finetune import FinetuneSettings
 from trainables.multitask import MultiTaskRun, TaskSampling, shared_models
@@ -37,9 +37,9 @@ def main() -> None:
     paper = BUDGETS["paper"]
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     tasks = [get_task(t) for t in args.tasks.split(",")]
-    data = DataSettings(args.glue_dir, paper["max_seq_length"])
+    data = DataSettings(args.glue_dir, paper.max_seq_length)
     splits = {t.name: load_tokenized(t, tokenizer, data)["train"] for t in tasks}
-    settings = FinetuneSettings(paper["learning_rate"], paper["epochs"], paper["batch_size"], paper["optimizer"])
+    settings = FinetuneSettings(paper.learning_rate, paper.multitask_epochs, paper.batch_size, paper.optimizer)
     print(f"{torch.get_num_threads()} torch threads; tasks {args.tasks}: "
           + ", ".join(f"{n} {len(s)} training examples" for n, s in splits.items()))
     per_step = {}
@@ -65,7 +65,7 @@ def main() -> None:
         epoch = per_step[arm] * run.steps_per_epoch
         print(f"{arm}: {per_step[arm]:.2f} s per step; {run.steps_per_epoch} steps per epoch = {epoch / 60:.0f} min; "
               f"{paper['epochs']} epochs (one arm, one seed) = {paper['epochs'] * epoch / 3600:.1f} h")
-    total = sum(per_step.values()) * run.steps_per_epoch * paper["epochs"] * paper["seeds"]
+    total = sum(per_step.values()) * run.steps_per_epoch * paper.multitask_epochs * paper.seeds
     print(f"paper budget (2 arms x {paper['seeds']} seeds, one trial at a time): {total / 3600:.0f} h of training, "
           "before the tasks' own studies")
 

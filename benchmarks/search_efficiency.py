@@ -40,6 +40,8 @@ import numpy as np
 from search.verdict.analysis import Verdict, decide, ticket_from_report
 from search.verdict.report import verdict_lines
 from spaces.search_space import TicketSpace
+from search.cli.flags import FLAGS
+from search.errors import UsageError
 from spaces.sparsity import SparsityRange
 from trainables.config import TrialConfig, on_grid
 from trainables.report import EpochResult, SeedOutcome, TicketFacts, TrialReport
@@ -182,7 +184,7 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--grid", default=str(DEFAULT_GRID), help="recorded grid (benchmarks.record_grid)")
     parser.add_argument("--search-seeds", type=int, default=50, help="runs per strategy (default 50)")
-    parser.add_argument("--confidence", type=float, default=0.95)
+    FLAGS["confidence"].add_to(parser)  # the study's own flag: the same default and range
     parser.add_argument("--match-tolerance", default="0.01,0.02",
                         help="winning tolerance(s) in dev-score units, comma-separated; one table each "
                              "(default 0.01,0.02: the study's default, and a wider one at which the recorded MRPC "
@@ -198,8 +200,10 @@ def main(argv=None) -> int:
                         "0.01,0.02")
     if args.search_seeds < 1:
         problems.append(f"--search-seeds {args.search_seeds} must be at least 1")
-    if not 0.5 <= args.confidence < 1:
-        problems.append(f"--confidence {args.confidence} must be a fraction in [0.5, 1), e.g. 0.95")
+    try:
+        FLAGS["confidence"].validate(args.confidence)
+    except UsageError as err:
+        problems.append(str(err))
     if not Path(args.grid).is_file():
         problems.append(f"grid file {args.grid} not found: pass --grid with a file written by benchmarks.record_grid")
     if not problems:

@@ -26,6 +26,8 @@ class Budget:
         max_seq_length: tokens per example.
         max_train_examples, max_dev_examples: subsets (``None`` = the whole split).
         grace_period: epochs before ASHA may stop a trial.
+        multitask_epochs: passes over the mixed training data of a Tickets-Share study (``search.multitask``; the
+            paper budget is MT-DNN's fine-tuning as Liang et al. use it, 5 epochs).
     """
 
     name: str
@@ -40,6 +42,7 @@ class Budget:
     max_train_examples: int | None
     max_dev_examples: int | None
     grace_period: int
+    multitask_epochs: int
 
     def epochs_for(self, task: str) -> int:
         """Fine-tuning epochs of ``task`` under this budget."""
@@ -49,9 +52,9 @@ class Budget:
 BUDGETS: dict[str, Budget] = {
     "smoke": Budget(name="smoke", num_trials=8, seeds=3, epochs={None: 2}, learning_rate=1e-4, batch_size=16,
                     optimizer="adamw", warmup_ratio=0.1, max_seq_length=64, max_train_examples=500,
-                    max_dev_examples=None, grace_period=1),
+                    max_dev_examples=None, grace_period=1, multitask_epochs=2),
     "paper": Budget(name="paper", num_trials=16, seeds=5,
                     epochs={"sst2": 3, "qnli": 3, "mnli": 3, "qqp": 3, None: 6},
                     learning_rate=5e-5, batch_size=32, optimizer="adamax", warmup_ratio=0.1, max_seq_length=128,
-                    max_train_examples=None, max_dev_examples=None, grace_period=2),
+                    max_train_examples=None, max_dev_examples=None, grace_period=2, multitask_epochs=5),
 }

@@ -167,7 +167,9 @@ def test_the_multitask_interval_is_the_verdicts_for_one_task_and_averages_tasks(
     (["--tasks", "rte,mrpc", "--sampling-temperature", "0.5"], "at least 1"),
     (["--tasks", "rte,mrpc", "--resume"], "--resume needs --name"),
     (["--tasks", "rte,mrpc", "--storage-path", "s3://bucket/x"], "takes a folder"),
-    (["--tasks", "rte,mrpc", "--learning-rate", "0"], "must be positive"),
+    (["--tasks", "rte,mrpc", "--learning-rate", "0"], "--learning-rate 0 must be a positive number"),  # the study's check
+    (["--tasks", "rte,mrpc", "--seeds", "0"], "--seeds 0 must be at least 1"),
+    (["--tasks", "rte,mrpc", "--max-seq-length", "4"], "--max-seq-length 4 must be at least 8"),
     (["--tasks", "rte,mrpc", "--mlflow-uri", "foo://x"], "unknown scheme"),
     (["--tasks", "rte,mrpc", "--glue-dir", "/nonexistent"], "/nonexistent/RTE/train.tsv not found"),
     (["--tasks", "rte,mrpc", "--name", "bad/name"], "--name 'bad/name' must be one folder name"),

@@ -12,7 +12,7 @@ correlation; STS-B: Pearson correlation (Spearman is logged beside it). All are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,6 @@ class GlueTask:
     primary_metric: str
     classic: ClassicFiles
     dev_split: str = "validation"
-    in_shared_data: bool = field(default=True, compare=False)
 
     @property
     def is_regression(self) -> bool:
@@ -103,7 +102,6 @@ TASKS: dict[str, GlueTask] = {
             label_names=_ENTAILMENT, metrics=("accuracy",), primary_metric="accuracy",
             classic=ClassicFiles("QNLI", "train.tsv", "dev.tsv",
                                  {"question": "question", "sentence": "sentence", "label": "label"}),
-            in_shared_data=False,
         ),
         GlueTask(
             name="mnli", hub_config="mnli", text_columns=("premise", "hypothesis"), num_labels=3,
@@ -111,14 +109,12 @@ TASKS: dict[str, GlueTask] = {
             primary_metric="accuracy", dev_split="validation_matched",
             classic=ClassicFiles("MNLI", "train.tsv", "dev_matched.tsv",
                                  {"sentence1": "premise", "sentence2": "hypothesis", "gold_label": "label"}),
-            in_shared_data=False,
         ),
         GlueTask(
             name="qqp", hub_config="qqp", text_columns=("question1", "question2"), num_labels=2,
             label_names=None, metrics=("accuracy", "f1"), primary_metric="accuracy",
             classic=ClassicFiles("QQP", "train.tsv", "dev.tsv",
                                  {"question1": "question1", "question2": "question2", "is_duplicate": "label"}),
-            in_shared_data=False,
         ),
     )
 }

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from search.cli.defaults import resolve_glue_dir, resolve_model, resolve_path_option
+from search.cli.flags import value
 from search.errors import UsageError
 from search.records.optuna_storage import resolve_optuna_storage
 from search.records.tracking import resolve_tracking_uri
@@ -29,8 +30,9 @@ from trainables.tasks import get_task
 class StudySettings:
     """Everything a study needs, resolved (absolute paths) and validated.
 
-    Attributes: see ``search.cli.study_command --help``; ``model_source``/``glue_source`` say where the model and data
-    defaults came from.
+    Attributes: the flags of ``search.cli.flags`` (their defaults and ranges are declared there, once), resolved:
+    ``seeds`` as the tuple ``0..n-1``, ``finetune`` and ``data`` grouped, paths absolute; ``model_source`` and
+    ``glue_source`` say where the model and data defaults came from.
     """
 
     task: str
@@ -56,16 +58,16 @@ class StudySettings:
     study_name: str
     mlflow_uri: str | None
     match_tolerance: float
-    confidence: float = 0.95
-    scheduler: str = "race"
-    search: str = "verdict"
-    resume: bool = False
-    options: dict = field(default_factory=dict)
-    optuna_storage: str | None = None
-    max_failures: int = 2
-    keep_weights: str = "named"
-    data_workers: int = 0
-    local_dir: str = ""
+    confidence: float
+    scheduler: str
+    search: str
+    resume: bool
+    options: dict
+    optuna_storage: str | None
+    max_failures: int
+    keep_weights: str
+    data_workers: int
+    local_dir: str
 
     @property
     def root(self) -> Path:
@@ -120,8 +122,12 @@ def _is_local(model: str) -> bool:
     return os.path.exists(model) or model.startswith((".", "/", "~")) or model.count("/") > 1
 
 
-def _check_model(model: str) -> str:
-    """The model as an absolute path (local) or hub id, after checking it is a supported encoder."""
+def check_model(model: str) -> str:
+    """The model as an absolute path (local) or hub id, after checking it is a supported encoder.
+
+    Raises:
+        UsageError: no model there, it cannot be loaded, or its family is not supported.
+    """
     if _is_local(model):
         path = Path(model).expanduser().resolve()
         if not (path / "config.json").is_file():
@@ -184,45 +190,32 @@ def build_settings(args) -> StudySettings:
     if args.optimizer is not None and args.optimizer not in OPTIMIZERS:
         raise UsageError(f"unknown optimizer {args.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
 
-    def pick(flag, default):
-        return default if flag is None else flag
+    def flag(name):  # as given, else the budget's, else the declared default; checked against its declared range
+        return value(args, name, budget, task.name)
 
-    counts = {"--num-trials": pick(args.num_trials, budget.num_trials), "--seeds": pick(args.seeds, budget.seeds),
-              "--epochs": pick(args.epochs, budget.epochs_for(task.name)),
-              "--batch-size": pick(args.batch_size, budget.batch_size),
-              "--max-seq-length": pick(args.max_seq_length, budget.max_seq_length)}
-    if args.concurrent_trials is not None:
-        counts["--concurrent-trials"] = args.concurrent_trials
-    for flag, value in counts.items():
-        if value < 1:
-            raise UsageError(f"{flag} {value} must be at least 1")
-    if args.cpus_per_trial <= 0 or (args.gpus_per_trial is not None and args.gpus_per_trial < 0):
-        raise UsageError(f"--cpus-per-trial {args.cpus_per_trial:g} must be above 0 and --gpus-per-trial at least 0")
-    if args.gpus_per_trial is not None and args.gpus_per_trial > 1 and not float(args.gpus_per_trial).is_integer():
-        raise UsageError(f"--gpus-per-trial {args.gpus_per_trial:g}: Ray takes a fraction of one GPU or whole GPUs: "
-                         "pass e.g. 0.5, 1 or 2")
+    counts = {name: flag(name) for name in ("num_trials", "seeds", "epochs", "batch_size", "max_seq_length")}
+    for name in ("concurrent_trials", "cpus_per_trial", "gpus_per_trial", "learning_rate", "grace_period",
+                 "max_train_examples", "max_dev_examples", "max_failures", "search_seed", "confidence",
+                 "match_tolerance"):
+        flag(name)
     gpus = args.gpus_per_trial if args.gpus_per_trial is not None else _default_gpus()
     workers = data_workers(args.data_workers, args.cpus_per_trial, gpus)
-    _check_ranges(args, budget)
-    if not 0.5 <= args.confidence < 1:
-        raise UsageError(f"--confidence {args.confidence} must be a fraction in [0.5, 1), e.g. 0.95 (not percent)")
-    if not 0 <= args.match_tolerance < 1:
-        raise UsageError(f"--match-tolerance {args.match_tolerance} must be a fraction in [0, 1) of the dev score, "
-                         "e.g. 0.01 for 1 point (not percent)")
-    scheduler = args.scheduler or ("race" if counts["--seeds"] > 1 else "none")
+    if args.local_dir and not is_uri(args.storage_path):
+        raise UsageError(f"--local-dir {args.local_dir} is for a storage URI, but --storage-path {args.storage_path} "
+                         "is a folder: drop --local-dir, or pass --storage-path s3://... / gs://...")
+    scheduler = args.scheduler or ("race" if counts["seeds"] > 1 else "none")
 
     model = resolve_model(args.model)
     glue = resolve_glue_dir(args.glue_dir)
     glue_dir = _check_glue_dir(glue.value, task.classic.folder)
-    model_path = _check_model(model.value)
+    model_path = check_model(model.value)
 
     finetune = FinetuneSettings(
-        learning_rate=pick(args.learning_rate, budget.learning_rate), epochs=counts["--epochs"],
-        batch_size=counts["--batch-size"], optimizer=pick(args.optimizer, budget.optimizer),
-        warmup_ratio=budget.warmup_ratio, precision=args.precision)
-    data = DataSettings(glue_dir=glue_dir, max_seq_length=counts["--max-seq-length"],
-                        max_train_examples=pick(args.max_train_examples, budget.max_train_examples) or None,
-                        max_dev_examples=pick(args.max_dev_examples, budget.max_dev_examples) or None)
+        learning_rate=flag("learning_rate"), epochs=counts["epochs"], batch_size=counts["batch_size"],
+        optimizer=flag("optimizer"), warmup_ratio=budget.warmup_ratio, precision=args.precision)
+    data = DataSettings(glue_dir=glue_dir, max_seq_length=counts["max_seq_length"],
+                        max_train_examples=flag("max_train_examples") or None,
+                        max_dev_examples=flag("max_dev_examples") or None)
     for method in methods:  # each method's own checks of its options and of the model
         try:
             all_methods()[method].check(options, model_path)
@@ -233,8 +226,8 @@ def build_settings(args) -> StudySettings:
     return StudySettings(
         task=task.name, method=methods, control=controls, rewind=rewind, model=model_path, model_source=model.source,
         glue_dir=glue_dir, glue_source=glue.source, budget=budget.name, sparsity=sparsity,
-        num_trials=counts["--num-trials"], seeds=tuple(range(counts["--seeds"])), finetune=finetune, data=data,
-        grace_period=min(pick(args.grace_period, budget.grace_period), finetune.epochs),
+        num_trials=counts["num_trials"], seeds=tuple(range(counts["seeds"])), finetune=finetune, data=data,
+        grace_period=min(flag("grace_period"), finetune.epochs),
         concurrent_trials=args.concurrent_trials, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=gpus, data_workers=workers,
         search_seed=args.search_seed, storage_path=storage, local_dir=local,
@@ -242,27 +235,6 @@ def build_settings(args) -> StudySettings:
         confidence=args.confidence, scheduler=scheduler, search=args.search, resume=args.resume, options=options,
         max_failures=args.max_failures, keep_weights=args.keep_weights,
         optuna_storage=resolve_optuna_storage(args.optuna_storage, resolve_tracking_uri(args.mlflow_uri), local))
-
-
-def _check_ranges(args, budget) -> None:
-    """The numeric flags whose range argparse cannot state: learning rate, grace period, subset sizes, seeds."""
-    learning_rate = args.learning_rate if args.learning_rate is not None else budget.learning_rate
-    if not 0 < learning_rate < float("inf"):  # no upper bound: a huge rate is how the divergence guard is tested
-        raise UsageError(f"--learning-rate {learning_rate:g} must be a positive number, e.g. 2e-5")
-    if args.grace_period is not None and args.grace_period < 1:
-        raise UsageError(f"--grace-period {args.grace_period} must be at least 1 (reports before ASHA may stop a "
-                         "trial)")
-    for flag, value in (("--max-train-examples", args.max_train_examples),
-                        ("--max-dev-examples", args.max_dev_examples)):
-        if value is not None and value < 0:
-            raise UsageError(f"{flag} {value} must be at least 0 (0: all examples)")
-    if args.local_dir and not is_uri(args.storage_path):
-        raise UsageError(f"--local-dir {args.local_dir} is for a storage URI, but --storage-path {args.storage_path} "
-                         "is a folder: drop --local-dir, or pass --storage-path s3://... / gs://...")
-    if args.max_failures < 0:
-        raise UsageError(f"--max-failures {args.max_failures} must be at least 0 (0: a failed trial is not restarted)")
-    if args.search_seed < 0:
-        raise UsageError(f"--search-seed {args.search_seed} must be at least 0")
 
 
 def storage_paths(storage_path: str, local_dir: str | None) -> tuple[str, str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from search.errors import UsageError
+from search.multitask.settings import SHARE_CHOICES
 from trainables.multitask import TaskTicket
 
 
@@ -57,10 +58,10 @@ class SingleTaskResult:
 
 
 #: ``--share`` choices: which ticket of a study's verdict a task shares -> its key in the study's ``summary.json``.
-SHARE_ROLES = {"super": "best_super", "winning": "winning", "best": "best"}
+SHARE_ROLES = dict(zip(SHARE_CHOICES, ("best_super", "winning", "best")))
 
 #: How a shared ticket is named in the report, by ``--share``.
-ROLE_WORDS = {"super": "super ticket", "winning": "winning ticket", "best": "best ticket"}
+ROLE_WORDS = dict(zip(SHARE_CHOICES, ("super ticket", "winning ticket", "best ticket")))
 
 
 def _quote(value: str) -> str:

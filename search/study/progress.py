@@ -287,7 +287,7 @@ class StudyDisplay(Callback):
 
 
 class MultiTaskLines(Callback):
-    """One line per epoch of every multi-task trial (``search.multitask.command``) and one per failed trial, printed by the
+    """One line per epoch of every multi-task trial (``search.multitask``) and one per failed trial, printed by the
     driver: ``tickets-share seed 0 epoch 1: rte 61.2  mrpc 70.1  (average 65.7)`` (points)."""
 
     def on_trial_result(self, iteration, trials, trial, result, **info):

@@ -20,8 +20,6 @@ from mlflow.tracking import MlflowClient
 from search.verdict.analysis import TicketResult, Verdict
 from trainables import mirror
 
-#: ``--keep-weights`` values.
-KEEP_WEIGHTS = ("named", "all", "none")
 
 #: The child-run tag set on a run whose weights were logged.
 WEIGHTS_TAG = "weights"

@@ -17,7 +17,7 @@ from trainables.model import load_model
 from trainables.pruning.controls import CONTROLS, control_scores
 from trainables.pruning.method import PruningMethod
 from trainables.pruning.tickets import Ticket, TicketRequest
-from trainables.pruning.weights import (DEFAULT_MIN_KEEP, PRUNABLE_OPTIONS, UNSTRUCTURED_RANGE, PrunableSet, WeightMask,
+from trainables.pruning.weights import (PRUNABLE_OPTIONS, UNSTRUCTURED_RANGE, PrunableSet, WeightMask,
                                         masked_weights, prunable_set_basis, prune_count)
 from trainables.tasks import get_task
 
