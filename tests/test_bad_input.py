@@ -248,7 +248,7 @@ def test_a_started_study_name_is_not_reused_without_resume(stored_study, workdir
 
 
 def test_resume_may_change_how_many_trials_run_at_once(stored_study, monkeypatch):
-    from search.cli.preflight import check_resume
+    from search.study.checks import check_resume
     from search.cli.study_command import parser
     from search.cli.settings import build_settings
 
@@ -256,7 +256,7 @@ def test_resume_may_change_how_many_trials_run_at_once(stored_study, monkeypatch
 
 
 def test_a_study_stored_before_the_optuna_storage_setting_still_resumes(stored_study):
-    from search.cli.preflight import check_resume
+    from search.study.checks import check_resume
     from search.cli.study_command import parser
     from search.cli.settings import build_settings
     from search.study.state import StudyState
@@ -273,7 +273,7 @@ def test_a_study_stored_before_the_optuna_storage_setting_still_resumes(stored_s
 
 def test_a_trial_must_fit_on_one_node_of_a_cluster_not_on_the_cluster_summed(stored_study):
     from search.errors import UsageError
-    from search.cli.preflight import check_fits
+    from search.study.checks import check_fits
     from search.cli.study_command import parser
     from search.cli.settings import build_settings
 

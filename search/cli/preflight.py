@@ -16,8 +16,8 @@ from pathlib import Path
 from pyarrow.fs import FileType
 
 from search.errors import UsageError
-from search.cli.settings import StudySettings
-from search.study.state import STATE_FILE, StudyState, stringify, studies_under
+from search.study.checks import check_fits, check_resume
+from search.study.settings import StudySettings
 from search.records.optuna_storage import check_optuna_storage
 from search.records.tracking import check_tracking_uri, resolve_tracking_uri
 from trainables import mirror
@@ -28,12 +28,6 @@ from trainables.tasks import get_task
 
 #: A study name is one folder name: letters, digits and ``._+-``, starting with a letter or digit.
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
-#: Settings a resumed study may change: they decide how fast it runs, never what it finds.
-MAY_CHANGE_ON_RESUME = frozenset({"resume", "concurrent_trials", "local_dir", "model_source", "glue_source", "max_failures",
-                                  "data_workers"})
-#: Settings added after some studies were stored: absent from an older state file, they are not compared (such a
-#: study resumes with what it had, e.g. its Optuna study in the searcher's saved state rather than in optuna.db).
-ADDED_SINCE = frozenset({"optuna_storage"})
 
 
 def check_before_start(settings: StudySettings) -> None:
@@ -137,40 +131,6 @@ def check_storage_uri(uri: str) -> None:
                          "--storage-path")
 
 
-def check_resume(settings: StudySettings) -> None:
-    """``--resume`` names a study that exists and keeps its settings; a new study does not reuse a name.
-
-    A resumed study continues with the settings it was started with (Tune restores them), so a flag that
-    differs would be ignored: that is refused, naming each setting, unless it is in ``MAY_CHANGE_ON_RESUME``.
-    """
-    storage = settings.root
-    mirror.available(settings.study_dir / STATE_FILE)  # started on another machine: its state is under the URI
-    state = StudyState.read(settings.study_dir)
-    if not settings.resume:
-        if state is not None:
-            raise UsageError(f"study {settings.study_name} exists under {settings.storage_path}: add --resume to "
-                             "continue it, or choose another --study-name")
-        return
-    if state is None:
-        names = studies_under(storage)
-        listing = ", ".join(names) if names else "none"
-        known = f"studies there: {listing}" if settings.mirror is None else f"studies in {storage}: {listing}"
-        raise UsageError(f"no study {settings.study_name} to resume under {settings.storage_path} ({known}): "
-                         "pass --study-name of one of them, or --storage-path where it ran")
-    if not state.params:
-        return  # a study from before settings were stored: nothing to compare
-    now = stringify(settings.params())
-    changed = [key for key in sorted(set(now) | set(state.params))
-               if key not in MAY_CHANGE_ON_RESUME and now.get(key) != state.params.get(key)
-               and not (key in ADDED_SINCE and key not in state.params)]
-    if changed:
-        shown = "; ".join(f"{key} {state.params.get(key, '(unset)')} -> {now.get(key, '(unset)')}" for key in changed[:4])
-        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
-        how = f"run: {state.command}" if state.command else "give the flags it was started with"
-        raise UsageError(f"--resume would change study {settings.study_name}: {shown}{more}; to resume it unchanged, "
-                         f"{how}")
-
-
 def check_local_resources(settings: StudySettings) -> None:
     """What one trial asks for fits on this machine, when the study starts its own Ray instance (a cluster named by
     ``$RAY_ADDRESS`` is checked once joined: ``check_cluster_fits``)."""
@@ -180,25 +140,6 @@ def check_local_resources(settings: StudySettings) -> None:
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     check_fits(settings, [(cpus, torch.cuda.device_count())], "this machine (the study's own Ray instance)")
-
-
-def check_fits(settings: StudySettings, nodes: list[tuple[float, float]], where: str) -> None:
-    """``--cpus-per-trial`` and ``--gpus-per-trial`` fit on one of ``nodes`` (``(cpus, gpus)`` each), else Ray
-    would wait forever for a node that can run a trial. ``where`` names the biggest node in the message.
-
-    Raises:
-        UsageError: what a trial asks for, what the biggest node has, and the flag to change.
-    """
-    cpus = max((c for c, _ in nodes), default=0)
-    gpus = max((g for _, g in nodes), default=0)
-    if settings.gpus_per_trial > gpus:
-        fix = "pass --gpus-per-trial 0 (CPU)" if gpus == 0 else f"pass --gpus-per-trial {gpus:g} or less"
-        raise UsageError(f"--gpus-per-trial {settings.gpus_per_trial:g} does not fit: {where} has {gpus:g} "
-                         f"GPU(s): {fix}")
-    if not any(c >= settings.cpus_per_trial and g >= settings.gpus_per_trial for c, g in nodes):
-        raise UsageError(f"--cpus-per-trial {settings.cpus_per_trial:g} does not fit: {where} has {cpus:g} "
-                         f"CPU(s){f' and {gpus:g} GPU(s)' if gpus else ''}: pass --cpus-per-trial "
-                         f"{max(1, int(cpus)):d} or less")
 
 
 def check_data(settings: StudySettings) -> int | None:

@@ -24,8 +24,8 @@ from search.verdict.report import (description, kept_units_heatmap, phase_transi
                            verdict_lines)
 from search.strategy.searcher import TicketSearch
 from search.errors import UsageError
-from search.cli.preflight import check_fits, check_resume
-from search.cli.settings import StudySettings
+from search.study.checks import check_fits, check_resume
+from search.study.settings import StudySettings
 from search.study.state import STATE_FILE, StudyState, stringify
 from search.study.weights import KeptWeights, keep_weights
 from search.records.tracking import (REASON_TAG, STOP_TAG, MlflowTrialCallback, log_params, open_experiment,
