@@ -45,9 +45,16 @@ examples:
   python -m search.multitask --name mt-0412 --resume --tasks rte,mrpc   # continue an interrupted one
 """
 
+
+def _not_one(value: int) -> str | None:
+    """A subset of one example per task leaves nothing to mix or to bootstrap over."""
+    return "must be 0 (all) or at least 2" if value == 1 else None
+
+
 #: The study flags a multi-task study shares with a study (declared once, in ``search.cli.flags``), with what the
 #: multi-task study means by them where it differs: epochs are passes over the mixed data (the budget's
-#: ``multitask_epochs``), the subsets are per task, storage is a folder, and a length below 8 leaves no room for a pair.
+#: ``multitask_epochs``), the subsets are per task (at least 2 examples), storage is a folder, and a length below 8
+#: leaves no room for a pair.
 SHARED = (FLAGS["model"], FLAGS["glue_dir"],
           replace(FLAGS["budget"], help="; ".join(f"{name}: {budget_summary(b, 'multitask_epochs')}"
                                                   for name, b in BUDGETS.items())),
@@ -56,8 +63,9 @@ SHARED = (FLAGS["model"], FLAGS["glue_dir"],
           replace(FLAGS["epochs"], budget="multitask_epochs", help="passes over the mixed training data"),
           FLAGS["learning_rate"], replace(FLAGS["batch_size"], help="examples per step, one task per batch"),
           replace(FLAGS["max_seq_length"], minimum=8, why="room for a sentence pair"),
-          replace(FLAGS["max_train_examples"], help="training examples per task, a seeded subset (0: all)"),
-          replace(FLAGS["max_dev_examples"], help="first dev examples per task (0: all)"),
+          replace(FLAGS["max_train_examples"], help="training examples per task, a seeded subset (0: all)",
+                  check=_not_one),
+          replace(FLAGS["max_dev_examples"], help="first dev examples per task (0: all)", check=_not_one),
           replace(FLAGS["storage_path"], help="folder of studies; this one goes to <it>/multitask/<name>"),
           replace(FLAGS["mlflow_uri"], help="MLflow tracking URI, where the tasks' studies are (default "
                                             "$MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)"),

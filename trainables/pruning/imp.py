@@ -155,7 +155,7 @@ METHOD = PruningMethod(
     achieved=prunable_set_basis,
     sparsity=UNSTRUCTURED_RANGE,
     options=(
-        Option("imp_rate", float, ImpSchedule.rate, "fraction pruned per IMP round, in (0, 1) (default 0.1)"),
+        Option("imp_rate", float, ImpSchedule.rate, f"fraction pruned per IMP round, in (0, 1) (default {ImpSchedule.rate:g})"),
         Option("imp_rate_of", str, ImpSchedule.of, "the rate is a fraction of the original weights (Chen et al., "
                "default) or of the remaining ones (Prasanna et al.)", choices=RATE_OF),
         *PRUNABLE_OPTIONS,

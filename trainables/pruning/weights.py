@@ -268,7 +268,7 @@ PRUNABLE_OPTIONS = (
     Option("prune_embeddings", bool, False, "also prune the word-embedding table (TAMT; on by default with "
            "--tamt-recipe paper, for every method of the study)"),
     Option("min_keep_per_matrix", float, DEFAULT_MIN_KEEP, "a global magnitude ranking keeps at least this fraction of every "
-           "matrix, in [0, 1) (default 0.01; 0 lets it empty a matrix); a matrix kept below 5 %% is named in a "
+           f"matrix, in [0, 1) (default {DEFAULT_MIN_KEEP:g}; 0 lets it empty a matrix); a matrix kept below 5 %% is named in a "
            "warning"),
 )
 
