@@ -64,9 +64,9 @@ def main() -> None:
         per_step[arm] = (time.perf_counter() - started) / args.steps
         epoch = per_step[arm] * run.steps_per_epoch
         print(f"{arm}: {per_step[arm]:.2f} s per step; {run.steps_per_epoch} steps per epoch = {epoch / 60:.0f} min; "
-              f"{paper['epochs']} epochs (one arm, one seed) = {paper['epochs'] * epoch / 3600:.1f} h")
+              f"{paper.multitask_epochs} epochs (one arm, one seed) = {paper.multitask_epochs * epoch / 3600:.1f} h")
     total = sum(per_step.values()) * run.steps_per_epoch * paper.multitask_epochs * paper.seeds
-    print(f"paper budget (2 arms x {paper['seeds']} seeds, one trial at a time): {total / 3600:.0f} h of training, "
+    print(f"paper budget (2 arms x {paper.seeds} seeds, one trial at a time): {total / 3600:.0f} h of training, "
           "before the tasks' own studies")
 
 

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from trainables.config import on_grid
 
 
-
-
 @dataclass(frozen=True)
 class SparsityRange:
     """Bounds (fractions in [0, 1)) and grid step of the searched sparsity."""

@@ -47,3 +47,11 @@ def test_a_method_registered_by_one_line_runs_a_study_and_reports_its_facts(tmp_
     parent = next(r for r in runs if r.data.tags.get("supertickets.study") == "toy")
     table = Path(client.download_artifacts(parent.info.run_id, "trials.txt", str(tmp_path))).read_text()
     assert f"{by_sparsity[0.5]['rows_kept']}/{rows} rows" in table  # the method's own words in the trial table
+
+
+def test_a_method_module_that_cannot_be_loaded_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(registry.PLUGINS_ENV, str(tmp_path / "missing_method.py"))
+    assert main(["--task", "rte"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SUPERTICKETS_METHODS names" in err and "missing_method.py" in err
+    assert list(tmp_path.iterdir()) == []

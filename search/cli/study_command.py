@@ -40,7 +40,7 @@ Model and data, when no flag says: $SUPERTICKETS_MODEL / $GLUE_DIR, then ./{CONF
 papers' bert-base-uncased and nyu-mll/glue from the hub.
 
 methods (--method):
-""" + "".join(f"  {name:<11} {space.summary}\n" for name, space in all_methods().items())
+"""
 
 EPILOG = """\
 examples:
@@ -58,10 +58,18 @@ examples:
 
 def parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
     """The command line, made from the flag declarations (``search.cli.flags``) and the methods' options: every flag
-    with its default and units (fractions, epochs, counts)."""
-    p = OneLineParser(prog=prog, description=DESCRIPTION, epilog=EPILOG.replace("python -m search.run", prog),
+    with its default and units (fractions, epochs, counts).
+
+    Raises:
+        UsageError: a method named in ``$SUPERTICKETS_METHODS`` cannot be loaded.
+    """
+    try:
+        methods = all_methods()
+    except ValueError as err:  # a plugin named in $SUPERTICKETS_METHODS cannot be loaded
+        raise UsageError(str(err)) from None
+    description = DESCRIPTION + "".join(f"  {name:<11} {method.summary}\n" for name, method in methods.items())
+    p = OneLineParser(prog=prog, description=description, epilog=EPILOG.replace("python -m search.run", prog),
                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    methods = all_methods()
 
     def per_method(index: int) -> str:
         return ", ".join(f"{name} {method.sparsity_for(None)[index]:g}" for name, method in methods.items())

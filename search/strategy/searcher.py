@@ -205,3 +205,7 @@ class TicketSearch(Searcher):
                          for o in self.outcomes]
         self.running = {k: (t, p, c if isinstance(c, TrialConfig) else TrialConfig.from_tune(c))
                         for k, (t, p, c) in self.running.items()}
+        if not hasattr(self.study.sampler, "space"):  # the sampler and policy of that version knew only the grid
+            self.study.sampler = UntriedGridSampler(self.study.sampler.base, self.space)
+        if self.policy is not None and not hasattr(self.policy, "configs"):
+            self.policy = VerdictPolicy(self.space, self.tolerance, exhaustive=self.strategy == "grid")

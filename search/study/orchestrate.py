@@ -31,7 +31,7 @@ from search.study.weights import KeptWeights, keep_weights
 from search.records.tracking import (REASON_TAG, STOP_TAG, MlflowTrialCallback, log_params, open_experiment,
                              resolve_tracking_uri, run_url, share_study_view, source_tags, study_view_url,
                              tag_verdict)
-from trainables.pruning.registry import PLUGINS_ENV, get_method
+from trainables.pruning.registry import PLUGINS_ENV, get_method, plugins_for_workers
 from spaces.search_space import TicketSpace
 from filelock import FileLock, Timeout
 
@@ -94,6 +94,8 @@ def _start_ray(settings: StudySettings, say) -> bool:
         return False
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
     env[BOARD_ENV] = board_name(settings)
+    if PLUGINS_ENV in env:
+        env[PLUGINS_ENV] = plugins_for_workers()
     address = os.environ.get("RAY_ADDRESS")
     if not address:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local instance

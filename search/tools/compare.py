@@ -25,6 +25,8 @@ from search.errors import UsageError
 from search.verdict.report import phase_transition_plot, verdict_lines
 from search.study.state import StudyState
 from trainables.metrics import METRICS
+from trainables.model import load_config
+from trainables.pruning.registry import get_method
 from trainables.tasks import get_task
 
 
@@ -47,6 +49,8 @@ def load_study(storage: Path, name: str) -> tuple[dict, list[TicketResult], dict
         tickets.append(ticket)
         if ticket.run_id:
             metrics[ticket.run_id] = client.get_run(ticket.run_id).data.metrics
+            if ticket.achieved_sparsity is None and "mask.json" in [a.path for a in client.list_artifacts(ticket.run_id)]:
+                ticket.facts["achieved_sparsity"] = _legacy_achieved(client, ticket, summary["settings"]["model"])
             _load_predictions(client, ticket)
     return summary["settings"], tickets, metrics
 
@@ -61,6 +65,15 @@ def _load_predictions(client: MlflowClient, ticket: TicketResult) -> None:
     for seed in data["seeds"]:
         ticket.predictions[seed["seed"]] = seed["predictions"]
         ticket.dense_predictions[seed["seed"]] = seed["dense_predictions"]
+
+
+def _legacy_achieved(client: MlflowClient, ticket: TicketResult, model: str) -> float:
+    """The achieved sparsity of a ticket whose summary predates that fact, from the ``mask.json`` its run logged then
+    (one mask per seed; only structured studies wrote it): the mask type's own count on ``model``'s sizes."""
+    with open(client.download_artifacts(ticket.run_id, "mask.json")) as file:
+        first = next(iter(json.load(file).values()))
+    mask_type = get_method(ticket.method).mask_type
+    return mask_type.from_dict(first).with_sizes(load_config(model)).achieved_sparsity
 
 
 def _dev_metric(metrics: dict, name: str, primary: str) -> float | None:

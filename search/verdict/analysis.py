@@ -164,14 +164,15 @@ class TicketResult:
     def from_dict(cls, data: dict) -> "TicketResult":
         """A ticket read back from ``to_dict``'s form (``summary.json``), without its intervals (``decide``
         recomputes them) or predictions. Summaries written before ``facts`` was listed: every key that is not a
-        field or a configuration key is taken as a fact."""
+        field or a configuration key, and not null, is taken as a fact."""
         fields = {"trial_id", "run_id", "status", "status_reason", "seed_scores", "dense_scores", "planned_seeds",
                   "epochs", "train_losses"}
         computed = {"dev_score", "dev_std", "difference", "versus_good", "facts", "options"}
         names = data.get("facts")
         facts = {k: data[k] for k in names} if names is not None else \
             {k: v for k, v in data.items() if k not in fields | computed | set(TRIAL_KEYS) and v is not None}
-        config = {k: v for k, v in data.items() if k not in fields | computed | set(facts)}
+        config = {k: v for k, v in data.items() if k not in fields | computed | set(facts)} if names is not None \
+            else {k: data[k] for k in TRIAL_KEYS if k in data}  # no options in summaries of that time
         ticket = cls(config=TrialConfig.from_tune(config), facts=facts, **{k: data[k] for k in fields if k in data})
         ticket.seed_scores = {int(k): v for k, v in ticket.seed_scores.items()}
         ticket.dense_scores = {int(k): v for k, v in ticket.dense_scores.items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 from trainables.pruning import imp, magnitude, structured, tamt
@@ -39,6 +40,7 @@ def _module(entry: str):
         if spec is None or not path.is_file():
             raise ImportError(f"no file {path}")
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # as an import would: dataclasses and pickling look the module up there
         spec.loader.exec_module(module)
         return module
     return importlib.import_module(entry)
@@ -62,6 +64,13 @@ def load_plugins() -> None:
             raise ValueError(f"${PLUGINS_ENV} names {entry!r}, which defines no PruningMethod called METHOD")
         register(method)
         _loaded.add(entry)
+
+
+def plugins_for_workers() -> str:
+    """``$SUPERTICKETS_METHODS`` with every ``.py`` path made absolute, for processes that start elsewhere (Ray's
+    workers run in their trial folders)."""
+    entries = filter(None, (e.strip() for e in os.environ.get(PLUGINS_ENV, "").split(",")))
+    return ",".join(str(Path(e).expanduser().resolve()) if e.endswith(".py") else e for e in entries)
 
 
 def all_methods() -> dict[str, PruningMethod]:
