@@ -2,7 +2,7 @@
 
 import sys
 
-from search.cli.study_command import main
+from search.cli.study_command import main, parser, resume_command  # noqa: F401  (what was importable here)
 
 if __name__ == "__main__":
     sys.exit(main())
