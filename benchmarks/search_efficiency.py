@@ -82,6 +82,21 @@ class RecordedGrid:
         return cls(data["task"], tuple(data["seeds"]), data["finetune"]["epochs"], data["labels"], points,
                    on_grid(grid[1] - grid[0]))
 
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "RecordedGrid":
+        """``load`` for a path a user gave.
+
+        Raises:
+            UsageError: no such file, or not a grid written by ``benchmarks.record_grid`` (one line, naming the fix).
+        """
+        if not Path(path).is_file():
+            raise UsageError(f"grid file {path} not found: pass --grid with a file written by benchmarks.record_grid")
+        try:
+            return cls.load(path)
+        except (ValueError, KeyError, IndexError, TypeError) as err:
+            raise UsageError(f"grid file {path} is not a grid written by benchmarks.record_grid "
+                             f"({type(err).__name__}: {err}); pass --grid with one") from None
+
     @property
     def space(self) -> TicketSpace:
         """The structured space over the recorded sparsities."""
@@ -204,14 +219,11 @@ def main(argv=None) -> int:
         FLAGS["confidence"].validate(args.confidence)
     except UsageError as err:
         problems.append(str(err))
-    if not Path(args.grid).is_file():
-        problems.append(f"grid file {args.grid} not found: pass --grid with a file written by benchmarks.record_grid")
     if not problems:
         try:
-            grid = RecordedGrid.load(args.grid)
-        except (ValueError, KeyError, IndexError, TypeError) as err:
-            problems.append(f"grid file {args.grid} is not a grid written by benchmarks.record_grid "
-                            f"({type(err).__name__}: {err}); pass --grid with one")
+            grid = RecordedGrid.read(args.grid)
+        except UsageError as err:
+            problems.append(str(err))
     if problems:
         print(f"error: {problems[0]}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ regions narrower (one point) and wider than the grid step, and a non-monotone di
 example changes accuracy by exactly 1/n, so the injected curve is exact up to that step.
 
     python -m benchmarks.shapes --grid benchmarks/data/mrpc-structured-grid.json    # print each shape's curve
+    python -m benchmarks.shapes --verdicts        # and the full grid's verdict on each shape, with its intervals
 """
 
 from __future__ import annotations
@@ -155,23 +156,37 @@ def measured_curve(grid) -> dict[float, float]:
 
 
 def main(argv=None) -> int:
+    """Print each shape's measured curve on ``--grid`` (and with ``--verdicts`` the full grid's verdict on it);
+    returns the exit code (2: bad input, one line)."""
     from benchmarks.search_efficiency import DEFAULT_GRID, RecordedGrid
+    from search.errors import UsageError
+    from search.verdict.report import verdict_lines
+    from trainables.tasks import get_task
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.shapes", description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid", default=str(DEFAULT_GRID), help="a grid written by benchmarks.record_grid")
+    parser.add_argument("--verdicts", action="store_true",
+                        help="also print the full grid's verdict on each shape (confidence 0.95, tolerance 0.01)")
     args = parser.parse_args(argv)
-    grid = RecordedGrid.load(args.grid)
+    try:
+        grid = RecordedGrid.read(args.grid)
+        shaped = {name: shape_grid(grid, shape) for name, shape in SHAPES.items()}
+    except (UsageError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     recorded = measured_curve(grid)
     print(f"{'sparsity':<14}" + "".join(f"{s:>7.2f}" for s in recorded))
     print(f"{'recorded':<14}" + "".join(f"{100 * d:>+7.1f}" for d in recorded.values()))
-    for shape in SHAPES.values():
-        try:
-            curve = measured_curve(shape_grid(grid, shape))
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        print(f"{shape.name:<14}" + "".join(f"{100 * d:>+7.1f}" for d in curve.values()) + f"   {shape.about}")
+    for name, bent in shaped.items():
+        curve = measured_curve(bent)
+        print(f"{name:<14}" + "".join(f"{100 * d:>+7.1f}" for d in curve.values()) + f"   {SHAPES[name].about}")
     print("(mean over seeds of ticket - dense, points)")
+    if args.verdicts:
+        metric = get_task(grid.task).primary_metric
+        for name, bent in shaped.items():
+            print(f"\n{name}: full-grid verdict")
+            for line in verdict_lines(bent.full_verdict(0.95, 0.01), metric):
+                print("  " + line)
     return 0
 
 

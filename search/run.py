@@ -2,7 +2,9 @@
 
 import sys
 
-from search.cli.study_command import main, parser, resume_command  # noqa: F401  (what was importable here)
+from search.cli.study_command import main, parser, resume_command
+
+__all__ = ["main", "parser", "resume_command"]  # what was importable here before the move
 
 if __name__ == "__main__":
     sys.exit(main())

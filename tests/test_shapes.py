@@ -62,3 +62,16 @@ def test_shapes_are_what_their_names_say(grid):
 def test_shaped_grids_need_an_accuracy_task(grid):
     with pytest.raises(ValueError, match="need an accuracy task; stsb is scored by pearson"):
         shape_grid(replace(grid, task="stsb"), SHAPES["flat"])
+
+
+@pytest.mark.parametrize("grid_file, expected", [("/no/such/grid.json", "grid file /no/such/grid.json not found"),
+                                                 ("README.md", "is not a grid written by benchmarks.record_grid")])
+def test_a_bad_grid_file_is_one_line_and_exit_2(grid_file, expected, capsys, monkeypatch):
+    from pathlib import Path
+
+    from benchmarks.shapes import main
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    assert main(["--grid", grid_file]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and expected in err

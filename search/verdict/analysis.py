@@ -94,14 +94,17 @@ class TicketResult:
 
     @property
     def method(self) -> str:
+        """The pruning method (``config.method``)."""
         return self.config.method
 
     @property
     def control(self) -> str:
+        """``good`` or a control (``config.control``)."""
         return self.config.control
 
     @property
     def rewind(self) -> str:
+        """The rewinding point (``config.rewind``)."""
         return self.config.rewind
 
     @property
