@@ -11,8 +11,9 @@ wrong (to raise it) or right (to lower it). The dense point is never changed.
 
 Shapes are given on the grid's positions (fractions of its largest sparsity), so each shape exists on any grid:
 flat, a monotone decline, a cliff, a super-ticket region near the dense model or far from it just before a drop,
-regions narrower (one point) and wider than the grid step, and a non-monotone dip. Accuracy tasks only: moving one
-example changes accuracy by exactly 1/n, so the injected curve is exact up to that step.
+regions narrower (one point) and wider than the grid step, and a non-monotone dip. On accuracy tasks moving one
+example changes accuracy by exactly 1/n, so the injected curve is exact up to that step; regression scores
+(STS-B's Pearson) are blended towards the gold scores or away from them instead (``shape_grid``).
 
     python -m benchmarks.shapes --grid benchmarks/data/mrpc-structured-grid.json    # print each shape's curve
     python -m benchmarks.shapes --verdicts        # and the full grid's verdict on each shape, with its intervals
@@ -100,58 +101,104 @@ def _move(predictions: list, labels: np.ndarray, count: int, rng: np.random.Gene
     return predicted.tolist()
 
 
+def _blend(predictions: list, labels: np.ndarray, weight: float, away: np.ndarray) -> list:
+    """Regression scores moved a fraction ``weight`` of the way to the gold scores (``weight`` > 0) or to
+    ``away``, the same scores shuffled (``weight`` < 0): the correlation rises or falls smoothly with ``weight``."""
+    predicted = np.asarray(predictions, dtype=float)
+    target = labels if weight > 0 else away
+    return ((1 - abs(weight)) * predicted + abs(weight) * target).tolist()
+
+
+def _score(metric: str, predictions, labels: np.ndarray) -> float:
+    from search.verdict.statistics import batched_metric
+
+    return float(batched_metric(metric, np.asarray(predictions), labels))
+
+
+def _solve(change: Callable[[float], float], wanted: float, low: float, high: float) -> float:
+    """The ``x`` in ``[low, high]`` where the increasing ``change(x)`` is nearest ``wanted`` (bisection)."""
+    for _ in range(40):
+        middle = (low + high) / 2
+        low, high = (middle, high) if change(middle) < wanted else (low, middle)
+    return (low + high) / 2
+
+
 def shape_grid(grid, shape: Shape):
     """``grid`` (a ``benchmarks.search_efficiency.RecordedGrid``) bent into ``shape``.
 
-    Returns:
-        a new ``RecordedGrid`` whose mean (ticket - dense) accuracy over seeds at every sparsity is the shape's
-        value to within one dev example (1/n), with each seed's recorded deviation from the mean kept; the dense
-        point unchanged.
+    Accuracy: examples move between right and wrong (each one moves the score by exactly 1/n). Regression
+    (Pearson, Spearman): every score moves a fraction of the way to its gold score, or to the shuffled scores,
+    found by bisection; MCC and F1: examples move one at a time, as many as bring the score nearest the target.
+    Each seed's transformation is the same at every epoch.
 
-    Raises:
-        ValueError: the grid's task is not scored by accuracy.
+    Returns:
+        a new ``RecordedGrid`` whose mean (ticket - dense) primary score over seeds at every sparsity is the
+        shape's value (accuracy: to within one dev example, 1/n; otherwise to within 1e-3 unless the score cannot
+        move that far), with each seed's recorded deviation from the mean kept; the dense point unchanged.
     """
     from trainables.tasks import get_task
 
-    if get_task(grid.task).primary_metric != "accuracy":
-        raise ValueError(f"shaped grids move examples between right and wrong, so they need an accuracy task; "
-                         f"{grid.task} is scored by {get_task(grid.task).primary_metric}")
-    labels = np.asarray(grid.labels)
+    task = get_task(grid.task)
+    metric = task.primary_metric
+    labels = np.asarray(grid.labels, dtype=float if task.is_regression else int)
     n = len(labels)
-    dense = {seed: grid.points[0.0]["seeds"][seed][-1]["predictions"] for seed in grid.seeds}
-
-    def accuracy(predictions) -> float:
-        return float((np.asarray(predictions) == labels).mean())
-
+    dense = {seed: _score(metric, grid.points[0.0]["seeds"][seed][-1]["predictions"], labels) for seed in grid.seeds}
     target = shape.curve(sorted(grid.points))
     points = {}
     for sparsity, point in grid.points.items():
         if sparsity == 0.0:
             points[sparsity] = point
             continue
-        recorded = {seed: accuracy(point["seeds"][seed][-1]["predictions"]) - accuracy(dense[seed])
+        recorded = {seed: _score(metric, point["seeds"][seed][-1]["predictions"], labels) - dense[seed]
                     for seed in grid.seeds}
         mean = float(np.mean(list(recorded.values())))
         seeds = {}
         for seed in grid.seeds:
             wanted = target[sparsity] + recorded[seed] - mean  # the seed keeps its deviation from the mean
-            count = round((wanted - recorded[seed]) * n)
+            final = point["seeds"][seed][-1]["predictions"]
             rng = _rng(shape.name, sparsity, seed)
+            if metric == "accuracy":
+                count = round((wanted - recorded[seed]) * n)
+                transform = lambda p, c=count, r=rng: _move(p, labels, c, r)  # noqa: E731
+            elif task.is_regression:
+                away = np.asarray(final, dtype=float)[rng.permutation(n)]
+                weight = _solve(lambda w: _score(metric, _blend(final, labels, w, away), labels) - dense[seed],
+                                wanted, -1.0, 1.0)
+                transform = lambda p, w=weight, a=away: _blend(p, labels, w, a)  # noqa: E731
+            else:
+                order = rng.bit_generator.state
+                count = round(_solve(lambda c: _score(metric, _move(final, labels, round(c), _restored(order)),
+                                                      labels) - dense[seed], wanted, -n, n))
+                transform = lambda p, c=count, o=order: _move(p, labels, c, _restored(o))  # noqa: E731
             epochs = []
             for record in point["seeds"][seed]:
-                predictions = _move(record["predictions"], labels, count, rng)
-                epochs.append({**record, "predictions": predictions, "dev_score": accuracy(predictions)})
+                predictions = transform(record["predictions"])
+                epochs.append({**record, "predictions": predictions,
+                               "dev_score": _score(metric, predictions, labels)})
             seeds[seed] = epochs
         points[sparsity] = {**point, "seeds": seeds}
     return replace(grid, points=points)
 
 
+def _restored(state: dict) -> np.random.Generator:
+    """A generator in ``state``: each epoch draws the same examples to move."""
+    generator = np.random.default_rng()
+    generator.bit_generator.state = state
+    return generator
+
+
 def measured_curve(grid) -> dict[float, float]:
-    """The mean over seeds of (ticket - dense) final accuracy at every sparsity of ``grid``."""
-    labels = np.asarray(grid.labels)
-    dense = {s: np.asarray(grid.points[0.0]["seeds"][s][-1]["predictions"]) for s in grid.seeds}
-    return {sparsity: float(np.mean([(np.asarray(point["seeds"][s][-1]["predictions"]) == labels).mean()
-                                     - (dense[s] == labels).mean() for s in grid.seeds]))
+    """The mean over seeds of (ticket - dense) final primary dev score at every sparsity of ``grid``."""
+    from trainables.tasks import get_task
+
+    task = get_task(grid.task)
+    labels = np.asarray(grid.labels, dtype=float if task.is_regression else int)
+
+    def score(point, seed):
+        return _score(task.primary_metric, point["seeds"][seed][-1]["predictions"], labels)
+
+    dense = grid.points[0.0]
+    return {sparsity: float(np.mean([score(point, s) - score(dense, s) for s in grid.seeds]))
             for sparsity, point in sorted(grid.points.items())}
 
 

@@ -20,6 +20,12 @@ the dense model (every ticket's reference in the verdict) as the incumbent. Dens
 stopped: the dense trial is the reference, and a control is only meaningful over the same seeds as its good
 ticket. A stopped trial's decision is kept in ``decisions`` (shared with the MLflow callback, which records it as
 the run's status reason).
+
+A trial the search started as a candidate super ticket (purpose ``screen``, ``search.strategy.policy``) is raced
+against 0 instead, from its first seed on (``screen_decision``): it stops once even the optimistic final lower
+bound would not lie above 0, so it cannot be a super ticket. With one seed the interval covers the dev examples
+only, so the first-seed test is the lenient guess of a screen, not a claim: a screened ticket is never named, and
+the verdict leaves it out of the winning sequence and lists it as untested.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import math
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from search.verdict.analysis import SCREENED
 from search.verdict.statistics import PairedDifference, paired_difference
 from trainables.config import TrialConfig
 from trainables.report import TrialReport
@@ -86,6 +93,30 @@ def race_decision(optimistic: PairedDifference, current: PairedDifference, plann
             f"reach only {100 * guess:+.1f} points, below -{100 * tolerance:g}")
 
 
+def screen_decision(optimistic: PairedDifference, current: PairedDifference, planned_seeds: int,
+                    tolerance: float) -> str | None:
+    """Why a candidate super ticket should stop after the seeds done, or ``None`` to go on.
+
+    It stops when the optimistic final lower bound (``projected_low``) is not above 0. The reason starts with
+    ``raced`` when, from two seeds on, it cannot be a winning ticket either (``race_decision``: the verdict then
+    counts it as a failed test of the winning sequence), else with ``screened`` (its winning test was not run).
+
+    Args:
+        optimistic, current, planned_seeds, tolerance: as for ``race_decision``; one finished seed is enough.
+    """
+    if current.seeds < 1 or current.seeds >= planned_seeds:
+        return None
+    guess = projected_low(optimistic, current, planned_seeds)
+    if guess > 0:
+        return None
+    raced = race_decision(optimistic, current, planned_seeds, tolerance)
+    if raced is not None:
+        return raced
+    return (f"{SCREENED}: cannot be a super ticket after {planned_seeds} seeds: after {current.seeds} its difference "
+            f"is {current.points()} ({100 * current.confidence:g}% CI), and even an optimistic final interval would "
+            f"reach only {100 * guess:+.1f} points, not above 0; its winning test was not run")
+
+
 class SeedRacingScheduler(FIFOScheduler):
     """A Ray Tune scheduler that stops a ticket between seeds once it cannot be named (see the module doc).
 
@@ -94,22 +125,32 @@ class SeedRacingScheduler(FIFOScheduler):
         confidence: interval level, a fraction (the verdict's).
         tolerance: the winning tolerance, dev-score units (the verdict's).
         decisions: ``{trial_id: reason}``, filled with every stop (shared with the tracking callback).
+        purpose: ``purpose(TrialConfig) -> "sequence" | "screen"`` (the searcher's, see ``search.strategy.policy``);
+            ``None``: every ticket is raced as ``sequence``.
     """
 
-    def __init__(self, metric: str, confidence: float, tolerance: float, decisions: dict | None = None):
+    def __init__(self, metric: str, confidence: float, tolerance: float, decisions: dict | None = None,
+                 purpose=None):
         super().__init__()
         self.task_metric, self.confidence, self.tolerance = metric, confidence, tolerance
         self.decisions = decisions if decisions is not None else {}
+        self.purpose = purpose
+
+    def decide(self, config: TrialConfig, report: TrialReport | None) -> str | None:
+        """Why the trial of ``config`` should stop after its latest ``report``, or ``None`` to go on."""
+        if report is None or not report.ends_seed or report.complete or config.role != "ticket":
+            return None
+        screen = self.purpose is not None and self.purpose(config) == "screen"
+        if len(report.finished) < (1 if screen else 2):
+            return None
+        optimistic = seed_interval(report, self.task_metric, FUTILITY_CONFIDENCE)
+        current = seed_interval(report, self.task_metric, self.confidence)
+        rule = screen_decision if screen else race_decision
+        return rule(optimistic, current, len(report.planned_seeds), self.tolerance)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        """Stop the trial after a seed when it can no longer be a winning ticket; else continue."""
-        report = TrialReport.from_tune(result)
-        if (report is None or not report.ends_seed or report.complete
-                or TrialConfig.from_tune(trial.config).role != "ticket" or len(report.finished) < 2):
-            return TrialScheduler.CONTINUE
-        reason = race_decision(seed_interval(report, self.task_metric, FUTILITY_CONFIDENCE),
-                               seed_interval(report, self.task_metric, self.confidence), len(report.planned_seeds),
-                               self.tolerance)
+        """Stop the trial after a seed when it can no longer be what it runs for; else continue."""
+        reason = self.decide(TrialConfig.from_tune(trial.config), TrialReport.from_tune(result))
         if reason is None:
             return TrialScheduler.CONTINUE
         self.decisions[trial.trial_id] = reason

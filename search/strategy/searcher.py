@@ -7,8 +7,10 @@ seeds, in dev-score units), PRUNED when a scheduler stopped it early, FAIL when 
 
 Strategies (``--search``):
 
-- ``verdict`` (default): ``search.strategy.policy.VerdictPolicy`` chooses each point so the verdict settles with few
-  trials, and the search ends once it is settled;
+- ``verdict`` (default): ``search.strategy.policy.VerdictPolicy`` bisects for the end of the winning sequence, then
+  screens every other point for super tickets (each trial tells the racing scheduler what it runs for through
+  ``purpose``), and the search ends once the verdict is settled;
+- ``bisect``: the bisection alone, then the neighbours of the best super ticket (the default before screening);
 - ``tpe`` / ``random``: Optuna's ``TPESampler`` / ``RandomSampler`` propose points, the dense point first;
 - ``grid``: every grid point once, in order.
 
@@ -28,14 +30,14 @@ from optuna.samplers import BaseSampler, RandomSampler, TPESampler
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from search.strategy.policy import FINISHED, Outcome, VerdictPolicy, dense_outcome
-from search.strategy.racing import seed_interval
+from search.strategy.policy import FINISHED, SEQUENCE, Outcome, VerdictPolicy, dense_outcome
+from search.strategy.racing import FUTILITY_CONFIDENCE, race_decision, seed_interval
 from search.verdict.statistics import versus_constant
 from spaces.search_space import TicketSpace
 from trainables.config import TrialConfig
 from trainables.report import TrialReport
 
-STRATEGIES = ("verdict", "tpe", "random", "grid")
+STRATEGIES = ("verdict", "bisect", "tpe", "random", "grid")
 #: What Optuna maximises, as the dashboard names it: the mean over seeds of ticket - dense (dev-score units).
 OBJECTIVE_NAME = "paired_difference"
 
@@ -87,7 +89,7 @@ class TicketSearch(Searcher):
 
     Args:
         space: what a trial varies.
-        strategy: ``verdict``, ``tpe``, ``random`` or ``grid``.
+        strategy: ``verdict``, ``bisect``, ``tpe``, ``random`` or ``grid``.
         seed: seeds the sampler.
         task_metric: the task's primary metric (for the paired intervals).
         confidence: interval level (fraction); tolerance: winning tolerance (dev-score units).
@@ -115,8 +117,7 @@ class TicketSearch(Searcher):
         with warnings.catch_warnings():  # "experimental" since Optuna 3.2, still in 5.0
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self.study.set_metric_names([OBJECTIVE_NAME])
-        self.policy = VerdictPolicy(space, tolerance, exhaustive=strategy == "grid") \
-            if strategy in ("verdict", "grid") else None
+        self.policy = self._policy()
         if self.policy is None:
             self.study.enqueue_trial(space.dense_point())
         self.running: dict[str, tuple] = {}  # Tune trial id -> (Optuna trial, searched params, TrialConfig)
@@ -173,6 +174,10 @@ class TicketSearch(Searcher):
                 status = "not_learned"
         else:
             status, state, value = "stopped", TrialState.PRUNED, None
+            if self.purpose(config) != SEQUENCE and difference is not None and race_decision(
+                    seed_interval(report, self.task_metric, FUTILITY_CONFIDENCE), difference,
+                    len(report.planned_seeds), self.tolerance) is None:
+                status = "screened"  # stopped as no super ticket before its winning test was settled
         if value is not None and not math.isfinite(value):
             state, value = TrialState.FAIL, None
         if difference is not None:
@@ -181,6 +186,17 @@ class TicketSearch(Searcher):
             trial.set_user_attr("seeds", difference.seeds)
         self.study.tell(trial, value, state=state)
         self.outcomes.append(Outcome(params, config, status, difference))
+
+    def purpose(self, config: TrialConfig) -> str:
+        """What the trial of ``config`` runs for: ``sequence`` or ``screen`` (``search.strategy.policy``); the
+        racing scheduler stops a trial by the rule of its purpose."""
+        return self.policy.purpose(config) if self.policy is not None else SEQUENCE
+
+    def _policy(self) -> VerdictPolicy | None:
+        if self.strategy not in ("verdict", "bisect", "grid"):
+            return None
+        return VerdictPolicy(self.space, self.tolerance, exhaustive=self.strategy == "grid",
+                             screen=self.strategy == "verdict")
 
     def _dense_learned(self, report: TrialReport) -> bool:
         """The verdict's guard on the dense trial: its interval against the constant baseline lies above 0."""
@@ -208,4 +224,6 @@ class TicketSearch(Searcher):
         if not hasattr(self.study.sampler, "space"):  # the sampler and policy of that version knew only the grid
             self.study.sampler = UntriedGridSampler(self.study.sampler.base, self.space)
         if self.policy is not None and not hasattr(self.policy, "configs"):
-            self.policy = VerdictPolicy(self.space, self.tolerance, exhaustive=self.strategy == "grid")
+            self.policy = self._policy()
+        if self.policy is not None and not hasattr(self.policy, "screen"):
+            self.policy.screen = False  # a verdict search begun before screening goes on as it began: bisection

@@ -21,7 +21,7 @@ from search.verdict.analysis import TicketResult, Verdict, decide, ticket_from_r
 from search.study.progress import Plan, ScalarCSVLogger, StudyDisplay
 from search.strategy.racing import SeedRacingScheduler
 from search.verdict.report import (description, kept_units_heatmap, phase_transition_plot, summary, trial_table,
-                           verdict_lines)
+                           verdict_lines, verdict_tags)
 from search.strategy.searcher import TicketSearch
 from search.errors import UsageError
 from search.study.checks import check_fits, check_resume
@@ -223,11 +223,17 @@ def study_lock(settings: StudySettings) -> FileLock:
     return FileLock(str(folder / f"{settings.study_name}.lock"))
 
 
-def _scheduler(settings: StudySettings, stop_reasons: dict):
-    """Seed racing (``race``), ASHA on reports (``asha``) or none (``none``)."""
+def study_space(settings: StudySettings) -> TicketSpace:
+    """What the study's trials vary: its sparsity grid and the methods, controls and rewinding points."""
+    return TicketSpace(settings.sparsity, settings.method, settings.control, settings.rewind, settings.options)
+
+
+def _scheduler(settings: StudySettings, stop_reasons: dict, searcher: TicketSearch):
+    """Seed racing (``race``, told by the searcher what each trial runs for), ASHA on reports (``asha``) or none
+    (``none``)."""
     if settings.scheduler == "race":
         return SeedRacingScheduler(get_task(settings.task).primary_metric, settings.confidence,
-                                   settings.match_tolerance, stop_reasons)
+                                   settings.match_tolerance, stop_reasons, searcher.purpose)
     if settings.scheduler == "asha":
         return ASHAScheduler(time_attr="training_iteration", max_t=len(settings.seeds) * settings.finetune.epochs,
                              grace_period=settings.grace_period, reduction_factor=2)
@@ -258,7 +264,7 @@ def _new_tuner(settings: StudySettings, trainable, space, callbacks: list, stop_
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(metric="dev_score", mode="max", search_alg=searcher,
-                                    scheduler=_scheduler(settings, stop_reasons), num_samples=settings.num_trials,
+                                    scheduler=_scheduler(settings, stop_reasons, searcher), num_samples=settings.num_trials,
                                     max_concurrent_trials=concurrent_trials(settings)),
         run_config=tune.RunConfig(name=settings.study_name, storage_path=settings.storage_path, callbacks=callbacks,
                                   verbose=0, failure_config=tune.FailureConfig(max_failures=settings.max_failures)))
@@ -333,7 +339,7 @@ def _run_locked(settings: StudySettings, display: StudyDisplay, command: str, ty
         display.attach(board, board_name(settings), Plan(len(settings.seeds), settings.finetune.epochs,
                                                          settings.num_trials, concurrent_trials(settings)))
         _prepare_dense(settings, context, display)
-        space = TicketSpace(settings.sparsity, settings.method, settings.control, settings.rewind, settings.options)
+        space = study_space(settings)
         stop_reasons: dict = {}  # the racing scheduler's decisions, recorded by the callback
         callback = MlflowTrialCallback(tracking_uri, experiment, parent_run_id,
                                        {"task": task.name, "seeds": ",".join(map(str, settings.seeds)),
@@ -385,7 +391,9 @@ def _report(settings: StudySettings, tickets, client: MlflowClient, parent_run_i
     the verdict's kind and named tickets as tags on the parent, ``verdict`` tags on the named child runs, and the
     parent's description (verdict, links to the named runs, table)."""
     task = get_task(settings.task)
-    verdict = decide(tickets, task.name, settings.confidence, settings.match_tolerance)
+    space = study_space(settings)
+    verdict = decide(tickets, task.name, settings.confidence, settings.match_tolerance,
+                     [space.config(p) for p in space.grid_points()])
     basis = sparsity_basis(settings)
     frame = trial_table(tickets)
     table = frame.to_string(index=False) + f"\nsparsity counts: {basis}"
@@ -404,8 +412,7 @@ def _report(settings: StudySettings, tickets, client: MlflowClient, parent_run_i
         client.log_figure(parent_run_id, heatmap, "kept_units.png")
         heatmap.savefig(settings.study_dir / "kept_units.png", dpi=120)
     (settings.study_dir / "summary.json").write_text(json.dumps(data, indent=2))
-    tags = {"verdict": verdict.kind, "verdict.line": lines[0][:5000],
-            "super_ticket": "yes" if verdict.best_super else "none"}
+    tags = verdict_tags(verdict, lines)
     if verdict.dense is not None and verdict.dense.dev_score is not None:
         tags["dense.dev_score"] = f"{verdict.dense.dev_score:.4f}"
         client.log_metric(parent_run_id, "dense_dev_score", verdict.dense.dev_score)

@@ -13,14 +13,19 @@ Every ticket is compared with the dense model *pairwise* (same seed, same dev ex
   step-down intervals for the highest safe dose). Along each curve (method and rewinding point) the tested
   tickets are taken from the least sparse on; a ticket passes when its lower bound is at least ``-tolerance``
   (no worse than the dense model by more than the tolerance), and the sequence ends at the first ticket that does
-  not pass (a trial stopped early or failed does not pass). The sparsest ticket that passed is the sparsest
+  not pass (a trial stopped early or failed does not pass). When the study's grid is given, the sequence is the
+  grid's: it also stops at the first grid point that was not tested (never run, or *screened*: stopped by the
+  search as unable to be a super ticket before its winning test ran), since an untested ticket does not pass.
+  The sparsest ticket that passed is the sparsest
   winning ticket. Each test uses the interval at the full ``confidence``; over a fixed set of tested tickets the
   chance of naming one that is in truth worse than the tolerance stays at most that of one interval's lower
   bound, ``(1 - confidence) / 2``, with no correction for the number of tickets, and a lone sparse ticket that
   passes by noise behind a failing less sparse one is not named. (The verdict search chooses the tested
-  tickets as it goes; there the guarantee rests on the monotone shape below, and the search-efficiency
-  benchmark measures how often it agrees with the full grid.) This is the phase transition of Liang et al.
-  read as a test: tickets stay winning as sparsity grows, then fall away.
+  tickets as it goes; ``benchmarks.adaptive_error`` measures the error rate of its claims by simulation and
+  ``benchmarks.search_efficiency`` how often it agrees with the full grid.) This is the phase transition of
+  Liang et al. read as a test: tickets stay winning as sparsity grows, then fall away.
+- **Untested points.** Given the grid the study could test, the verdict lists per curve the points never run and
+  the screened ones: a super ticket there is not ruled out.
 - Otherwise no ticket is distinguishable from the dense model; the best difference is given with its interval.
 
 Only tickets that ran every planned seed (FINISHED) may be named; a trial stopped by a scheduler (KILLED), or failed,
@@ -30,7 +35,7 @@ rewinding point and sparsity) and never named.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -40,6 +45,8 @@ from trainables.pruning.registry import get_method
 from trainables.report import TrialReport
 from trainables.tasks import get_task
 
+#: The status reason of a ticket the search stopped as unable to be a super ticket before its winning test ran.
+SCREENED = "screened"
 #: The ``Verdict.kind`` values.
 KINDS = ("super", "winning", "none", "dense_not_learned", "dense_failed", "no_dense")
 
@@ -230,6 +237,8 @@ class Verdict:
         beyond: the tested ticket that ended the winning sequence (the next one after ``winning`` on its curve,
             or the least sparse one tested when none passed); ``None`` when every tested ticket passed.
         confidence: interval level (fraction); tolerance: the non-inferiority margin (dev-score units).
+        untested: per curve, the grid points the search never ran and those it screened (``Untested``); empty
+            when every point was tested or the grid was not given.
     """
 
     kind: str
@@ -243,6 +252,7 @@ class Verdict:
     winning: TicketResult | None = None
     best: TicketResult | None = None
     beyond: TicketResult | None = None
+    untested: list = field(default_factory=list)
 
     @property
     def named(self) -> dict[str, TicketResult]:
@@ -266,8 +276,50 @@ def _versus_constant(dense: TicketResult, task, confidence: float) -> tuple[floa
                            np.array(dense.labels), task.is_regression, confidence)
 
 
+@dataclass(frozen=True)
+class Untested:
+    """Grid points of one curve whose tickets were not tested.
+
+    Attributes:
+        curve: ``(method, control, rewind)``.
+        never: sparsities never run (fractions, ascending).
+        screened: sparsities stopped after their first seeds as unable to be super tickets, so not tested as
+            winning tickets.
+        gap: the untested sparsity where the winning sequence stopped (every less sparse ticket passed), if any.
+    """
+
+    curve: tuple
+    never: tuple
+    screened: tuple
+    gap: float | None = None
+
+
+def _curve(config: TrialConfig) -> tuple[str, str, str]:
+    """``(method, control, rewind)``: a configuration's curve as ``TicketResult.curve`` names it."""
+    return config.method, config.control, config.rewind
+
+
+def is_screened(ticket: TicketResult) -> bool:
+    """The search stopped it as unable to be a super ticket before its winning test ran."""
+    return ticket.status == "KILLED" and (ticket.status_reason or "").startswith(SCREENED)
+
+
+def untested_points(tickets: list[TicketResult], grid: list[TrialConfig]) -> list[Untested]:
+    """Per good curve of ``grid`` (the non-dense configurations the study could test), its points no ticket of
+    ``tickets`` tested: never run, or screened."""
+    found = []
+    for curve in sorted({_curve(c) for c in grid if c.control == "good" and c.sparsity > 0}):
+        points = sorted(c.sparsity for c in grid if _curve(c) == curve and c.sparsity > 0)
+        ran = {t.sparsity: t for t in tickets if t.curve == curve}
+        never = tuple(s for s in points if s not in ran)
+        screened = tuple(s for s in points if s in ran and is_screened(ran[s]))
+        if never or screened:
+            found.append(Untested(curve, never, screened))
+    return found
+
+
 def decide(tickets: list[TicketResult], task_name: str, confidence: float = 0.95,
-           tolerance: float = 0.01) -> Verdict:
+           tolerance: float = 0.01, grid: list[TrialConfig] | None = None) -> Verdict:
     """Compare every ticket with the dense model (and every control with its good ticket) and give the verdict.
 
     Sets ``difference`` on every ticket with a finished seed and ``versus_good`` on every control whose good
@@ -278,6 +330,8 @@ def decide(tickets: list[TicketResult], task_name: str, confidence: float = 0.95
         task_name: the GLUE task (decides the metric and the constant baseline).
         confidence: interval level, a fraction in (0, 1).
         tolerance: the non-inferiority margin of a winning ticket, in dev-score units (0.01 = 1 point).
+        grid: the configurations the study could test (its space's grid points); when given, the verdict lists
+            the untested ones (``Verdict.untested``).
     """
     task = get_task(task_name)
     metric = task.primary_metric
@@ -290,12 +344,19 @@ def decide(tickets: list[TicketResult], task_name: str, confidence: float = 0.95
     baseline, versus = _versus_constant(dense, task, confidence)
     if versus.low <= 0:
         return Verdict("dense_not_learned", dense, confidence, tolerance, baseline, versus)
+    untested = untested_points(tickets, grid) if grid else []
+    grid_curves = {}
+    for config in grid or []:
+        if config.control == "good" and config.sparsity > 0:
+            grid_curves.setdefault(_curve(config), []).append(config.sparsity)
     compare_controls(tickets, metric, confidence)
     candidates = [t for t in tickets if t.complete and not t.is_dense and t.control == "good" and t.difference]
     supers = [t for t in candidates if t.difference.low > 0]
-    winners, ends = _winning_sequences(tickets, tolerance)
+    winners, ends, gaps = _winning_sequences(tickets, tolerance, grid_curves)
+    untested = [replace(u, gap=gaps.get(u.curve)) for u in untested]
     verdict = Verdict("none", dense, confidence, tolerance, baseline, versus,
-                      best=max(candidates, key=lambda t: (t.difference.mean, _sparsity(t)), default=None))
+                      best=max(candidates, key=lambda t: (t.difference.mean, _sparsity(t)), default=None),
+                      untested=untested)
     if winners:
         verdict.kind = "winning"
         verdict.winning = max(winners, key=lambda t: (_sparsity(t), t.difference.mean))
@@ -314,22 +375,36 @@ def _passes(ticket: TicketResult, tolerance: float) -> bool:
     return ticket.complete and ticket.difference is not None and ticket.difference.low >= -tolerance
 
 
-def _winning_sequences(tickets: list[TicketResult], tolerance: float) -> tuple[list[TicketResult], dict]:
+def _winning_sequences(tickets: list[TicketResult], tolerance: float,
+                       grid: dict | None = None) -> tuple[list[TicketResult], dict, dict]:
     """The fixed-sequence non-inferiority tests of every curve (see the module doc).
 
+    Args:
+        grid: ``{curve: [sparsity, ...]}``, the points each curve's sequence must test in order; a curve absent
+            (or no grid) takes its tested tickets as the sequence.
+
     Returns:
-        the tickets that passed, on every curve; and per curve ``(method, control, rewind)`` the tested ticket
-        that ended its sequence (curves where every tested ticket passed are absent).
+        the tickets that passed, on every curve; per curve ``(method, control, rewind)`` the tested ticket that
+        ended its sequence (curves where every tested ticket passed are absent); and per curve the untested
+        sparsity where its sequence stopped.
     """
-    tested = [t for t in tickets if t.control == "good" and not t.is_dense]
-    passed, ends = [], {}
-    for curve in sorted({t.curve for t in tested}):
-        for ticket in sorted((t for t in tested if t.curve == curve), key=lambda t: (t.sparsity, _sparsity(t))):
+    grid = grid or {}
+    tested = [t for t in tickets if t.control == "good" and not t.is_dense and not is_screened(t)]
+    passed, ends, gaps = [], {}, {}
+    for curve in sorted({t.curve for t in tested} | set(grid)):
+        ordered = sorted((t for t in tested if t.curve == curve), key=lambda t: (t.sparsity, _sparsity(t)))
+        points = sorted(set(grid.get(curve, [])) | {t.sparsity for t in ordered})
+        by_sparsity = {t.sparsity: t for t in ordered}
+        for sparsity in points if curve in grid else [t.sparsity for t in ordered]:
+            ticket = by_sparsity.get(sparsity)
+            if ticket is None:
+                gaps[curve] = sparsity
+                break
             if not _passes(ticket, tolerance):
                 ends[curve] = ticket
                 break
             passed.append(ticket)
-    return passed, ends
+    return passed, ends, gaps
 
 
 def compare_controls(tickets: list[TicketResult], metric: str, confidence: float) -> None:

@@ -138,6 +138,53 @@ def verdict_lines(verdict: Verdict, metric: str) -> list[str]:
                              f"{d.examples} dev examples, wider than the {tol} tolerance: a ticket can be shown "
                              "winning here only if it beats dense on average. More seeds (--seeds) narrow it; "
                              "--match-tolerance sets what counts as a match.")
+    lines += untested_lines(verdict)
+    return lines
+
+
+def verdict_tags(verdict: Verdict, lines: list[str]) -> dict[str, str]:
+    """The parent run's verdict tags: ``verdict`` (the kind), ``verdict.line`` (the first line), ``super_ticket``
+    (yes / none) and, when grid points went untested, ``verdict.untested`` (the untested-range sentences)."""
+    tags = {"verdict": verdict.kind, "verdict.line": lines[0][:5000],
+            "super_ticket": "yes" if verdict.best_super else "none"}
+    untested = untested_lines(verdict)
+    if untested:
+        tags["verdict.untested"] = " ".join(untested)[:5000]
+    return tags
+
+
+def _ranges(sparsities: tuple, step: float | None) -> str:
+    """``0.05-0.25, 0.40``: grid points, runs of neighbours joined."""
+    runs: list[list[float]] = []
+    for s in sorted(sparsities):
+        if runs and step and round((s - runs[-1][-1]) / step) == 1:
+            runs[-1].append(s)
+        else:
+            runs.append([s])
+    return ", ".join(f"{r[0]:.2f}" if len(r) == 1 else f"{r[0]:.2f}-{r[-1]:.2f}" for r in runs)
+
+
+def untested_lines(verdict: Verdict) -> list[str]:
+    """One sentence per curve with untested grid points: which, and what that means for the verdict (the same
+    sentence goes on the MLflow parent run)."""
+    lines = []
+    for part in verdict.untested:
+        method, control, rewind = part.curve
+        name = method + ("" if control == "good" else f" {control}") + ("" if rewind == "pretrained" else
+                                                                       f" (rewind {rewind})")
+        points = sorted(part.never + part.screened)
+        step = min((b - a for a, b in zip(points, points[1:])), default=None)
+        said = []
+        if part.never:
+            said.append(f"{_ranges(part.never, step)} untested (never run): a super or winning ticket there is "
+                        f"not ruled out")
+        if part.screened:
+            said.append(f"{_ranges(part.screened, step)} stopped after their first seeds as unable to be super "
+                        f"tickets (not tested as winning tickets)")
+        if part.gap is not None:
+            said.append(f"the winning sequence stops at the untested {part.gap:.2f} (an untested ticket does not "
+                        f"pass)")
+        lines.append(f"Untested on the {name} curve: " + "; ".join(said) + ".")
     return lines
 
 
@@ -263,7 +310,10 @@ def summary(tickets: list[TicketResult], verdict: Verdict, lines: list[str], set
 
     return {"settings": settings, "verdict": {"kind": verdict.kind, "lines": lines,
                                               "confidence": verdict.confidence, "tolerance": verdict.tolerance,
-                                              "baseline_score": verdict.baseline_score},
+                                              "baseline_score": verdict.baseline_score,
+                                              "untested": [{"curve": list(u.curve), "never": list(u.never),
+                                                            "screened": list(u.screened)}
+                                                           for u in verdict.untested]},
             "dense": pick(verdict.dense), **{role: pick(t) for role, t in
                                               (("best_super", verdict.best_super),
                                                ("sparsest_super", verdict.sparsest_super),
