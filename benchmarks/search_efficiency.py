@@ -38,7 +38,6 @@ from pathlib import Path
 import numpy as np
 
 from search.verdict.analysis import Verdict, decide, ticket_from_report
-from search.verdict.report import verdict_lines
 from spaces.search_space import TicketSpace
 from search.cli.flags import FLAGS
 from search.errors import UsageError

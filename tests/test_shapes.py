@@ -1,7 +1,5 @@
 """Shaped grids: the recorded MRPC grid's real noise bent into curves whose truth is known (benchmarks.shapes)."""
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 
@@ -57,11 +55,6 @@ def test_shapes_are_what_their_names_say(grid):
     assert len([v for v in curve["super-wide"].values() if v > 0]) >= 4
     dip = [s for s, v in curve["dip"].items() if v < 0]
     assert dip[0] < dip[1] and curve["dip"][on_grid(dip[0] + grid.step)] == 0.0  # worse, then tied again: not monotone
-
-
-def test_shaped_grids_need_an_accuracy_task(grid):
-    with pytest.raises(ValueError, match="need an accuracy task; stsb is scored by pearson"):
-        shape_grid(replace(grid, task="stsb"), SHAPES["flat"])
 
 
 @pytest.mark.parametrize("grid_file, expected", [("/no/such/grid.json", "grid file /no/such/grid.json not found"),
