@@ -1,27 +1,35 @@
-"""Search efficiency: how often a search names the same tickets as the full grid, and at what cost.
+"""Search efficiency: how often a search names the same tickets as the full grid, on curves of every shape, and at
+what cost.
 
-    python -m benchmarks.search_efficiency                       # 50 search seeds per strategy
-    python -m benchmarks.search_efficiency --search-seeds 10 --grid benchmarks/data/mrpc-structured-grid.json
+    python -m benchmarks.search_efficiency                  # every grid in benchmarks/data, every shape, 20 seeds
+    python -m benchmarks.search_efficiency --search-seeds 10 --grid benchmarks/data/mrpc-structured-grid.json \
+        --shapes recorded,super-far --match-tolerance 0.01
 
-The grid file (made once by ``benchmarks.record_grid`` with the real trial code on real data) holds every
-sparsity of the structured grid x every seed x every epoch with per-example dev predictions. Here a *replay
-trainable* returns those numbers as exactly the ``TrialReport`` a real trial would send, and the real searcher
-(``search.strategy.searcher.TicketSearch``: Optuna through Ray Tune) and scheduler (``search.strategy.racing.SeedRacingScheduler``)
-run over it in Ray Tune, once per search seed. For each strategy it prints:
+A grid file (made once by ``benchmarks.record_grid`` with the real trial code on real data) holds every sparsity
+of the structured grid x every seed x every epoch with per-example dev predictions. Each grid is measured as
+recorded and bent into every shape of ``benchmarks.shapes`` (its real per-example noise, a known true curve).
+A run replays the recorded reports exactly as a real trial sends them to the study's own searcher
+(``search.strategy.searcher.TicketSearch``: Optuna, the verdict policy) and racing rule
+(``search.strategy.racing.SeedRacingScheduler``), driven one trial at a time as Ray Tune's controller drives them
+(``drive``; ``--ray`` runs the same searches in Ray Tune itself, seconds per run instead of milliseconds). For each
+shape and strategy it prints:
 
-- agreement: the fraction of runs whose verdict (its kind and the sparsity of every ticket it names) equals the
+- agree: the fraction of runs whose verdict (its kind and the sparsity of every ticket it names) equals the
   verdict computed on the full grid with the same confidence and tolerance;
+- extra: the fraction of runs whose verdict names a ticket the full grid's does not;
+- true: on a shaped grid, the fraction of runs in which every named ticket is what it is named as on the true
+  curve (a super ticket truly above the dense model, a winning ticket truly within the tolerance);
 - epochs: fine-tuning epochs the run consumed (one per report; the dense model's included) divided by the full
-  grid's (grid points x seeds x epochs): the mean over runs, and the smallest and largest run ("per run").
+  grid's (grid points x seeds x epochs): the mean over runs, and the smallest and largest run; and trials.
 
 A search seed seeds the sampler and also draws the order in which every trial of that run meets the recorded
 seeds (they are exchangeable: any order is one a real study could have met), so seed racing is measured over
-50 different early seeds, not one lucky or unlucky order.
+many early seeds, not one lucky or unlucky order.
 
-Strategies: ``verdict`` with seed racing (the default of a study with several seeds), and plain ``tpe`` and
-``random`` (every trial runs every seed) given the number of trials nearest to the epochs the verdict search used
-on average, so the comparison is at (about) equal cost; the printed epoch fraction is each strategy's own. Trials
-run one at a time so every run is reproducible.
+Strategies: the study's default ``verdict`` (printed first) and the ``bisect`` search it replaced, both with seed
+racing, and plain ``tpe`` and ``random`` (every trial runs every seed) given the number of trials nearest to the
+epochs the default used on average, so the comparison is at (about) equal cost. A last line per grid and
+tolerance names the shape on which the default did worst.
 """
 
 from __future__ import annotations

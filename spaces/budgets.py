@@ -50,7 +50,7 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    "smoke": Budget(name="smoke", num_trials=8, seeds=3, epochs={None: 2}, learning_rate=1e-4, batch_size=16,
+    "smoke": Budget(name="smoke", num_trials=13, seeds=3, epochs={None: 2}, learning_rate=1e-4, batch_size=16,
                     optimizer="adamw", warmup_ratio=0.1, max_seq_length=64, max_train_examples=500,
                     max_dev_examples=None, grace_period=1, multitask_epochs=2),
     "paper": Budget(name="paper", num_trials=16, seeds=5,

@@ -147,3 +147,26 @@ def test_a_shaped_regression_grid_has_the_pearson_curve_it_claims(name):
         old, new = per_seed(grid), per_seed(shaped)
         assert np.allclose(new - new.mean(), old - old.mean(), atol=2e-3)
         assert new.mean() == pytest.approx(truth[sparsity], abs=1e-3) and before[sparsity] != truth[sparsity]
+
+
+@pytest.mark.parametrize("argv, expected", [(["--shapes", "bogus"], "--shapes 'bogus': unknown bogus"),
+                                            (["--search-seeds", "0"], "--search-seeds 0 must be at least 1"),
+                                            (["--match-tolerance", "5"], "is not a list of fractions")])
+def test_the_benchmark_refuses_bad_input_in_one_line(argv, expected, capsys):
+    from benchmarks.search_efficiency import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err
+
+
+def test_the_adaptive_error_simulation_counts_false_claims_against_the_true_curve(planted):
+    from benchmarks.adaptive_error import error_rates, world
+
+    drawn = world(planted, np.random.default_rng(0))
+    assert len(drawn.labels) == len(planted.labels) and drawn.seeds == (0, 1, 2, 3)
+    truth = {s: 0.0 for s in planted.points}  # pretend the planted super ticket is a tie: naming it is false
+    wrong = error_rates(planted, truth, 3, 0.95, 0.01)
+    assert wrong["grid"] == 3 and 2 <= wrong["search"] <= 3  # +7 points on every seed: (almost) every world names it
+    right = error_rates(planted, measured_curve(planted), 3, 0.95, 0.01)
+    assert right == {"grid": 0, "search": 0}

@@ -194,11 +194,13 @@ STUDY_FLAGS: tuple[Flag, ...] = (
          "--scheduler asha)", type=int, budget="grace_period", minimum=1,
          why="reports before ASHA may stop a trial"),
     # how the search decides
-    Flag("search", "decide", "verdict: bisect for the end of the winning sequence, then screen every other point "
-         "for super tickets (with --scheduler race a point that cannot be one stops after one or two seeds), run "
-         "controls, and stop once the verdict is settled; bisect: the bisection alone, then the best super "
-         "ticket's neighbours; tpe / random: Optuna's TPE or random sampler for --num-trials trials; grid: every "
-         "grid point", choices=("verdict", "bisect", "tpe", "random", "grid"), default="verdict"),
+    Flag("search", "decide", "verdict: test the winning sequence in its own order (least sparse first, until a "
+         "ticket fails), then screen every point past its end for super tickets (with --scheduler race a point "
+         "that cannot be one stops after one or two seeds), run controls, and stop once the verdict is settled; "
+         "bisect: bisection for the end of the sequence, then the best super ticket's neighbours (cheaper, blind "
+         "to super tickets it does not meet); tpe / random: Optuna's TPE or random sampler for --num-trials "
+         "trials; grid: every grid point", choices=("verdict", "bisect", "tpe", "random", "grid"),
+         default="verdict"),
     Flag("scheduler", "decide", "race (default with several seeds): stop a ticket between seeds once its interval "
          "shows it cannot be named even if the remaining seeds go its way (a futility test); asha: ASHA on the "
          "reports (epochs); none (default with one seed): every trial runs every seed and epoch",

@@ -7,9 +7,9 @@ seeds, in dev-score units), PRUNED when a scheduler stopped it early, FAIL when 
 
 Strategies (``--search``):
 
-- ``verdict`` (default): ``search.strategy.policy.VerdictPolicy`` bisects for the end of the winning sequence, then
-  screens every other point for super tickets (each trial tells the racing scheduler what it runs for through
-  ``purpose``), and the search ends once the verdict is settled;
+- ``verdict`` (default): ``search.strategy.policy.VerdictPolicy`` tests the winning sequence in its own order, then
+  screens every point past its end for super tickets (each trial tells the racing scheduler what it runs for
+  through ``purpose``), and the search ends once the verdict is settled;
 - ``bisect``: the bisection alone, then the neighbours of the best super ticket (the default before screening);
 - ``tpe`` / ``random``: Optuna's ``TPESampler`` / ``RandomSampler`` propose points, the dense point first;
 - ``grid``: every grid point once, in order.
