@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from search.verdict.analysis import TicketResult, Verdict  # noqa: E402
+from search.verdict.analysis import TicketResult, Verdict, is_screened  # noqa: E402
 from trainables.pruning.registry import get_method  # noqa: E402
 
 
@@ -164,6 +164,11 @@ def _ranges(sparsities: tuple, step: float | None) -> str:
     return ", ".join(f"{r[0]:.2f}" if len(r) == 1 else f"{r[0]:.2f}-{r[-1]:.2f}" for r in runs)
 
 
+def _step(part) -> float | None:
+    points = sorted(part.never + part.screened)
+    return min((b - a for a, b in zip(points, points[1:])), default=None)
+
+
 def untested_lines(verdict: Verdict) -> list[str]:
     """One sentence per curve with untested grid points: which, and what that means for the verdict (the same
     sentence goes on the MLflow parent run)."""
@@ -172,8 +177,7 @@ def untested_lines(verdict: Verdict) -> list[str]:
         method, control, rewind = part.curve
         name = method + ("" if control == "good" else f" {control}") + ("" if rewind == "pretrained" else
                                                                        f" (rewind {rewind})")
-        points = sorted(part.never + part.screened)
-        step = min((b - a for a, b in zip(points, points[1:])), default=None)
+        step = _step(part)
         said = []
         if part.never:
             said.append(f"{_ranges(part.never, step)} untested (never run): a super or winning ticket there is "
@@ -224,12 +228,15 @@ def phase_transition_plot(tickets: list[TicketResult], verdict: Verdict, metric:
         xs, ys, lo, hi = zip(*points)
         line = ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o-", capsize=3, label=f"{label} (all seeds)")
         stopped = [t for t in shown if t.curve == curve and not t.complete]
-        if stopped:
-            ax.errorbar([_x(t) for t in stopped], [100 * t.difference.mean for t in stopped],
-                        yerr=[[100 * (t.difference.mean - t.difference.low) for t in stopped],
-                              [100 * (t.difference.high - t.difference.mean) for t in stopped]],
-                        fmt="o", mfc="none", capsize=2, alpha=0.6, color=line[0].get_color(),
-                        label=f"{label}, stopped early (fewer seeds)")
+        for subset, marker, what in (([t for t in stopped if not is_screened(t)], "o", "stopped early (fewer seeds)"),
+                                     ([t for t in stopped if is_screened(t)], "s",
+                                      "screened: cannot be super (first seeds)")):
+            if subset:
+                ax.errorbar([_x(t) for t in subset], [100 * t.difference.mean for t in subset],
+                            yerr=[[100 * (t.difference.mean - t.difference.low) for t in subset],
+                                  [100 * (t.difference.high - t.difference.mean) for t in subset]],
+                            fmt=marker, mfc="none", capsize=2, alpha=0.6, color=line[0].get_color(),
+                            label=f"{label}, {what}")
     ax.axhline(0.0, color="black", linestyle="--", linewidth=1, label="dense model")
     if verdict.dense is not None and verdict.kind in ("super", "winning", "none"):
         ax.axhline(-100 * verdict.tolerance, color="grey", linestyle=":", linewidth=1,
@@ -245,6 +252,11 @@ def phase_transition_plot(tickets: list[TicketResult], verdict: Verdict, metric:
     if verdict.kind in ("dense_not_learned", "dense_failed", "no_dense"):
         ax.text(0.5, 0.5, "no verdict: " + verdict.kind.replace("_", " "), transform=ax.transAxes, ha="center",
                 color="tab:red")
+    never = [f"{' '.join(part.curve[:1])}: {_ranges(part.never, _step(part))}" for part in verdict.untested
+             if part.never]
+    if never:
+        ax.text(0.99, 0.02, "never run (requested sparsity): " + "; ".join(never) + "\na super ticket there is not "
+                "ruled out", transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="dimgrey")
     basis = verdict.dense.difference.basis() if verdict.dense is not None and verdict.dense.difference else ""
     ax.set_xlabel(f"sparsity achieved: % of prunable weights masked\n({basis})", fontsize=8)
     ax.set_ylabel(f"ticket - dense, dev {metric} (points)")
