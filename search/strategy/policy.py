@@ -26,8 +26,9 @@ best and the sparsest ticket whose interval lies above the dense model). Each tr
    section 6): each point is started, least sparse first; a point whose first seed cannot reach a super
    ticket's interval stops after one or two seeds, and one that can runs every seed and is tested like any
    other. A unimodal prior skips what cannot hold a super ticket: once two grid neighbours past the end are
-   both shown worse than the dense model (upper bound below 0), the sparser tickets are not tried (Liang et
-   al.'s phase transition: past the fall, tickets do not rise again). A super ticket inside the winning
+   both shown worse than the dense model (upper bound below 0, over at least two seeds each: a one-seed interval
+   leaves out seed noise, and one unlucky dense seed drags every ticket paired with it down together), the
+   sparser tickets are not tried (Liang et al.'s phase transition: past the fall, tickets do not rise again). A super ticket inside the winning
    sequence has been run with every seed by phase 2 already.
 
 Then each control (random, bad) the study asked for runs at every sparsity where the good ticket finished. The
@@ -210,7 +211,8 @@ class VerdictPolicy:
         tried = sorted((c.sparsity, done[c].difference) for _, c in good if c in done and done[c].difference)
         cutoff = None  # the unimodal prior: two grid neighbours past the end both shown worse than dense
         for (s1, d1), (s2, d2) in zip(tried, tried[1:]):
-            if s1 >= end and round((s2 - s1) / self.space.sparsity.step) == 1 and d1.high < 0 and d2.high < 0:
+            if (s1 >= end and round((s2 - s1) / self.space.sparsity.step) == 1 and d1.high < 0 and d2.high < 0
+                    and min(d1.seeds, d2.seeds) >= 2):  # one seed's interval leaves out seed noise, which is shared
                 cutoff = s2
                 break
         return [p for p, c in good if c not in taken and c.sparsity > end and (cutoff is None or c.sparsity < cutoff)]
