@@ -7,7 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from benchmarks.search_efficiency import DEFAULT_GRID, RecordedGrid, claims_hold, drive, extra_names, run_search
+from benchmarks.search_efficiency import (DEFAULT_GRID, RecordedGrid, claims_hold, drive, extra_names, floor_epochs,
+                                          run_search)
 from benchmarks.shapes import SHAPES, measured_curve, shape_grid
 from search.verdict.analysis import decide, ticket_from_report
 from search.verdict.report import verdict_lines, verdict_tags
@@ -57,6 +58,9 @@ def test_the_search_finds_a_planted_super_ticket_at_a_fraction_of_the_grid(plant
     assert all(len(by_sparsity[s].seed_scores) == 1 for s in screened)  # each stopped after one seed
     assert by_sparsity[0.2].status_reason.startswith("screened: cannot be a super ticket")
     assert run.epochs < 0.5 * _grid_epochs(planted)
+    # the floor: dense and the super ticket with all 4 seeds, one seed at each point but 0.05, which ends the
+    # sequence and runs until racing stops it (2 or 3 of its 4 seeds); 2 epochs a seed
+    assert 2 * (4 + 4 + 10 + 2) <= floor_epochs(planted, full, 0.95, 0.01) <= 2 * (4 + 4 + 10 + 3) <= run.epochs
     # one-seed intervals leave out seed noise, so 0.4 and 0.45 (10 points worse) do not cut the rest off
     assert run.verdict.untested[0].never == () and run.verdict.untested[0].screened == screened
     sentence = verdict_lines(run.verdict, "accuracy")[-1]
