@@ -283,7 +283,6 @@ def extra_names(verdict: Verdict, full: Verdict) -> bool:
 class Row:
     """One strategy on one (shaped) grid at one tolerance, over every search seed."""
 
-    shape: str
     label: str
     agreement: float
     extra: float
@@ -293,11 +292,10 @@ class Row:
     seconds: float
 
 
-def measure(grid: RecordedGrid, shape: str, truth: dict | None, tolerance: float, confidence: float,
+def measure(grid: RecordedGrid, full: Verdict, truth: dict | None, tolerance: float, confidence: float,
             search_seeds: int, ray_storage: str | None = None) -> list[Row]:
-    """Every strategy on ``grid`` over ``search_seeds`` runs: agreement with the full grid, extra names, true
-    claims (``None`` without a known truth), epochs / the grid's per run, mean trials."""
-    full = grid.full_verdict(confidence, tolerance)
+    """Every strategy on ``grid`` over ``search_seeds`` runs: agreement with ``full`` (the full grid's verdict),
+    extra names, true claims (``None`` without a known truth), epochs / the grid's per run, mean trials."""
     grid_epochs = len(grid.points) * len(grid.seeds) * grid.epochs
     rows, same = [], None
     for strategy in STRATEGIES:
@@ -314,7 +312,7 @@ def measure(grid: RecordedGrid, shape: str, truth: dict | None, tolerance: float
         if strategy == "verdict":  # TPE and random get about the default's cost: the dense point and one more
             same = max(2, round(float(np.mean(fractions)) * len(grid.points)))
         label = LABELS[strategy] if racing else f"{LABELS[strategy]}, {same} trials"
-        rows.append(Row(shape, label, float(np.mean([r.verdict.signature() == full.signature() for r in runs])),
+        rows.append(Row(label, float(np.mean([r.verdict.signature() == full.signature() for r in runs])),
                         float(np.mean([extra_names(r.verdict, full) for r in runs])),
                         None if truth is None else float(np.mean([claims_hold(r.verdict, truth, tolerance)
                                                                   for r in runs])),
@@ -421,6 +419,9 @@ def main(argv=None) -> int:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no per-run console tables: only this script's figures
     storage = None
     if args.ray:
+        # as a study's own instance (search.study.orchestrate.LOOPBACK_ENV, read when Ray is imported, which it is
+        # not yet here): Ray listens on 127.0.0.1 only
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         import ray
 
         ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
@@ -446,7 +447,7 @@ def main(argv=None) -> int:
                 full = shaped.full_verdict(args.confidence, tolerance)
                 floor = floor_epochs(shaped, full, args.confidence, tolerance) / grid_epochs
                 about = f"{signature_text(full)} ({floor:.2f})"
-                rows = measure(shaped, name, truth, tolerance, args.confidence, args.search_seeds, storage)
+                rows = measure(shaped, full, truth, tolerance, args.confidence, args.search_seeds, storage)
                 for index, row in enumerate(rows):
                     true = "-" if row.true is None else f"{row.true:.2f}"
                     spread = f"{min(row.fractions):.2f}-{max(row.fractions):.2f}"
@@ -468,6 +469,9 @@ def main(argv=None) -> int:
           f"(floor_epochs); target: agree >= 0.9 at <= 0.35 of the grid's epochs; "
           f"{time.perf_counter() - started:.0f} s)")
     if args.ray:
+        # as a study's own instance (search.study.orchestrate.LOOPBACK_ENV, read when Ray is imported, which it is
+        # not yet here): Ray listens on 127.0.0.1 only
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         import ray
 
         ray.shutdown()

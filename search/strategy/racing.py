@@ -35,6 +35,7 @@ import math
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from search.strategy.policy import SCREEN
 from search.verdict.analysis import SCREENED
 from search.verdict.statistics import PairedDifference, paired_difference
 from trainables.config import TrialConfig
@@ -140,7 +141,7 @@ class SeedRacingScheduler(FIFOScheduler):
         """Why the trial of ``config`` should stop after its latest ``report``, or ``None`` to go on."""
         if report is None or not report.ends_seed or report.complete or config.role != "ticket":
             return None
-        screen = self.purpose is not None and self.purpose(config) == "screen"
+        screen = self.purpose is not None and self.purpose(config) == SCREEN
         if len(report.finished) < (1 if screen else 2):
             return None
         optimistic = seed_interval(report, self.task_metric, FUTILITY_CONFIDENCE)
