@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from search.strategy.policy import FINISHED, SEQUENCE, Outcome, VerdictPolicy, dense_outcome
-from search.strategy.racing import FUTILITY_CONFIDENCE, race_decision, seed_interval
+from search.strategy.racing import race_decision, seed_interval
 from search.verdict.statistics import versus_constant
 from spaces.search_space import TicketSpace
 from trainables.config import TrialConfig
@@ -175,8 +175,7 @@ class TicketSearch(Searcher):
         else:
             status, state, value = "stopped", TrialState.PRUNED, None
             if self.purpose(config) != SEQUENCE and difference is not None and race_decision(
-                    seed_interval(report, self.task_metric, FUTILITY_CONFIDENCE), difference,
-                    len(report.planned_seeds), self.tolerance) is None:
+                    difference, len(report.planned_seeds), self.tolerance) is None:
                 status = "screened"  # stopped as no super ticket before its winning test was settled
         if value is not None and not math.isfinite(value):
             state, value = TrialState.FAIL, None
