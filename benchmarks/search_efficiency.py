@@ -415,16 +415,12 @@ def main(argv=None) -> int:
     if problems:
         print(f"error: {problems[0]}", file=sys.stderr)
         return 2
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no per-run console tables: only this script's figures
     storage = None
     if args.ray:
-        # as a study's own instance (search.study.orchestrate.LOOPBACK_ENV, read when Ray is imported, which it is
-        # not yet here): Ray listens on 127.0.0.1 only
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        import ray
+        from search.study.local_ray import init_ray  # on 127.0.0.1 only, as a study's own instance
 
-        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+        init_ray(num_cpus=2)
         storage = tempfile.mkdtemp()
     started = time.perf_counter()
     worst: dict = {}
@@ -469,9 +465,6 @@ def main(argv=None) -> int:
           f"(floor_epochs); target: agree >= 0.9 at <= 0.35 of the grid's epochs; "
           f"{time.perf_counter() - started:.0f} s)")
     if args.ray:
-        # as a study's own instance (search.study.orchestrate.LOOPBACK_ENV, read when Ray is imported, which it is
-        # not yet here): Ray listens on 127.0.0.1 only
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         import ray
 
         ray.shutdown()

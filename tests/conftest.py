@@ -9,7 +9,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+from search.study.local_ray import keep_ray_on_loopback  # noqa: E402
+
+keep_ray_on_loopback()  # the tests' own Ray instances too, before anything imports ray
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODEL = SHARED / "models" / "all-MiniLM-L6-v2"

@@ -11,9 +11,9 @@ import os
 import shlex
 import sys
 
-if not os.environ.get("RAY_ADDRESS"):
-    # A study's own Ray instance listens on 127.0.0.1 only; Ray reads this when it is imported (search.study.orchestrate).
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+from search.study.local_ray import keep_ray_on_loopback
+
+keep_ray_on_loopback()  # before anything imports ray (search.study.orchestrate)
 
 from search.cli.defaults import CONFIG_FILE
 from search.errors import OneLineParser, UsageError

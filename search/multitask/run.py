@@ -18,6 +18,7 @@ from search.multitask.report import ArmResult
 from search.multitask.settings import STATE_FILE, MultiTaskSettings
 from search.multitask.shared_tickets import ROLE_WORDS, SingleTaskResult, find_study, read_ticket
 from search.records.tracking import log_params, open_experiment, source_tags
+from search.study.local_ray import init_ray
 from search.study.progress import MultiTaskLines, ScalarCSVLogger
 from search.verdict.report import markdown_table
 from trainables.multitask import MultiTaskContext, TaskSampling, TaskTicket, tune_multitask
@@ -94,13 +95,8 @@ def run(settings: MultiTaskSettings, typed: str) -> str:
                                settings.finetune, TaskSampling(settings.temperature),
                                threads=max(1, int(settings.cpus_per_trial)), data_workers=settings.data_workers)
     status = "FAILED"
-    started = not ray.is_initialized()
-    if started:
-        if not os.environ.get("RAY_ADDRESS"):
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        env = {k: os.environ[k] for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HOME") if k in os.environ}
-        ray.init(address=os.environ.get("RAY_ADDRESS"), runtime_env={"env_vars": env}, include_dashboard=False,
-                 configure_logging=False, log_to_driver=False)
+    started = init_ray({k: os.environ[k] for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HOME")
+                        if k in os.environ})
     try:
         gpus = settings.gpus_per_trial
         if gpus is None:

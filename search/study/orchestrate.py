@@ -20,6 +20,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from search.verdict.analysis import TicketResult, Verdict, decide, ticket_from_report
 from search.study.progress import Plan, ScalarCSVLogger, StudyDisplay
 from search.strategy.racing import SeedRacingScheduler
+from search.study.local_ray import init_ray, joins_cluster
 from search.verdict.report import (description, kept_units_heatmap, phase_transition_plot, summary, trial_table,
                            verdict_lines, verdict_tags)
 from search.strategy.searcher import TicketSearch
@@ -48,9 +49,6 @@ from trainables.trial import TrialContext, tune_trainable
 #: Environment the trials need from the driver (offline switches, caches).
 FORWARDED_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "HF_DATASETS_CACHE",
                  "SUPERTICKETS_INJECT_FAULT", PLUGINS_ENV)
-#: Ray reads this when it is imported (``search.cli.study_command`` sets it before): a local instance then listens on 127.0.0.1
-#: only. Its name speaks of Windows and macOS, where that is Ray's default; on Linux it does the same.
-LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 @dataclass
@@ -90,19 +88,15 @@ def _start_ray(settings: StudySettings, say) -> bool:
     Raises:
         UsageError: a trial's CPUs and GPUs fit on no node of the joined cluster (Ray would wait forever).
     """
-    if ray.is_initialized():
-        return False
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
     env[BOARD_ENV] = board_name(settings)
     if PLUGINS_ENV in env:
         env[PLUGINS_ENV] = plugins_for_workers()
-    address = os.environ.get("RAY_ADDRESS")
-    if not address:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local instance
     # Workers' own output (Hugging Face's bars, our epoch lines) stays in Ray's log files: the study's display
     # shows what matters, once, from the driver.
-    ray.init(address=address, runtime_env={"env_vars": env}, include_dashboard=False, configure_logging=False,
-             log_to_driver=False)
+    if not init_ray(env):
+        return False
+    address = os.environ.get("RAY_ADDRESS") if joins_cluster() else None
     nodes = [(n["Resources"].get("CPU", 0), n["Resources"].get("GPU", 0)) for n in ray.nodes() if n.get("Alive")]
     where = f"the biggest node of the Ray cluster at {address}"
     if address:
