@@ -19,12 +19,11 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 from safetensors.torch import load_file, save_file
-from transformers import AutoTokenizer
 
 from trainables.data import DataSettings, batches, collator, load_tokenized
 from trainables import mirror, progress
 from trainables.finetune import FineTuneRun, FinetuneSettings, TrainingDiverged, pick_device, show_progress
-from trainables.model import load_model
+from trainables.model import load_model, load_tokenizer
 from trainables.report import EpochResult
 from trainables.store import compute_once
 from trainables.tasks import get_task
@@ -126,7 +125,7 @@ def fine_tune(spec: DenseSpec, model: torch.nn.Module, on_step=None, stop_after:
     """
     task = get_task(spec.task)
     device = pick_device()
-    tokenizer = AutoTokenizer.from_pretrained(spec.model)
+    tokenizer = load_tokenizer(spec.model)
     data = load_tokenized(task, tokenizer, spec.data, seed=spec.seed)
     collate = collator(tokenizer)
     run = FineTuneRun(model, data["train"], collate, spec.finetune, spec.seed, device, workers)

@@ -76,9 +76,68 @@ def layout_for(config: PretrainedConfig) -> EncoderLayout:
     return LAYOUTS[config.model_type]
 
 
+#: Set to ``1`` by ``--trust-remote-code`` (``trust_remote_code``) and forwarded to Ray's workers: transformers may
+#: then run a model folder's or hub repository's own Python (its config's ``auto_map``). Off by default, as in
+#: transformers; every loader here passes the choice explicitly, so transformers never asks on a terminal.
+REMOTE_CODE_ENV = "SUPERTICKETS_TRUST_REMOTE_CODE"
+
+
+def trust_remote_code(trusted: bool) -> None:
+    """Let (or forbid) the loaders of this process and of the Ray workers it starts run a model's own code."""
+    os.environ[REMOTE_CODE_ENV] = "1" if trusted else "0"
+
+
+def remote_code_trusted() -> bool:
+    """Whether ``--trust-remote-code`` was given (``trust_remote_code``)."""
+    return os.environ.get(REMOTE_CODE_ENV) == "1"
+
+
+def own_code(model: str, config: PretrainedConfig | None = None) -> dict:
+    """The classes a model maps to code of its own: the ``auto_map`` of a local folder's ``config.json`` and
+    ``tokenizer_config.json`` (read as JSON, nothing imported), else of ``config`` (a hub model's); empty for a
+    model transformers builds from its own library."""
+    import json
+
+    found: dict = {}
+    if os.path.isdir(model):
+        for name in ("config.json", "tokenizer_config.json"):
+            try:
+                with open(os.path.join(model, name), encoding="utf-8") as handle:
+                    found.update(json.load(handle).get("auto_map") or {})
+            except (OSError, ValueError, AttributeError):
+                pass  # a missing or unreadable file is reported by the model checks
+    elif config is not None:
+        found.update(getattr(config, "auto_map", None) or {})
+    return found
+
+
+def check_remote_code(model: str, config: PretrainedConfig | None = None) -> None:
+    """Refuse a model that ships code of its own unless ``--trust-remote-code`` was given. Without the flag its
+    code would not run (transformers would build the library's class of its ``model_type`` instead), so the model
+    studied would silently not be the one its authors wrote.
+
+    Raises:
+        UnsupportedModelError: an ``auto_map`` (``own_code``) and remote code not trusted.
+    """
+    files = own_code(model, config)
+    if files and not remote_code_trusted():
+        modules = sorted({str(v[0] if isinstance(v, (list, tuple)) else v).rsplit(".", 1)[0] for v in files.values()
+                          if v})
+        raise UnsupportedModelError(f"model {model} ships code of its own (auto_map -> {', '.join(modules)}), which "
+                                    "supertickets does not run unless you pass --trust-remote-code: pass it only for "
+                                    "a model you trust, or use one transformers builds itself")
+
+
 def load_config(model_name_or_path: str) -> PretrainedConfig:
     """The Hugging Face config of a hub id or local directory (raises ``OSError`` when unreachable)."""
-    return AutoConfig.from_pretrained(model_name_or_path)
+    return AutoConfig.from_pretrained(model_name_or_path, trust_remote_code=remote_code_trusted())
+
+
+def load_tokenizer(model_name_or_path: str):
+    """The model's tokenizer (its own code only with ``--trust-remote-code``)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_name_or_path, trust_remote_code=remote_code_trusted())
 
 
 #: The weight files ``from_pretrained`` looks for in a local directory, in its order of preference.
@@ -95,7 +154,6 @@ def check_local_model(path: str) -> None:
             message names the file or what is missing.
     """
     from safetensors import SafetensorError, safe_open
-    from transformers import AutoTokenizer
 
     found = [name for name in WEIGHT_FILES if os.path.isfile(os.path.join(path, name))]
     if not found:
@@ -112,7 +170,7 @@ def check_local_model(path: str) -> None:
     fix = "copy the tokenizer files (tokenizer.json or vocab.txt, tokenizer_config.json) beside the weights"
     try:
         with quiet_loading():
-            tokens = len(AutoTokenizer.from_pretrained(path))
+            tokens = len(load_tokenizer(path))
     except (OSError, ValueError, TypeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UnsupportedModelError(f"model {path} has no loadable tokenizer ({first[:200]}): {fix}") from None
@@ -134,7 +192,8 @@ def load_model(model_name_or_path: str, task: GlueTask, seed: int) -> nn.Module:
         kwargs["problem_type"] = "regression"
     # The load report would flag the new classifier as MISSING on every trial: expected, so not shown.
     with quiet_loading():
-        return AutoModelForSequenceClassification.from_pretrained(model_name_or_path, **kwargs)
+        return AutoModelForSequenceClassification.from_pretrained(model_name_or_path, **kwargs,
+                                                                  trust_remote_code=remote_code_trusted())
 
 
 @contextmanager

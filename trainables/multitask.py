@@ -19,13 +19,12 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoTokenizer
 
 from trainables import progress
 from trainables.data import DataSettings, batches, collator, load_tokenized
 from trainables.finetune import (FinetuneSettings, Optimisation, check_finite, evaluate, pick_device,
                                  show_progress)
-from trainables.model import load_model
+from trainables.model import load_model, load_tokenizer
 from trainables.pruning.tickets import MaskSwitch
 from trainables.tasks import GlueTask, get_task
 
@@ -314,7 +313,7 @@ def run_multitask_trial(config: dict, context: MultiTaskContext, report: Callabl
         raise ValueError(f"unknown arm {arm!r}: choose one of {', '.join(ARMS)}")
     torch.set_num_threads(max(1, context.threads))
     tasks = {t.task: get_task(t.task) for t in context.tickets}
-    tokenizer = AutoTokenizer.from_pretrained(context.model)
+    tokenizer = load_tokenizer(context.model)
     splits = {name: load_tokenized(task, tokenizer, context.data, seed=seed) for name, task in tasks.items()}
     device = pick_device()
     models = shared_models(context.model, list(tasks.values()), seed)

@@ -21,13 +21,13 @@ from typing import Callable, Iterator
 
 import torch
 from safetensors.torch import save_file
-from transformers import AutoTokenizer
 
 from trainables import mirror, progress
 from trainables.cache import DenseSpec, ensure_dense
 from trainables.config import TrialConfig
 from trainables.data import DataSettings, batches, collator, load_tokenized
 from trainables.finetune import FineTuneRun, FinetuneSettings, TrainingDiverged, evaluate, pick_device, show_progress
+from trainables.model import load_tokenizer
 from trainables.pruning.registry import get_method
 from trainables.pruning.tickets import Ticket, TicketRequest
 from trainables.pruning.weights import bake
@@ -115,7 +115,7 @@ class _Data:
 
     def for_seed(self, seed: int):
         if self.tokenizer is None:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.context.model)
+            self.tokenizer = load_tokenizer(self.context.model)
         subset_seed = seed if self.context.data.max_train_examples else None
         if subset_seed not in self.splits:
             self.splits[subset_seed] = load_tokenized(self.task, self.tokenizer, self.context.data,

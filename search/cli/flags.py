@@ -170,6 +170,9 @@ STUDY_FLAGS: tuple[Flag, ...] = (
          "$SUPERTICKETS_MODEL, then ./supertickets.toml, then bert-base-uncased)"),
     Flag("glue_dir", "what", "classic GLUE directory (default $GLUE_DIR, then ./supertickets.toml, then the hub's "
          "nyu-mll/glue)"),
+    Flag("trust_remote_code", "what", "run the Python a model folder or hub repository ships (its config's "
+         "auto_map), as transformers' trust_remote_code; off: such a model is refused. Only for code you trust",
+         type=bool, action="store_true"),
     # budget
     Flag("budget", "budget", "{budgets}", choices=tuple(BUDGETS), default="paper"),
     Flag("num_trials", "budget", "at most this many trials, the dense one included (the verdict search usually "

@@ -54,6 +54,7 @@ class StudySettings:
     keep_weights: str
     data_workers: int
     local_dir: str
+    trust_remote_code: bool = False
 
     @property
     def root(self) -> Path:

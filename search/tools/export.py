@@ -6,9 +6,12 @@
 Reads the child run's fine-tuned weights (``weights/seed-<k>.safetensors``, kept by ``--keep-weights``) and mask
 (``mask/mask-seed-<k>.*``), bakes the mask in with the method's ``export`` (``trainables.pruning.registry.METHODS``) and
 writes a folder that ``AutoModelForSequenceClassification.from_pretrained`` and ``AutoTokenizer.from_pretrained``
-load: a structured ticket physically smaller (a ``TicketBertForSequenceClassification``, loaded with
-``trust_remote_code=True``: stock BERT cannot hold a head count per layer), an unstructured one as stock BERT with
-the zeros baked in. The export is reloaded from the folder and its dev logits compared with the masked ticket's;
+load: a structured ticket physically smaller (a ``TicketBertForSequenceClassification``: stock BERT cannot hold a
+head count per layer, so its folder carries ``modeling_ticket.py`` and says so, ``remote_code`` in ``ticket.json``;
+others load it with ``trust_remote_code=True``), an unstructured one as stock BERT with the zeros baked in. No code
+from a model folder runs: the study's model is refused when it ships code of its own unless ``--trust-remote-code``
+is given, its ``auto_map`` is never copied into an export, and this project reloads an export with its own classes
+(``load_export``). The export is reloaded from the folder and its dev logits compared with the masked ticket's;
 the folder is logged to the child run as an MLflow ``transformers`` model (``mlflow models serve`` can serve it).
 Bad input: one line, exit code 2, nothing written.
 """
@@ -124,10 +127,8 @@ def export_ticket(client, run_id: str, out: Path, seed: int | None = None, check
     import mlflow
     import torch
     from safetensors.torch import load_file
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     from trainables.pruning.registry import get_method
-    from trainables.model import load_model, quiet_loading
+    from trainables.model import UnsupportedModelError, check_remote_code, load_model, load_tokenizer, quiet_loading
     from trainables.tasks import get_task
 
     try:
@@ -151,6 +152,10 @@ def export_ticket(client, run_id: str, out: Path, seed: int | None = None, check
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"--out {out} exists and is not an empty folder: choose a new folder")
     method, task = get_method(params["method"]), get_task(params["task"])
+    try:
+        check_remote_code(params["model"])  # before anything is loaded from the study's model folder
+    except UnsupportedModelError as err:
+        raise UsageError(str(err)) from None
     with tempfile.TemporaryDirectory(prefix="supertickets-export-") as scratch:
         weights_file = client.download_artifacts(run_id, f"weights/seed-{seed}.safetensors", scratch)
         mask_file = client.download_artifacts(run_id, f"mask/mask-seed-{seed}.{method.mask_type.suffix}", scratch)
@@ -168,34 +173,62 @@ def export_ticket(client, run_id: str, out: Path, seed: int | None = None, check
             raise UsageError(str(err)) from None
         partial = out.with_name(f".{out.name}.partial")
         shutil.rmtree(partial, ignore_errors=True)
-        if task.label_names is not None:  # name the classes in config.json (and in pipeline outputs)
-            exported.config.id2label = dict(enumerate(task.label_names))
-            exported.config.label2id = {name: index for index, name in enumerate(task.label_names)}
-        with quiet_loading():
-            exported.save_pretrained(partial)
-            AutoTokenizer.from_pretrained(params["model"]).save_pretrained(partial)
-        with quiet_loading():
-            reloaded = AutoModelForSequenceClassification.from_pretrained(partial, trust_remote_code=True).eval()
-        difference, examples = _compare(reference, reloaded, AutoTokenizer.from_pretrained(partial), task,
-                                        _glue_dir(client, run), check_examples)
-        parameters = sum(p.numel() for p in reloaded.parameters())
-        nonzero = sum(int(torch.count_nonzero(p)) for p in reloaded.parameters())
-        remote_code = bool(getattr(reloaded.config, "auto_map", None))
-        facts = ExportedTicket(str(out), run_id, seed, params["method"], float(params["sparsity"]),
-                               parameters < dense_parameters, remote_code,
-                               parameters, dense_parameters, nonzero, (partial / "model.safetensors").stat().st_size,
-                               mask.bitmask_bytes(reloaded), difference, examples)
-        (partial / "ticket.json").write_text(json.dumps({**asdict(facts), "run_name": run.info.run_name,
-                                                         "task": task.name, "pretrained": params["model"],
-                                                         "params": params}, indent=2))
-        if out.exists():
-            out.rmdir()
-        partial.rename(out)
+        try:
+            if getattr(exported.config, "auto_map", None):  # the source model's own code: an export never names it
+                del exported.config.auto_map
+            if task.label_names is not None:  # name the classes in config.json (and in pipeline outputs)
+                exported.config.id2label = dict(enumerate(task.label_names))
+                exported.config.label2id = {name: index for index, name in enumerate(task.label_names)}
+            with quiet_loading():
+                exported.save_pretrained(partial)
+                load_tokenizer(params["model"]).save_pretrained(partial)
+            with quiet_loading():
+                reloaded = load_export(partial).eval()
+            difference, examples = _compare(reference, reloaded, load_tokenizer(partial), task,
+                                            _glue_dir(client, run), check_examples)
+            parameters = sum(p.numel() for p in reloaded.parameters())
+            nonzero = sum(int(torch.count_nonzero(p)) for p in reloaded.parameters())
+            remote_code = bool(getattr(reloaded.config, "auto_map", None))
+            facts = ExportedTicket(str(out), run_id, seed, params["method"], float(params["sparsity"]),
+                                   parameters < dense_parameters, remote_code,
+                                   parameters, dense_parameters, nonzero, (partial / "model.safetensors").stat().st_size,
+                                   mask.bitmask_bytes(reloaded), difference, examples)
+            (partial / "ticket.json").write_text(json.dumps({**asdict(facts), "run_name": run.info.run_name,
+                                                             "task": task.name, "pretrained": params["model"],
+                                                             "params": params}, indent=2))
+            if out.exists():
+                out.rmdir()
+            partial.rename(out)
+        except BaseException:  # nothing half-written is left beside --out
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
     if log_model:
         facts = _log_model(client.tracking_uri, run_id, out, facts)
         record = json.loads((out / "ticket.json").read_text())
         (out / "ticket.json").write_text(json.dumps({**record, "logged_model_uri": facts.logged_model_uri}, indent=2))
     return facts
+
+
+def load_export(folder: str | Path):
+    """Load an exported ticket with this project's code only, never with code found in ``folder``: a structured
+    ticket (its config maps to ``modeling_ticket``) as ``TicketBertForSequenceClassification`` imported from
+    this package, any other as the stock class of its ``model_type``, with ``trust_remote_code`` off.
+
+    Raises:
+        UsageError: the folder's config maps to code this project did not write.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    from trainables.export_files.modeling_ticket import TicketBertForSequenceClassification
+    from trainables.model import own_code
+
+    mapped = {str(v).rsplit(".", 1)[0] for v in own_code(str(folder)).values()}
+    if mapped == {"modeling_ticket"}:
+        return TicketBertForSequenceClassification.from_pretrained(folder)
+    if mapped:
+        raise UsageError(f"{folder} maps to code this project did not write ({', '.join(sorted(mapped))}): it is not "
+                         "a supertickets export")
+    return AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=False)
 
 
 def _glue_dir(client, run) -> str | None:
@@ -236,16 +269,16 @@ def _log_model(uri: str, run_id: str, folder: Path, facts: ExportedTicket) -> Ex
     import mlflow
     import torch
     import transformers
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+    from transformers import pipeline
 
-    from trainables.model import quiet_loading
+    from trainables.model import load_tokenizer, quiet_loading
 
     with quiet_loading():
-        model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+        model = load_export(folder)
         verbosity = transformers.logging.get_verbosity()
         transformers.logging.set_verbosity(logging.CRITICAL)  # "not supported for text-classification": it is
         try:
-            classify = pipeline("text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(folder))
+            classify = pipeline("text-classification", model=model, tokenizer=load_tokenizer(folder))
         finally:
             transformers.logging.set_verbosity(verbosity)
     requirements = [f"torch=={torch.__version__.split('+')[0]}", f"transformers=={transformers.__version__}"]
@@ -257,8 +290,10 @@ def _log_model(uri: str, run_id: str, folder: Path, facts: ExportedTicket) -> Ex
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m search.export`` command line."""
-    parser = argparse.ArgumentParser(
+    """The ``python -m search.export`` command line (its errors are ``UsageError``: one line, exit 2)."""
+    from search.errors import OneLineParser
+
+    parser = OneLineParser(
         prog="python -m search.export",
         description="Export a study's fine-tuned ticket as a Hugging Face model folder (config, weights, tokenizer): "
                     "structured tickets physically smaller, unstructured ones with their zeros baked in. Load it with "
@@ -269,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--run-id", help="the MLflow child run of the ticket (its weights must have been kept)")
     which.add_argument("--study", help="the study's name (--study-name); use with --ticket")
-    parser.add_argument("--ticket", choices=tuple(TICKETS), default="super",
+    parser.add_argument("--ticket", choices=tuple(TICKETS),
                         help="with --study: the ticket its verdict named (super: the best super ticket, default; "
                              "sparsest-super; winning; dense: the dense baseline)")
     parser.add_argument("--seed", type=int, help="which seed's fine-tune (default: the lowest kept)")
@@ -279,31 +314,68 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--check-examples", type=int, default=64,
                         help="dev examples on which the export's logits are compared with the masked ticket's "
                              "(default 64; 0: no check)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="load a study's model that ships code of its own (its config's auto_map), as "
+                             "transformers' trust_remote_code; off: such a model is refused. Only for code you trust")
     parser.add_argument("--no-log-model", action="store_true", help="do not log the export to the run as an MLflow model")
     return parser
 
 
+def check_args(args: argparse.Namespace) -> str:
+    """The parsed flags checked before MLflow is opened (nothing is created); returns the tracking URI.
+
+    Raises:
+        UsageError: a value out of range, contradictory flags, a study name that is no folder name, an ``--out``
+            in the way, or a tracking URI that holds no MLflow store.
+    """
+    from search.cli.preflight import check_folder, check_mlflow_uri, check_study_name
+
+    if args.check_examples < 0:
+        raise UsageError(f"--check-examples {args.check_examples} must be at least 0 (0: no check)")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed {args.seed} must be 0 or more (a seed the run kept; default the lowest)")
+    if args.run_id is not None and not args.run_id.strip():
+        raise UsageError("--run-id is empty: copy a child run's id from the MLflow UI, or pass --study")
+    if args.run_id is not None and args.ticket is not None:
+        raise UsageError(f"--ticket {args.ticket} picks a ticket of --study, but --run-id names the run already: "
+                         "drop one of them")
+    if args.study is not None:
+        check_study_name(args.study, "--study")
+    if not args.out.strip():
+        raise UsageError("--out is empty: pass the folder to write (new, or empty)")
+    out = Path(args.out).expanduser().absolute()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--out {args.out} exists and is not an empty folder: choose a new folder")
+    check_folder(out, "--out")
+    return check_mlflow_uri(args.mlflow_uri, existing=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code (2: bad input, nothing written)."""
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit code (0 exported, 2 bad input: one line on stderr, nothing written,
+    1 a failure: one line)."""
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from mlflow.tracking import MlflowClient
-
-    from search.records.tracking import resolve_tracking_uri
-
     try:
-        if args.check_examples < 0:
-            raise UsageError(f"--check-examples {args.check_examples} must be at least 0")
-        uri = resolve_tracking_uri(args.mlflow_uri)
-        if uri.startswith("sqlite:///") and not os.path.isfile(uri[len("sqlite:///"):]):
-            raise UsageError(f"no MLflow store at {uri}: pass the study's --mlflow-uri")
+        args = build_parser().parse_args(argv)
+        uri = check_args(args)
+        from mlflow.tracking import MlflowClient
+
+        from trainables.model import trust_remote_code
+
+        trust_remote_code(args.trust_remote_code)
+
         client = MlflowClient(uri)
-        run_id = args.run_id or find_run(client, args.study, args.ticket)
+        run_id = args.run_id or find_run(client, args.study, args.ticket or "super")
         facts = export_ticket(client, run_id, Path(args.out), args.seed, args.check_examples, not args.no_log_model)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # a failure (disk full, server gone): the partial folder was not renamed into place
+        from search.errors import failure_summary
+
+        print(f"failed (exit 1): {failure_summary(err)}; no half-written folder is left. Fix the cause and export "
+              "again", file=sys.stderr)
+        return 1
     print(describe(facts))
     return 0
 

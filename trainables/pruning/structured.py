@@ -34,12 +34,11 @@ from typing import Iterable
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoTokenizer
 
 from trainables.data import batches, collator, load_tokenized
 from trainables.finetune import pick_device
 from trainables.gates import UnitGates
-from trainables.model import encoder_layers, load_config, load_model, submodule
+from trainables.model import encoder_layers, load_config, load_model, load_tokenizer, submodule
 from trainables.pruning.controls import CONTROLS, control_scores
 from trainables.pruning.method import Option, PruningMethod
 from trainables.pruning.tickets import Ticket, TicketRequest, UnitGrid
@@ -433,7 +432,7 @@ def dense_importance(spec, dense, cache_dir: str | Path) -> UnitImportance:
         task, device = get_task(spec.task), pick_device()
         model = load_model(spec.model, task, spec.seed)
         model.load_state_dict(dense.weights())
-        tokenizer = AutoTokenizer.from_pretrained(spec.model)
+        tokenizer = load_tokenizer(spec.model)
         train = load_tokenized(task, tokenizer, spec.data, seed=spec.seed)["train"]
         scores = unit_importance(model.to(device), batches(train, collator(tokenizer), spec.finetune.batch_size,
                                                            device), device)

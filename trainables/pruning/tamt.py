@@ -45,12 +45,12 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader
-from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling
+from transformers import AutoModel, AutoModelForMaskedLM, DataCollatorForLanguageModeling
 from transformers import DataCollatorWithPadding
 
 from trainables.cache import CACHE_VERSION
 from trainables.finetune import pick_device
-from trainables.model import quiet_loading
+from trainables.model import load_tokenizer, quiet_loading, remote_code_trusted
 from trainables.pruning.magnitude import global_mask, magnitude_mask
 from trainables.pruning.tickets import Ticket, TicketRequest
 from trainables.pruning.method import Option, PruningMethod
@@ -159,12 +159,34 @@ class TamtSettings:
         if not corpus_files(self.corpus):
             raise ValueError(f"TAMT corpus {self.corpus} not found or has no .txt file: pass --tamt-corpus with a "
                              "text file or a folder of .txt files")
+        check_corpus_text(corpus_files(self.corpus))
         for name in ("steps", "batch_size", "max_seq_length", "reset_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"TAMT {name} {value} must be at least 1 (--tamt-{name.replace('_', '-')})")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ValueError(f"TAMT learning rate {self.learning_rate} must be above 0 (--tamt-learning-rate)")
+
+
+def check_corpus_text(files: list[str]) -> None:
+    """The corpus files are UTF-8 text with at least one line that is not blank (read once, in pre-flight; a
+    trial would otherwise fail on them after the dense fine-tunes).
+
+    Raises:
+        ValueError: a file that is not UTF-8 (naming the byte offset), or no text in any file.
+    """
+    text = False
+    for name in files:
+        try:
+            with open(name, encoding="utf-8") as handle:
+                for line in handle:
+                    text = text or bool(line.strip())
+        except UnicodeDecodeError as err:
+            raise ValueError(f"TAMT corpus file {name} is not UTF-8 text (byte {err.start} of a block): convert it "
+                             "(iconv -t utf-8) or pass another --tamt-corpus") from None
+    if not text:
+        raise ValueError(f"TAMT corpus {', '.join(files)} holds no text (empty or blank lines only): pass "
+                         "--tamt-corpus with unlabeled text")
 
 
 def corpus_files(corpus: str) -> list[str]:
@@ -362,7 +384,8 @@ def corpus_blocks(corpus: str, tokenizer, max_seq_length: int) -> datasets.Datas
 
 def _load_mlm(model_path: str) -> nn.Module:
     with quiet_loading():
-        model, info = AutoModelForMaskedLM.from_pretrained(model_path, output_loading_info=True)
+        model, info = AutoModelForMaskedLM.from_pretrained(model_path, output_loading_info=True,
+                                                           trust_remote_code=remote_code_trusted())
     missing = [k for k in info["missing_keys"] if not k.endswith("position_ids")]
     if missing:
         raise MissingMlmHeadError(f"checkpoint {model_path} has no masked-LM head ({len(missing)} head weights would "
@@ -377,7 +400,7 @@ def check_mlm_head(model_path: str) -> None:
 
 def _load_encoder(model_path: str) -> nn.Module:
     with quiet_loading():
-        return AutoModel.from_pretrained(model_path)
+        return AutoModel.from_pretrained(model_path, trust_remote_code=remote_code_trusted())
 
 
 class TamtTrainer:
@@ -396,7 +419,7 @@ class TamtTrainer:
 
     def __init__(self, model_path: str, sparsity: float, settings: TamtSettings, which: PrunableSet, seed: int):
         self.settings, self.seed, self.device = settings, seed, pick_device()
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.tokenizer = load_tokenizer(model_path)
         if settings.objective == "mlm":
             self.student, self.teacher = _load_mlm(model_path), None
             self.collate = DataCollatorForLanguageModeling(self.tokenizer, mlm_probability=0.15)
