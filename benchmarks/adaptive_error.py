@@ -30,7 +30,7 @@ from scipy import stats
 from benchmarks.search_efficiency import DEFAULT_GRID, RecordedGrid, claims_hold, drive
 from benchmarks.shapes import SHAPES, measured_curve, shape_grid
 from search.cli.flags import FLAGS
-from search.errors import UsageError
+from search.errors import OneLineParser, UsageError
 from search.verdict.statistics import batched_metric
 from trainables.tasks import get_task
 
@@ -89,23 +89,26 @@ def _interval(count: int, total: int) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.adaptive_error", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    """Print the error rates; returns the exit code (0 done, 2 bad input: one line on stderr)."""
+    parser = OneLineParser(prog="python -m benchmarks.adaptive_error", description=__doc__.split("\n\n")[0],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--grid", default=str(DEFAULT_GRID), help="a grid written by benchmarks.record_grid")
     parser.add_argument("--worlds", type=int, default=100, help="worlds drawn per shape (default 100)")
     parser.add_argument("--shapes", default=",".join(DEFAULT_SHAPES),
                         help=f"comma-separated shapes of benchmarks.shapes (default {','.join(DEFAULT_SHAPES)})")
     FLAGS["confidence"].add_to(parser)
     FLAGS["match_tolerance"].add_to(parser)
-    args = parser.parse_args(argv)
-    shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
     try:
+        args = parser.parse_args(argv)
+        shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
         if args.worlds < 1:
             raise UsageError(f"--worlds {args.worlds} must be at least 1")
         unknown = [s for s in shapes if s not in SHAPES]
         if unknown or not shapes:
             raise UsageError(f"--shapes {args.shapes!r}: unknown {', '.join(unknown) or 'empty list'}; choose from "
                              f"{', '.join(SHAPES)}")
+        if len(set(shapes)) != len(shapes):
+            raise UsageError(f"--shapes {args.shapes} names a shape twice: name each once")
         FLAGS["confidence"].validate(args.confidence)
         FLAGS["match_tolerance"].validate(args.match_tolerance)
         grid = RecordedGrid.read(args.grid)

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer
 
+from search.errors import OneLineParser, UsageError
 from spaces.budgets import BUDGETS
 from trainables.data import DataSettings, collator, load_tokenized
 from trainables.finetune import FinetuneSettings
@@ -23,20 +26,34 @@ from trainables.multitask import MultiTaskRun, TaskSampling, shared_models
 from trainables.pruning.structured import StructuredMask
 from trainables.tasks import get_task
 
+SHARED = Path(__file__).resolve().parents[2] / "shared"
 
-def main() -> None:
-    """Print the measured seconds per step and the projections."""
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--tasks", default="rte,mrpc,stsb")
-    p.add_argument("--model", default="../shared/models/all-MiniLM-L6-v2")
-    p.add_argument("--glue-dir", default="../shared/data/glue")
-    p.add_argument("--steps", type=int, default=20)
-    args = p.parse_args()
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the measured seconds per step and the projections; returns the exit code (0 done, 2 bad input: one line
+    on stderr)."""
+    from search.cli.preflight import check_model_and_data, check_tasks
+
+    p = OneLineParser(prog="python -m benchmarks.multitask_cost", description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", default="rte,mrpc,stsb", help="comma-separated GLUE tasks, at least 2")
+    p.add_argument("--model", default=str(SHARED / "models" / "all-MiniLM-L6-v2"))
+    p.add_argument("--glue-dir", default=str(SHARED / "data" / "glue"))
+    p.add_argument("--steps", type=int, default=20, help="timed steps per arm, after 3 warm-up steps")
+    try:
+        args = p.parse_args(argv)
+        if args.steps < 1:
+            raise UsageError(f"--steps {args.steps} must be at least 1")
+        names = check_tasks(args.tasks, "--tasks", at_least=2)
+        args.model = check_model_and_data(args.model, args.glue_dir, names)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     paper = BUDGETS["paper"]
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    tasks = [get_task(t) for t in args.tasks.split(",")]
+    tasks = [get_task(t) for t in names]
     data = DataSettings(args.glue_dir, paper.max_seq_length)
     splits = {t.name: load_tokenized(t, tokenizer, data)["train"] for t in tasks}
     settings = FinetuneSettings(paper.learning_rate, paper.multitask_epochs, paper.batch_size, paper.optimizer)
@@ -68,7 +85,8 @@ def main() -> None:
     total = sum(per_step.values()) * run.steps_per_epoch * paper.multitask_epochs * paper.seeds
     print(f"paper budget (2 arms x {paper.seeds} seeds, one trial at a time): {total / 3600:.0f} h of training, "
           "before the tasks' own studies")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -14,13 +14,14 @@ cached dense fine-tunes, as in a study); points run in ``--workers`` processes o
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing as mp
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
+from search.errors import OneLineParser, UsageError
 from spaces.sparsity import SparsityRange
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -66,8 +67,39 @@ def _point(job):
             "seeds": {str(s): epochs for s, epochs in seeds.items()}, "seconds": time.perf_counter() - started}
 
 
+def check_args(args) -> None:
+    """Every flag checked before a process starts or a file is written (nothing is created): the fine-tune's values
+    by the study's own ranges (``search.cli.flags``), the grid, the worker count, the model and the task's data, and
+    ``--out`` a new file (a recorded grid took hours: it is never overwritten).
+
+    Raises:
+        UsageError: the first problem, naming it and the fix.
+    """
+    from search.cli.flags import FLAGS
+    from search.cli.preflight import check_folder, check_model_and_data, check_new_file, check_tasks
+    from trainables.finetune import OPTIMIZERS
+
+    for name in ("seeds", "epochs", "learning_rate", "batch_size", "max_seq_length", "max_train_examples",
+                 "max_dev_examples"):
+        FLAGS[name].validate(getattr(args, name))
+    if args.optimizer not in OPTIMIZERS:
+        raise UsageError(f"unknown optimizer {args.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+    try:
+        SparsityRange(0.0, args.sparsity_max, args.sparsity_step).validate()
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if args.workers < 1:
+        raise UsageError(f"--workers {args.workers} must be at least 1")
+    check_new_file(args.out, "--out")
+    check_folder(args.cache, "--cache")
+    if len(check_tasks(args.task, "--task")) != 1:
+        raise UsageError(f"--task {args.task}: a grid is of one task; record one grid per task")
+    check_model_and_data(args.model, args.glue_dir, (args.task.strip().lower(),))
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.record_grid", description=__doc__.split("\n\n")[0])
+    """Record the grid; returns the exit code (0 written, 2 bad input: one line on stderr, nothing created)."""
+    parser = OneLineParser(prog="python -m benchmarks.record_grid", description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="mrpc")
     parser.add_argument("--model", default=str(SHARED / "models" / "all-MiniLM-L6-v2"))
     parser.add_argument("--glue-dir", default=str(SHARED / "data" / "glue"))
@@ -83,8 +115,14 @@ def main(argv=None) -> int:
     parser.add_argument("--sparsity-step", type=float, default=0.05)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cache", default="/tmp/supertickets-grid-cache")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", required=True, help="the grid file to write (a new file)")
+    try:
+        args = parser.parse_args(argv)
+        check_args(args)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    args.task = args.task.strip().lower()
     grid = SparsityRange(0.0, args.sparsity_max, args.sparsity_step).values()
     started = time.perf_counter()
     with mp.get_context("spawn").Pool(args.workers) as pool:

@@ -21,7 +21,6 @@ example changes accuracy by exactly 1/n, so the injected curve is exact up to th
 
 from __future__ import annotations
 
-import argparse
 import sys
 import zlib
 from dataclasses import dataclass, replace
@@ -206,16 +205,16 @@ def main(argv=None) -> int:
     """Print each shape's measured curve on ``--grid`` (and with ``--verdicts`` the full grid's verdict on it);
     returns the exit code (2: bad input, one line)."""
     from benchmarks.search_efficiency import DEFAULT_GRID, RecordedGrid
-    from search.errors import UsageError
+    from search.errors import OneLineParser, UsageError
     from search.verdict.report import verdict_lines
     from trainables.tasks import get_task
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.shapes", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m benchmarks.shapes", description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid", default=str(DEFAULT_GRID), help="a grid written by benchmarks.record_grid")
     parser.add_argument("--verdicts", action="store_true",
                         help="also print the full grid's verdict on each shape (confidence 0.95, tolerance 0.01)")
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         grid = RecordedGrid.read(args.grid)
         shaped = {name: shape_grid(grid, shape) for name, shape in SHAPES.items()}
     except (UsageError, ValueError) as err:

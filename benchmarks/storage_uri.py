@@ -11,22 +11,35 @@ the project's own overhead, not a cloud bucket's bandwidth. Needs the test extra
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+from search.errors import OneLineParser, UsageError
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.storage_uri", description=__doc__.split("\n\n")[1])
+def main(argv: list[str] | None = None) -> int:
+    """Run the three studies and print the figures; returns the exit code (0 done, 2 bad input: one line on
+    stderr)."""
+    from search.cli.preflight import check_model_and_data
+
+    parser = OneLineParser(prog="python -m benchmarks.storage_uri", description=__doc__.split("\n\n")[1])
     parser.add_argument("--model", default=str(SHARED / "models" / "all-MiniLM-L6-v2"))
     parser.add_argument("--glue-dir", default=str(SHARED / "data" / "glue"))
     parser.add_argument("--train-examples", type=int, default=32, help="RTE training examples (default 32)")
-    args = parser.parse_args()
+    try:
+        args = parser.parse_args(argv)
+        if args.train_examples < 1:  # 0 would be every example: not the small study this measures
+            raise UsageError(f"--train-examples {args.train_examples} must be at least 1")
+        check_model_and_data(args.model, args.glue_dir, ("rte",))
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     for key, value in {"AWS_ACCESS_KEY_ID": "benchmark", "AWS_SECRET_ACCESS_KEY": "benchmark",
                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
                        "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}.items():
@@ -77,7 +90,8 @@ def main() -> None:
                           ("trial masks (cache/masks)", "cache/masks"),
                           ("one study's files and Tune's folder", "study-1/"), ("everything", "")):
         print(f"| {label} | {stored(prefix):,} |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

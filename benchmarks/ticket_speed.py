@@ -28,8 +28,11 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
+
+from search.errors import OneLineParser, UsageError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -76,9 +79,50 @@ def _time(fn, repeats: int) -> float:
     return time.perf_counter() - start
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ticket_speed", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def check_args(args) -> list[float]:
+    """The flags checked before anything is loaded; returns the sparsities.
+
+    Raises:
+        UsageError: the first problem, naming it and the fix.
+    """
+    import torch
+
+    from search.cli.preflight import check_model_and_data, check_tasks
+
+    try:
+        sparsities = [float(s) for s in args.sparsities.split(",")]
+    except ValueError:
+        sparsities = []
+    if not sparsities or not all(0 < s < 1 for s in sparsities):
+        raise UsageError(f"--sparsities {args.sparsities!r} is not a list of fractions in (0, 1): pass e.g. 0.3,0.5 "
+                         "(not percent)")
+    if len(set(sparsities)) != len(sparsities):
+        raise UsageError(f"--sparsities {args.sparsities} names a sparsity twice: name each once")
+    for flag in ("rounds", "batches", "single", "train_steps"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} {getattr(args, flag)} must be at least 1")
+    if args.threads < 0:
+        raise UsageError(f"--threads {args.threads} must be 0 (all cores) or more")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise UsageError(f"--device {args.device!r} is not a torch device: pass cpu or cuda (cuda:N)") from None
+    if device.type == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
+        raise UsageError(f"--device {args.device}: no such CUDA device here ({torch.cuda.device_count()} visible): "
+                         "pass --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {args.device}: measured on cpu or cuda only")
+    if len(check_tasks(args.task, "--task")) != 1:
+        raise UsageError(f"--task {args.task}: the speeds are measured on one task's dev set; pass one")
+    args.task = args.task.strip().lower()
+    check_model_and_data(args.model, args.glue_dir, (args.task,))
+    return sparsities
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and print; returns the exit code (0 done, 2 bad input: one line on stderr)."""
+    parser = OneLineParser(prog="python -m benchmarks.ticket_speed", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="sst2")
     parser.add_argument("--model", default=str(SHARED / "models" / "all-MiniLM-L6-v2"))
     parser.add_argument("--glue-dir", default=str(SHARED / "data" / "glue"))
@@ -89,7 +133,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-steps", type=int, default=3, help="training steps of batch 32 per model per round")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+        sparsities = check_args(args)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
     import torch
     from transformers import AutoTokenizer
@@ -117,7 +166,6 @@ def main(argv: list[str] | None = None) -> None:
     big = [encode(dev[i:i + 64]) for i in range(0, need, 64)]
     single = [encode(dev[i:i + 1]) for i in range(args.single)]
     train = [encode(raw["train"][i:i + 32], labels=True) for i in range(0, 32 * args.train_steps, 32)]
-    sparsities = [float(s) for s in args.sparsities.split(",")]
     with quiet_loading():
         models = _tickets(args.model, task, [encode(raw["train"][i:i + 16], labels=True) for i in range(0, 64, 16)],
                           sparsities)
@@ -184,7 +232,8 @@ def main(argv: list[str] | None = None) -> None:
     print("bound: dense FLOPs / ticket FLOPs per example, matrix products only (GELU, softmax and LayerNorm are left "
           "out, and pruning removes some of them too, so a speedup can pass it); speedup: examples/s over the dense "
           "model's, same run")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

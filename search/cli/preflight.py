@@ -8,17 +8,22 @@ resources a trial asks for, the rewinding steps against the steps the dense fine
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 from pyarrow.fs import FileType
 
 from search.errors import UsageError
+from search.cli.disk import check_disk_space
 from search.study.checks import check_fits, check_resume
 from search.study.settings import StudySettings
 from search.records.optuna_storage import check_optuna_storage
+from search.records import sqlite_uri
 from search.records.tracking import check_tracking_uri, resolve_tracking_uri
 from trainables import mirror
 from trainables.data import DataFileError, check_classic_split
@@ -28,6 +33,11 @@ from trainables.tasks import get_task
 
 #: A study name is one folder name: letters, digits and ``._+-``, starting with a letter or digit.
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+#: What the project itself creates at the top of a storage path, so no study may be named so (in any case): the
+#: shared cache (``StudySettings.cache_dir``), ``search.compare``'s and ``search.multitask``'s folders, and the
+#: Optuna database when MLflow is on a server (``resolve_optuna_storage``). ``.locks`` starts with a dot, which
+#: ``STUDY_NAME`` refuses already.
+RESERVED_NAMES = ("cache", "comparisons", "multitask", "optuna.db")
 
 
 def check_before_start(settings: StudySettings) -> None:
@@ -42,7 +52,7 @@ def check_before_start(settings: StudySettings) -> None:
     try:
         check_tracking_uri(resolve_tracking_uri(settings.mlflow_uri))
         if settings.optuna_storage:
-            check_optuna_storage(settings.optuna_storage, settings.study_name, settings.resume)
+            check_optuna_storage(settings.optuna_storage, settings.study_name, settings.resume, settings.root)
     except ValueError as err:
         raise UsageError(str(err)) from None
     check_local_resources(settings)
@@ -50,6 +60,7 @@ def check_before_start(settings: StudySettings) -> None:
     train_examples = check_data(settings)
     check_rewind_steps(settings, train_examples)
     check_model(settings)
+    check_disk_space(settings)
 
 
 def check_model(settings: StudySettings) -> None:
@@ -89,21 +100,151 @@ def check_fault_injection() -> None:
 
 def check_study_name(name: str, flag: str = "--study-name") -> None:
     """A study name (given by ``flag``) is one path component of safe characters (it names a folder and an MLflow
-    run)."""
+    run), and none of the ``RESERVED_NAMES`` the project gives its own files under the storage path.
+
+    Raises:
+        UsageError: naming the flag, the name and the rule.
+    """
     if not STUDY_NAME.fullmatch(name):
         raise UsageError(f"{flag} {name!r} must be one folder name of letters, digits and . _ + - (at most "
                          "128, starting with a letter or digit): choose another")
+    if name.lower() in RESERVED_NAMES:
+        raise UsageError(f"{flag} {name!r} is a name the project keeps for its own files under the storage path "
+                         f"({', '.join(RESERVED_NAMES)}): choose another")
 
 
-def check_storage_path(storage: Path) -> None:
-    """``storage`` is a writable folder, or can be created as one (nothing is created here)."""
-    existing = storage
+def _check_creatable(path: Path, flag: str, given: str, what: str) -> None:
+    """``path`` (``flag``'s value ``given``) exists as a writable folder or can be created as one: its nearest
+    existing ancestor is a writable folder; the message asks for ``what`` instead."""
+    existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise UsageError(f"--storage-path {storage}: {existing} is a file, not a folder: pass a folder")
+        raise UsageError(f"{flag} {given}: {existing} is a file, not a folder: pass {what}")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--storage-path {storage}: {existing} is not writable: pass a folder you can write")
+        raise UsageError(f"{flag} {given}: {existing} is not writable: pass {what} you can write")
+
+
+def check_folder(folder: str | Path, flag: str) -> None:
+    """``folder`` (given by ``flag``) is a writable folder, or can be created as one (nothing is created here). Pass
+    the flag's text where there is one: an empty one is refused, not taken as the working folder.
+
+    Raises:
+        UsageError: empty, a file or under one, or not writable.
+    """
+    if not str(folder).strip():
+        raise UsageError(f"{flag} is empty: pass a folder, or leave the flag out for its default")
+    _check_creatable(Path(folder).expanduser().absolute(), flag, str(folder), "a folder")
+
+
+def check_storage_path(storage: str | Path, flag: str = "--storage-path") -> None:
+    """``storage`` (given by ``flag``) can hold studies: a writable folder, or one that can be created
+    (``check_folder``), and not a folder of one (a study's own, or one of the ``RESERVED_NAMES`` beside studies),
+    where studies would nest inside another's files. Nothing is created here.
+
+    Raises:
+        UsageError: empty, a file or under one, not writable, or a study's or the project's own folder.
+    """
+    from search.study.state import STATE_FILE, studies_under
+
+    check_folder(storage, flag)
+    path = Path(storage).expanduser().absolute()
+    if (path / STATE_FILE).is_file():
+        raise UsageError(f"{flag} {storage} is a study's folder (it holds {STATE_FILE}): pass the folder it is in, "
+                         f"{path.parent}")
+    if path.name.lower() in RESERVED_NAMES and studies_under(path.parent):
+        raise UsageError(f"{flag} {storage} is the project's own {path.name} folder beside the studies in "
+                         f"{path.parent}: pass {path.parent}")
+
+
+def check_new_file(path: str, flag: str) -> Path:
+    """``path`` (given by ``flag``) names a file to write that does not exist yet (nothing is overwritten), in a
+    folder that exists or can be created and written; nothing is created here. Returns it absolute.
+
+    Raises:
+        UsageError: empty, an existing file or folder, or under a file or an unwritable folder.
+    """
+    if not path.strip():
+        raise UsageError(f"{flag} is empty: pass the path of a new file")
+    target = Path(path).expanduser().absolute()
+    if target.is_dir():
+        raise UsageError(f"{flag} {path} is a folder: pass the path of a new file (e.g. {path.rstrip('/')}/out.json)")
+    if target.exists() or target.is_symlink():
+        raise UsageError(f"{flag} {path} exists and would be overwritten: pass another path, or move it away first")
+    _check_creatable(target.parent, flag, path, "a path in a folder")
+    return target
+
+
+def check_mlflow_uri(flag: str | None, existing: bool = False,
+                     fix: str = "pass the --mlflow-uri the studies ran with (or set MLFLOW_TRACKING_URI)") -> str:
+    """``--mlflow-uri`` (given as ``flag``; else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``)
+    resolved (``resolve_tracking_uri``) and checked (``check_tracking_uri``). With ``existing`` (a tool that reads
+    the runs of studies), a SQLite store must be an MLflow database already (MLflow would create an empty one),
+    else the message ends with ``fix``. Returns the resolved URI.
+
+    Raises:
+        UsageError: the problem and the fix, in one line.
+    """
+    uri = resolve_tracking_uri(flag)
+    if existing and uri.startswith(sqlite_uri.PREFIX):
+        path = sqlite_uri.path_of(uri)
+        if not path.is_file():
+            raise UsageError(f"no MLflow database at {path}: {fix}")
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)) as db:
+                tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as err:
+            raise UsageError(f"{path} is not an MLflow database ({err}): {fix}") from None
+        if "experiments" not in tables:
+            raise UsageError(f"{path} is not an MLflow database (no experiments table): {fix}")
+    try:
+        check_tracking_uri(uri)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return uri
+
+
+def check_tasks(text: str, flag: str = "--tasks", at_least: int = 1) -> tuple[str, ...]:
+    """The comma-separated GLUE tasks of ``flag`` (``text``), lower-cased: each known and named once, at least
+    ``at_least`` of them.
+
+    Raises:
+        UsageError: an unknown task, a task named twice, or too few.
+    """
+    from trainables.tasks import TASKS
+
+    tasks = tuple(t.strip().lower() for t in text.split(",") if t.strip())
+    for task in tasks:
+        if task not in TASKS:
+            raise UsageError(f"unknown task {task!r} in {flag}: choose among {', '.join(TASKS)}")
+    twice = next((t for t in tasks if tasks.count(t) > 1), None)
+    if twice:
+        raise UsageError(f"{flag} {text} names {twice} twice: name each task once")
+    if not tasks:
+        raise UsageError(f"{flag} {text!r} names no task: pass e.g. {flag} rte")
+    if len(tasks) < at_least:
+        count = {2: "two", 3: "three"}.get(at_least, str(at_least))
+        raise UsageError(f"{flag} {text}: name at least {count} different tasks (e.g. {flag} rte,mrpc)")
+    return tasks
+
+
+def check_model_and_data(model: str, glue_dir: str | None, tasks: tuple[str, ...]) -> str:
+    """``model`` (a hub id or local folder) is a supported encoder with intact weights and tokenizer, and each of
+    ``tasks`` (known names: ``check_tasks``) has classic GLUE files in ``glue_dir`` that parse row by row (``None``:
+    the hub's copy, not fetched here): a study's checks, for the tools and benchmarks that take these flags.
+    Returns the model, absolute when local.
+
+    Raises:
+        UsageError: a missing or unsupported model, or missing or malformed data (naming the file and line).
+    """
+    from search.cli.settings import check_model
+
+    model = check_model(model)
+    check_model_dir(model)
+    if glue_dir is not None:
+        for task in tasks:
+            check_task_data(task, str(Path(glue_dir).expanduser().resolve()))
+    return model
 
 
 def check_storage(settings: StudySettings) -> None:

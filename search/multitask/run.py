@@ -21,6 +21,7 @@ from search.records.tracking import log_params, open_experiment, source_tags
 from search.study.local_ray import init_ray
 from search.study.progress import MultiTaskLines, ScalarCSVLogger
 from search.verdict.report import markdown_table
+from trainables.model import REMOTE_CODE_ENV
 from trainables.multitask import MultiTaskContext, TaskSampling, TaskTicket, tune_multitask
 
 
@@ -95,8 +96,8 @@ def run(settings: MultiTaskSettings, typed: str) -> str:
                                settings.finetune, TaskSampling(settings.temperature),
                                threads=max(1, int(settings.cpus_per_trial)), data_workers=settings.data_workers)
     status = "FAILED"
-    started = init_ray({k: os.environ[k] for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HOME")
-                        if k in os.environ})
+    started = init_ray({k: os.environ[k] for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HOME",
+                                                   REMOTE_CODE_ENV) if k in os.environ})
     try:
         gpus = settings.gpus_per_trial
         if gpus is None:

@@ -55,7 +55,7 @@ def _not_one(value: int) -> str | None:
 #: multi-task study means by them where it differs: epochs are passes over the mixed data (the budget's
 #: ``multitask_epochs``), the subsets are per task (at least 2 examples), storage is a folder, and a length below 8
 #: leaves no room for a pair.
-SHARED = (FLAGS["model"], FLAGS["glue_dir"],
+SHARED = (FLAGS["model"], FLAGS["glue_dir"], FLAGS["trust_remote_code"],
           replace(FLAGS["budget"], help="; ".join(f"{name}: {budget_summary(b, 'multitask_epochs')}"
                                                   for name, b in BUDGETS.items())),
           replace(FLAGS["seeds"], help="seeds per arm, 0..N-1; seed s uses the mask of the study's seed s (else its "
@@ -143,29 +143,30 @@ class MultiTaskSettings:
 def build_settings(args) -> MultiTaskSettings:
     """Validate the flags (one line per problem, ``UsageError``), with the study's checks of the shared ones."""
     from search.cli.defaults import resolve_glue_dir, resolve_model
-    from search.cli.preflight import check_model_dir, check_study_name, check_task_data
-    from search.cli.settings import check_model
-    from search.records.tracking import check_tracking_uri, resolve_tracking_uri
+    from search.cli.preflight import (check_mlflow_uri, check_model_and_data, check_storage_path, check_study_name,
+                                      check_tasks)
     from trainables.data import DataSettings
     from trainables.finetune import FinetuneSettings
+    from search.cli.settings import check_sequence_length
+    from trainables.model import trust_remote_code
     from trainables.multitask import ARMS
-    from trainables.tasks import TASKS
 
-    tasks = tuple(t.strip().lower() for t in args.tasks.split(",") if t.strip())
-    for task in tasks:
-        if task not in TASKS:
-            raise UsageError(f"unknown task {task!r} in --tasks: choose among {', '.join(TASKS)}")
-    if len(tasks) < 2 or len(set(tasks)) != len(tasks):
-        raise UsageError(f"--tasks {args.tasks}: name at least two different tasks (e.g. --tasks rte,mrpc)")
+    tasks = check_tasks(args.tasks, "--tasks", at_least=2)
     studies = {}
     for item in args.study:
         task, _, name = item.partition("=")
+        task = task.strip().lower()
         if not name or task not in tasks:
             raise UsageError(f"--study {item}: write TASK=NAME with TASK one of --tasks ({','.join(tasks)})")
+        if task in studies:
+            raise UsageError(f"--study names two studies of {task} ({studies[task]}, {name}): name one per task")
+        check_study_name(name, "--study")
         studies[task] = name
     arms = tuple(a.strip() for a in args.arms.split(",") if a.strip())
     if not arms or any(a not in ARMS for a in arms):
         raise UsageError(f"--arms {args.arms}: choose among {', '.join(ARMS)}")
+    if len(set(arms)) != len(arms):
+        raise UsageError(f"--arms {args.arms} names an arm twice: name each once (choose among {', '.join(ARMS)})")
     budget = BUDGETS[args.budget]
     shared = {flag.name: value(args, flag, budget) for flag in SHARED}
     if not args.sampling_temperature >= 1.0:
@@ -176,22 +177,28 @@ def build_settings(args) -> MultiTaskSettings:
         raise UsageError("--resume needs --name of the multi-task study to resume")
     name = args.name or f"multitask-{'-'.join(tasks)}-{time.strftime('%Y%m%d-%H%M%S')}"
     check_study_name(name, "--name")
-    model = check_model(resolve_model(args.model).value)
-    check_model_dir(model)
     glue = resolve_glue_dir(args.glue_dir).value
-    if glue is not None:
-        glue = str(Path(glue).expanduser().resolve())
-        for task in tasks:
-            check_task_data(task, glue)
+    glue = None if glue is None else str(Path(glue).expanduser().resolve())
+    trust_remote_code(args.trust_remote_code)  # this process's loaders and (forwarded) its Ray workers'
+    model = check_model_and_data(resolve_model(args.model).value, glue, tasks)
+    check_sequence_length(shared["max_seq_length"], model)
     if "://" in args.storage_path:
         raise UsageError(f"--storage-path {args.storage_path}: a multi-task study takes a folder (every node must see "
                          "it); a bucket URI is not supported here yet")
-    uri = resolve_tracking_uri(args.mlflow_uri)
-    try:
-        check_tracking_uri(uri)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
+    check_storage_path(args.storage_path)
     folder = Path(args.storage_path).expanduser().resolve() / "multitask" / name
+    state = folder / STATE_FILE
+    if args.resume and not state.exists():
+        raise UsageError(f"no multi-task study {name} to resume under {folder.parent}: check --name and --storage-path")
+    if not args.resume and state.exists():
+        raise UsageError(f"multi-task study {name} exists under {folder.parent}: add --resume to continue it, or "
+                         "choose another --name")
+    if args.resume:
+        from search.study.checks import check_trusted_folder
+
+        check_trusted_folder(folder, Path(args.storage_path).expanduser().resolve())
+    uri = check_mlflow_uri(args.mlflow_uri, existing=True,  # the tasks' studies are read from it
+                           fix="pass the --mlflow-uri the tasks' studies ran with (or set MLFLOW_TRACKING_URI)")
     finetune = FinetuneSettings(learning_rate=shared["learning_rate"], epochs=shared["epochs"],
                                 batch_size=shared["batch_size"], optimizer=budget.optimizer,
                                 warmup_ratio=budget.warmup_ratio)
@@ -201,12 +208,6 @@ def build_settings(args) -> MultiTaskSettings:
                                  tuple(range(shared["seeds"])), finetune, data, args.sampling_temperature, arms,
                                  name, args.resume, folder, uri, args.cpus_per_trial, args.gpus_per_trial,
                                  args.data_workers)
-    state = folder / STATE_FILE
-    if args.resume and not state.exists():
-        raise UsageError(f"no multi-task study {name} to resume under {folder.parent}: check --name and --storage-path")
-    if not args.resume and state.exists():
-        raise UsageError(f"multi-task study {name} exists under {folder.parent}: add --resume to continue it, or "
-                         "choose another --name")
     return settings
 
 

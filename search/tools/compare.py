@@ -8,47 +8,81 @@ control's from the good ticket of its own study), one verdict
 over all of them (``search.verdict.analysis.decide``), a phase-transition plot with a curve per (method, control,
 rewinding point), and the numbers.
 
-Exit codes: 0 written, 2 bad input (a study that is missing or unfinished).
+Exit codes: 0 written, 2 bad input (one line, nothing written: a study that is missing or unfinished, a name that
+is not one folder name, an --out in the way).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from search.cli.preflight import check_mlflow_uri, check_storage_path, check_study_name
 from search.verdict.analysis import TicketResult, compare_controls, decide
-from search.errors import UsageError
+from search.errors import OneLineParser, UsageError
 from search.verdict.report import phase_transition_plot, verdict_lines
-from search.study.state import StudyState
+from search.study.state import StudyState, studies_under
 from trainables.metrics import METRICS
 from trainables.model import load_config
 from trainables.pruning.registry import get_method
 from trainables.tasks import get_task
 
 
-def load_study(storage: Path, name: str) -> tuple[dict, list[TicketResult], dict[str, dict]]:
-    """A finished study: its settings, its trials and each trial's last dev metrics from MLflow.
+def read_summary(storage: Path, name: str) -> tuple[StudyState, dict]:
+    """A finished study's state and ``summary.json`` (files only: MLflow is not opened).
 
     Raises:
-        UsageError: the study folder, its state or its summary is missing (not run, or not finished).
+        UsageError: the study folder, its state or its summary is missing (not run, or not finished), or the
+            summary is unreadable.
     """
     folder = storage / name
     state = StudyState.read(folder)
-    if state is None or not (folder / "summary.json").exists():
-        raise UsageError(f"study {name} has no finished summary under {storage}: pass --storage-path where it ran "
-                         "and the names of finished studies")
-    summary = json.loads((folder / "summary.json").read_text())
-    client = MlflowClient(state.tracking_uri)
+    if state is None:
+        found = ", ".join(studies_under(storage)) or "none"
+        raise UsageError(f"no study {name} under {storage} (studies there: {found}): pass --storage-path where it "
+                         "ran and the names of finished studies")
+    if not (folder / "summary.json").is_file():
+        raise UsageError(f"study {name} under {storage} has not finished (no summary.json): resume it (python -m "
+                         f"search.run --study-name {name} --resume ...), or compare finished studies")
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+        valid = isinstance(summary["trials"], list) and isinstance(summary["settings"]["task"], str)
+    except (OSError, ValueError, KeyError, TypeError):
+        valid = False
+    if not valid:
+        raise UsageError(f"{folder / 'summary.json'} is not a study summary (unreadable, or without settings.task and "
+                         f"trials): finish the study again (python -m search.run --study-name {name} --resume ...)")
+    return state, summary
+
+
+def load_study(storage: Path, name: str, read: tuple[StudyState, dict] | None = None
+               ) -> tuple[dict, list[TicketResult], dict[str, dict]]:
+    """A finished study: its settings, its trials and each trial's last dev metrics from MLflow. ``read``: what
+    ``read_summary`` returned for it, when already read.
+
+    Raises:
+        UsageError: the study folder, its state or its summary is missing (not run, or not finished), or its MLflow
+            store or runs are gone.
+    """
+    state, summary = read or read_summary(storage, name)
+    fix = f"restore the store study {name} was logged to, or compare other studies"
+    client = MlflowClient(check_mlflow_uri(state.tracking_uri, existing=True, fix=fix))
     tickets, metrics = [], {}
     for trial in summary["trials"]:
         ticket = TicketResult.from_dict(trial)
         tickets.append(ticket)
         if ticket.run_id:
-            metrics[ticket.run_id] = client.get_run(ticket.run_id).data.metrics
+            try:
+                metrics[ticket.run_id] = client.get_run(ticket.run_id).data.metrics
+            except MlflowException:
+                raise UsageError(f"study {name}'s run {ticket.run_id} is not in its MLflow store "
+                                 f"{state.tracking_uri}: {fix}") from None
             if ticket.achieved_sparsity is None and "mask.json" in [a.path for a in client.list_artifacts(ticket.run_id)]:
                 ticket.facts["achieved_sparsity"] = _legacy_achieved(client, ticket, summary["settings"]["model"])
             _load_predictions(client, ticket)
@@ -106,12 +140,14 @@ def compare(storage: Path, names: list[str], out: Path, title: str | None = None
     their status but not plotted.
 
     Raises:
-        UsageError: a missing or unfinished study, or studies of different tasks.
+        UsageError: a missing or unfinished study, or studies of different tasks (checked on the summaries, before
+            anything is read from MLflow).
     """
-    studies = [(name, *load_study(storage, name)) for name in names]
-    tasks = {settings["task"] for _, settings, _, _ in studies}
+    read = {name: read_summary(storage, name) for name in names}
+    tasks = {summary["settings"]["task"] for _, summary in read.values()}
     if len(tasks) != 1:
         raise UsageError(f"studies of different tasks ({', '.join(sorted(tasks))}): compare one task at a time")
+    studies = [(name, *load_study(storage, name, read[name])) for name in names]
     task = get_task(tasks.pop())
     extra = [m for m in task.metrics if m in METRICS]
     dense_seen, tickets, rows = False, [], []
@@ -151,27 +187,55 @@ def compare(storage: Path, names: list[str], out: Path, title: str | None = None
     return table
 
 
+def check_args(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The storage folder and the output folder of the parsed flags, checked (nothing is created): the studies are
+    distinct folder names (never a path: the default output lies under ``<storage>/comparisons``), the storage is
+    an existing local folder, and ``--out`` (anywhere, when given) is not a file nor under one.
+
+    Raises:
+        UsageError: the first problem, naming it and the fix.
+    """
+    if "://" in args.storage_path:
+        raise UsageError(f"--storage-path {args.storage_path} is a URI: compare reads the studies' local copies; pass "
+                         "the --local-dir they ran with (default ~/.cache/supertickets/<bucket and prefix>)")
+    for name in args.studies:
+        check_study_name(name, "study")
+    twice = next((name for name in args.studies if args.studies.count(name) > 1), None)
+    if twice:
+        raise UsageError(f"study {twice} is named twice: name each study once")
+    check_storage_path(args.storage_path)
+    storage = Path(args.storage_path).expanduser().resolve()
+    if not storage.is_dir():
+        raise UsageError(f"--storage-path {args.storage_path}: no such folder: pass the folder the studies ran under "
+                         "(their --storage-path)")
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out is empty: pass a folder, or leave it out for <storage-path>/comparisons/<studies>")
+    if args.out is not None:
+        out = Path(args.out).expanduser().absolute()
+    else:
+        out = storage / "comparisons" / "+".join(args.studies)
+        if len(out.name.encode()) > 255:
+            raise UsageError(f"the default output folder name {out.name[:40]}... is longer than a file system allows: "
+                             "pass --out")
+    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UsageError(f"--out {out}: {blocking} is a file, not a folder: pass another --out")
+    return storage, out
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m search.compare") -> int:
-    """Run the CLI; returns the exit code (0 done, 2 bad input)."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    """Run the CLI; returns the exit code (0 done, 2 bad input: one line on stderr, nothing written)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per downloaded file otherwise
+    parser = OneLineParser(prog=prog, description=__doc__.split("\n\n")[1],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("studies", nargs="+", help="names of finished studies (as given to --study-name)")
     parser.add_argument("--storage-path", default="supertickets_results", help="the folder where the studies ran (for a storage URI: their --local-dir)")
     parser.add_argument("--out", help="folder for comparison.md, comparison.png, comparison.json (default "
                                       "<storage-path>/comparisons/<study>+<study>..., git-ignored with the results)")
     parser.add_argument("--title", help="title of the plot")
-    args = parser.parse_args(argv)
-    if "://" in args.storage_path:
-        print(f"error: --storage-path {args.storage_path} is a URI: compare reads the studies' local copies; pass the "
-              "--local-dir they ran with (default ~/.cache/supertickets/<bucket and prefix>)", file=sys.stderr)
-        return 2
-    storage = Path(args.storage_path).expanduser().resolve()
-    out = Path(args.out) if args.out else storage / "comparisons" / "+".join(args.studies)
-    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
-    if blocking is not None:
-        print(f"error: --out {out}: {blocking} is a file, not a folder: pass another --out", file=sys.stderr)
-        return 2
     try:
+        args = parser.parse_args(argv)
+        storage, out = check_args(args)
         table = compare(storage, args.studies, out, args.title)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -7,7 +7,9 @@ and prints, for every estimator of ``--importance`` (``trainables.pruning.struct
 Spearman correlation between the unit's score (heads normalised per layer, as tickets rank them) and the
 actual loss change. The better estimator ranks units closer to what removing them costs. Takes the study's
 flags (``--task``, ``--model``, ``--glue-dir``, ``--budget``, ``--max-train-examples``, ...) so that it reads the
-same cached fine-tune; prints a table and, with ``--out``, writes it as JSON.
+same cached fine-tune; prints a table and, with ``--out``, writes it as JSON (a new file: never overwritten).
+The check is of the structured method's estimators: ``--importance`` narrows it to one, another ``--method`` is
+refused, and so is a study flag it has no use for (``STUDY_ONLY``).
 
 Exit codes: 0 done, 2 bad input (one line, nothing created).
 """
@@ -104,12 +106,14 @@ def removal_effects(model, loader, device) -> RemovalEffects:
     return RemovalEffects(base, head, ffn, examples)
 
 
-def check_estimators(importance, effects: RemovalEffects) -> list[EstimatorCheck]:
-    """Spearman correlation of each estimator's scores (heads normalised per layer) with ``effects``."""
+def check_estimators(importance, effects: RemovalEffects, estimators: tuple[str, ...] | None = None
+                     ) -> list[EstimatorCheck]:
+    """Spearman correlation of each estimator's scores (heads normalised per layer) with ``effects``; ``estimators``:
+    which (default every one of ``ESTIMATORS``)."""
     from trainables.pruning.structured import ESTIMATORS, normalize_by_layer
 
     rows = []
-    for estimator in ESTIMATORS:
+    for estimator in estimators or ESTIMATORS:
         head, ffn = importance.of(estimator)
         h = spearmanr(normalize_by_layer(head).flatten().numpy(), effects.head.flatten().numpy())
         f = spearmanr(ffn.numpy(), effects.ffn.numpy())
@@ -143,17 +147,48 @@ def parser():
     return p
 
 
+#: Study flags the check has no use for (it runs no search over tickets and logs nothing to MLflow): given, they
+#: are refused rather than silently ignored.
+STUDY_ONLY = ("control", "rewind", "sparsity_min", "sparsity_max", "sparsity_step", "num_trials", "search",
+              "scheduler", "confidence", "match_tolerance", "concurrent_trials", "grace_period", "max_failures",
+              "keep_weights", "search_seed", "study_name", "resume", "mlflow_uri", "optuna_storage")
+
+
+def check_args(p, args) -> None:
+    """The flags of the check itself, and that no flag it would ignore was given (``STUDY_ONLY``, another
+    ``--method``); nothing is created.
+
+    Raises:
+        UsageError: the first problem, naming it and the fix.
+    """
+    from search.cli.preflight import check_new_file, check_storage_path
+
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed} must be 0 or more")
+    ignored = next((dest for dest in STUDY_ONLY if getattr(args, dest) != p.get_default(dest)), None)
+    if ignored:
+        raise UsageError(f"--{ignored.replace('_', '-')} is a study's flag the importance check does not use (it runs "
+                         "no search and logs nothing to MLflow): drop it")
+    if args.method.strip() != "structured":
+        raise UsageError(f"--method {args.method}: the check measures the structured method's head and FFN importance "
+                         "estimators, which other methods do not use: drop --method (pick an estimator with "
+                         "--importance)")
+    if args.out is not None:
+        check_new_file(args.out, "--out")
+        if not Path(args.out).expanduser().resolve().parent.is_dir():
+            raise UsageError(f"--out {args.out}: its folder does not exist; create it or pass another path")
+    check_storage_path(args.storage_path)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the check; returns the exit code."""
+    """Run the check; returns the exit code (0 done, 2 bad input: one line on stderr, nothing created)."""
     try:
-        args = parser().parse_args(argv)
+        p = parser()
+        args = p.parse_args(argv)
+        check_args(p, args)
         from search.cli.settings import build_settings
 
         settings = build_settings(args)
-        if args.seed < 0:
-            raise UsageError(f"--seed {args.seed} must be 0 or more")
-        if args.out and not Path(args.out).expanduser().resolve().parent.is_dir():
-            raise UsageError(f"--out {args.out}: its folder does not exist; create it or pass another path")
         from search.cli.preflight import check_data, check_model, check_storage
 
         check_storage(settings)
@@ -182,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     dev = load_tokenized(task, tokenizer, settings.data, seed=args.seed)["validation"]
     loader = batches(dev, collator(tokenizer), settings.finetune.batch_size, device)
     effects = removal_effects(model, loader, device)
-    rows = check_estimators(importance, effects)
+    rows = check_estimators(importance, effects, (args.importance,) if args.importance else None)
     last = dense.history[-1]
     print(f"\n{task.name.upper()}, {Path(settings.model).name}, seed {args.seed}: dense dev {task.primary_metric} "
           f"{last.dev_score:.4f}; importance scored on {importance.examples} training examples")

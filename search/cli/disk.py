@@ -1,0 +1,90 @@
+"""Pre-flight: is there disk space for what a study will write?
+
+A study writes, per seed, the dense fine-tune (and one snapshot per ``step:K`` rewinding point) into the cache under
+the storage path, unless the cache holds it already; each running trial writes one model beside its Tune state;
+the weights kept for export (``--keep-weights``) go to the MLflow artifact store, which for a local SQLite
+tracking URI lies on the disk of the database's folder (MLflow's default: ``./mlartifacts``). Every such file is
+as large as the model's weights. The estimate is an upper bound of these files plus 10 % for the small ones
+(masks, scores, plots, logs); a disk that cannot hold it is refused before anything is written. A hub model's
+size is not known before it is downloaded, so its study is not checked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from search.errors import UsageError
+from search.records import sqlite_uri
+from search.records.tracking import resolve_tracking_uri
+from search.study.settings import StudySettings
+
+#: Named tickets whose weights ``--keep-weights named`` keeps per seed, besides the dense model's: the super
+#: ticket, the sparsest super ticket and the winning ticket (``search.verdict.analysis.Verdict.named``).
+NAMED_ROLES = 3
+#: Room for what is small beside the weights (masks, importance scores, plots, logs, databases).
+MARGIN = 1.1
+
+
+def weight_bytes(model: str) -> int | None:
+    """Bytes of a local model folder's weights (a sharded checkpoint's shards summed), ``None`` for a hub id."""
+    folder = Path(model)
+    if not folder.is_dir():
+        return None
+    for pattern in ("model*.safetensors", "pytorch_model*.bin"):
+        files = list(folder.glob(pattern))
+        if files:
+            return sum(f.stat().st_size for f in files)
+    return None
+
+
+def _device(path: Path) -> tuple[int, Path]:
+    """The filesystem (``st_dev``) and the nearest existing folder of ``path`` (which may not exist yet)."""
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return os.stat(existing).st_dev, existing
+
+
+def planned_bytes(settings: StudySettings, model: int) -> dict[tuple[int, Path], int]:
+    """Bytes the study will write per filesystem, for weights of ``model`` bytes: ``{(st_dev, folder): bytes}``."""
+    from trainables.cache import DenseSpec
+
+    seeds = [s for s in settings.seeds if not (settings.cache_dir / "dense" / DenseSpec(
+        settings.model, settings.task, s, settings.finetune, settings.data).key()).exists()]
+    running = settings.concurrent_trials or max(1, int((os.cpu_count() or 1) // max(settings.cpus_per_trial, 1e-9)))
+    storage = len(seeds) * (1 + len(settings.rewind_steps)) * model + min(running, settings.num_trials) * model
+    kept = {"none": 0, "named": 1 + NAMED_ROLES, "all": settings.num_trials}[settings.keep_weights]
+    artifacts = kept * len(settings.seeds) * model
+    plan: dict[tuple[int, Path], int] = {}
+    where = _device(settings.root)
+    plan[where] = storage
+    uri = resolve_tracking_uri(settings.mlflow_uri)
+    if uri.startswith(sqlite_uri.PREFIX):
+        store = _device(sqlite_uri.path_of(uri).parent)
+        store = where if store[0] == where[0] else store
+        plan[store] = plan.get(store, 0) + artifacts
+    return plan
+
+
+def check_disk_space(settings: StudySettings) -> None:
+    """Each disk the study writes to has room for what it will write (``planned_bytes``, plus ``MARGIN``).
+
+    Raises:
+        UsageError: a disk that cannot hold it, with the space free, the space needed and what to change.
+    """
+    model = weight_bytes(settings.model)
+    if model is None or settings.mirror is not None:  # a hub model's size is unknown; a bucket has no disk to fill
+        return
+    for (_, folder), needed in planned_bytes(settings, model).items():
+        needed = int(needed * MARGIN)
+        free = shutil.disk_usage(folder).free
+        if free < needed:
+            raise UsageError(f"{folder} has {_size(free)} free, but the study will write about {_size(needed)} "
+                             f"there (dense fine-tunes, trial and kept weights of {_size(model)} each): free space, pass another --storage-path or --mlflow-uri, "
+                             f"or keep fewer weights (--keep-weights none)")
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e9:.1f} GB" if count >= 1e9 else f"{count / 1e6:.0f} MB"
