@@ -41,6 +41,16 @@ def broken(tmp_path_factory, model_dir, glue_dir):
               "unknown label": header + good_row + "1\tone\ttwo\tmaybe\n", "no label column":
               "index\tsentence1\tsentence2\n0\ta\tb\n", "no dev file": header + good_row}
     glue = {}
+    latin = root / "glue" / "latin-1" / "RTE"
+    latin.mkdir(parents=True)
+    (latin / "train.tsv").write_bytes((header + "0\tCaf\xe9 ouvert.\tUn caf\xe9.\tentailment\n").encode("latin-1"))
+    (latin / "dev.tsv").write_text(dev)
+    glue["latin-1"] = str(latin.parent)
+    corpora = {"empty": b"", "blank": b"\n  \n\t\n", "latin-1": "d\xe9j\xe0 vu\n".encode("latin-1")}
+    corpus = {}
+    for name, data in corpora.items():
+        corpus[name] = root / f"corpus-{name}.txt"
+        corpus[name].write_bytes(data)
     for name, train in trains.items():
         folder = root / "glue" / name.replace(" ", "-") / "RTE"
         folder.mkdir(parents=True)
@@ -61,7 +71,15 @@ def broken(tmp_path_factory, model_dir, glue_dir):
         models[name] = str(folder)
     a_file = root / "a-file"
     a_file.write_text("not a folder")
-    return {"glue": glue, "models": models, "file": str(a_file)}
+    with_code = root / "models" / "with-code"
+    with_code.mkdir()
+    for item in shared.iterdir():
+        (with_code / item.name).symlink_to(item)
+    (with_code / "config.json").unlink()
+    (with_code / "config.json").write_text(json.dumps({**json.loads((shared / "config.json").read_text()),
+                                                       "auto_map": {"AutoModel": "custom.Model"}}))
+    models["with code"] = str(with_code)
+    return {"glue": glue, "models": models, "file": str(a_file), "corpus": {k: str(v) for k, v in corpus.items()}}
 
 
 def _cases(model_dir, glue_dir, gpt2_dir, broken):
@@ -150,6 +168,26 @@ def _cases(model_dir, glue_dir, gpt2_dir, broken):
         "resume without a name": ([*rte, "--resume"], "--resume needs --study-name"),
         "more GPUs than a node has": ([*rte, "--gpus-per-trial", "64"], "--gpus-per-trial 64 does not fit"),
         "more CPUs than a node has": ([*rte, "--cpus-per-trial", "4096"], "--cpus-per-trial 4096 does not fit"),
+        # issue 28: what pre-flight did not cover before
+        "empty storage path": ([*rte, "--storage-path", ""], "--storage-path is empty: pass a folder"),
+        "empty local dir": ([*rte, "--storage-path", "s3://bucket/results", "--local-dir", ""],
+                            "--local-dir is empty: pass a folder"),
+        "study name of the cache folder": ([*rte, "--study-name", "cache"], "--study-name 'cache' is a name the "
+                                                                           "project keeps for its own files"),
+        "study name of the comparisons folder": ([*rte, "--study-name", "Comparisons"], "keeps for its own files"),
+        "MLflow server that does not answer": ([*rte, "--mlflow-uri", "http://127.0.0.1:9"],
+                                               "MLflow tracking server http://127.0.0.1:9 does not answer"),
+        "MLflow server at an unknown host": ([*rte, "--mlflow-uri", "http://no-such-host.invalid:5000"],
+                                             "does not answer"),
+        "longer sequences than the model takes": ([*rte, "--max-seq-length", "1024"],
+                                                  "--max-seq-length 1024 is more than all-MiniLM-L6-v2 takes (512"),
+        "train file not UTF-8": (glue("latin-1"), "train.tsv is not UTF-8 text (byte"),
+        "model that ships code": (model("with code"), "ships code of its own (auto_map -> custom), which supertickets "
+                                                      "does not run unless you pass --trust-remote-code"),
+        "empty TAMT corpus": ([*rte, "--method", "tamt", "--tamt-corpus", broken["corpus"]["empty"]], "holds no text"),
+        "blank TAMT corpus": ([*rte, "--method", "tamt", "--tamt-corpus", broken["corpus"]["blank"]], "holds no text"),
+        "TAMT corpus not UTF-8": ([*rte, "--method", "tamt", "--tamt-corpus", broken["corpus"]["latin-1"]],
+                                  "is not UTF-8 text"),
         "rewinding step past the fine-tune": ([*rte, "--max-train-examples", "64", "--rewind", "step:100000"],
                                               "--rewind step:100000 is past the dense fine-tune's last step (8 = 2 "
                                               "epochs x 4 batches of 16)"),
@@ -157,9 +195,10 @@ def _cases(model_dir, glue_dir, gpt2_dir, broken):
 
 
 CASES = list(_cases("m", "/g/glue", "g", {"glue": {k: k for k in ("empty", "header only", "malformed row", "unknown label",
-                                                              "no label column", "no dev file")},
-                                          "models": {k: k for k in ("no weights", "truncated weights", "no tokenizer")},
-                                          "file": "f"}))
+                                                              "no label column", "no dev file", "latin-1")},
+                                          "models": {k: k for k in ("no weights", "truncated weights", "no tokenizer",
+                                                                    "with code")},
+                                          "corpus": {k: k for k in ("empty", "blank", "latin-1")}, "file": "f"}))
 
 
 def test_the_table_has_at_least_40_kinds_of_bad_input():
@@ -327,3 +366,47 @@ def test_compare_out_under_a_file_is_one_line_and_exit_2(tmp_path, capsys):
     assert compare(["any", "--storage-path", str(tmp_path), "--out", str(tmp_path / "afile" / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is a file, not a folder" in err
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('modle = "/models/m"\n', "has an unknown key 'modle': did you mean model? it may hold model, glue_dir, tamt_corpus"),
+    ('glue-dir = "/data/glue"\n', "unknown key 'glue-dir': did you mean glue_dir?"),
+    ("model = 3\n", "model = 3 must be a non-empty string"),
+    ('glue_dir = ""\n', "glue_dir = '' must be a non-empty string"),
+    ('model = ["a", "b"]\n', "must be a non-empty string"),
+    ("model = \n", "is not valid TOML"),
+])
+def test_a_config_file_with_a_misspelt_key_or_a_wrong_type_is_refused(text, expected, workdir, tmp_path_factory,
+                                                                      monkeypatch, capsys):
+    config = tmp_path_factory.mktemp("config") / "supertickets.toml"
+    config.write_text(text)
+    monkeypatch.setenv("SUPERTICKETS_CONFIG", str(config))  # the file a study would read (no flag overrides it)
+    assert main(["--task", "rte", "--budget", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: config file {config}") and expected in err, err
+    assert list(workdir.iterdir()) == []
+
+
+def test_resume_from_a_world_writable_study_folder_is_refused(stored_study, workdir, capsys):
+    study = Path(stored_study[stored_study.index("--storage-path") + 1]) / "started"
+    tune = study / "tune"
+    tune.mkdir(exist_ok=True)
+    before = study.stat().st_mode
+    try:
+        os.chmod(tune, 0o777)  # anyone could replace Tune's pickled state in it
+        assert main([*stored_study, "--resume"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"refusing to resume from {tune}: it is writable by every user (mode 777)" in err
+        assert f"chmod o-w {tune}" in err
+        os.chmod(tune, 0o1777)  # sticky, as /tmp: others cannot replace what they do not own
+        from search.study.checks import check_trusted_folder
+
+        check_trusted_folder(study, study.parent)
+        os.chmod(tune, 0o755)
+        os.chmod(study.parent, 0o777)
+        with pytest.raises(Exception, match=f"refusing to resume from {study.parent}"):
+            check_trusted_folder(study, study.parent)
+    finally:
+        os.chmod(study.parent, 0o755)
+        os.chmod(study, before)
+        tune.rmdir()

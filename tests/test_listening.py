@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.grids import write_grid

@@ -63,6 +63,15 @@ def check_classic_split(task: GlueTask, glue_dir: str, file: str) -> int:
     if not os.path.isfile(path):
         raise DataFileError(f"{path} not found: {fix}")
     label_column = next(column for column, name in spec.columns.items() if name == "label")
+    try:
+        return _check_rows(task, path, label_column, fix)
+    except UnicodeDecodeError as err:
+        raise DataFileError(f"{path} is not UTF-8 text (byte {err.start} of a block is {err.object[err.start]:#04x}): "
+                            f"convert it (iconv -t utf-8), or {fix}") from None
+
+
+def _check_rows(task: GlueTask, path: str, label_column: str, fix: str) -> int:
+    spec = task.classic
     with open(path, encoding="utf-8-sig", newline="") as handle:
         rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = list(spec.names) if spec.names is not None else next(rows, None)

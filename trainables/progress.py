@@ -44,6 +44,7 @@ class ProgressBoard:
     def __init__(self):
         self.latest: dict[str, StepProgress] = {}
         self.first_epoch: StepProgress | None = None  # what the study's time estimate is measured on
+        self.notes: list[str] = []  # what workers want the user to read (``note``), not yet shown
 
     def update(self, progress: StepProgress, epoch_ended: bool = False) -> None:
         """Keep ``progress`` as its job's latest; the first ended epoch is also kept for good."""
@@ -55,6 +56,15 @@ class ProgressBoard:
         """Every job's latest progress (by job), and the first epoch that ended (``None`` before one did)."""
         return dict(self.latest), self.first_epoch
 
+    def note(self, text: str) -> None:
+        """Keep a line for the terminal (shown once, by the next ``take_notes``)."""
+        self.notes.append(text)
+
+    def take_notes(self) -> list[str]:
+        """The lines noted since the last call, oldest first."""
+        notes, self.notes = self.notes, []
+        return notes
+
 
 class _Sender:
     """Throttled sending to the board of ``$SUPERTICKETS_PROGRESS_BOARD`` (looked up once)."""
@@ -64,7 +74,7 @@ class _Sender:
         self.board = None
         self.last = 0.0
 
-    def begin(self, job: str) -> None:
+    def begin(self, job: str | None) -> None:
         self.job = job
         name = os.environ.get(BOARD_ENV)
         if name and self.board is None:
@@ -94,6 +104,15 @@ def begin(job: str) -> None:
 
 #: How the dense fine-tune of a seed names its job on the board.
 DENSE_JOB_PREFIX = "dense seed "
+
+
+def note(text: str) -> None:
+    """Show ``text`` on the study's terminal (through its board; without one, e.g. in tests or outside a study,
+    the caller's log warning is all there is). Sent at once: notes are rare and matter."""
+    if _SENDER.board is None:
+        _SENDER.begin(_SENDER.job)
+    if _SENDER.board is not None:
+        _SENDER.board.note.remote(text)
 
 
 def dense_job(seed: int) -> str:

@@ -6,7 +6,9 @@ lock and read what the first wrote (the pattern of open_lth's runner: skip a ste
 
 Sealing writes the SHA-256 and size of every file of the entry into its ``record.json`` (``"checksums"``).
 An entry whose record is unreadable, or whose files are missing, cut short or changed, is moved aside
-(``<entry>.corrupt-<time>``) with a warning naming it, and computed again.
+(``<entry>.corrupt-<time>``) and computed again; the damaged copy is deleted as soon as the new entry is complete
+(a copy left by a process killed in between is deleted by ``sweep_partials`` at the next study's start). Both
+the warning and the study's terminal (``trainables.progress.note``) say which entry was healed and why.
 
 With a storage URI (``trainables.mirror``) an entry missing here is first downloaded from under the URI (and
 checked like a local one), and an entry computed here is uploaded there.
@@ -26,12 +28,14 @@ from typing import Callable
 
 from filelock import FileLock, Timeout
 
-from trainables import mirror
+from trainables import mirror, progress
 
 log = logging.getLogger(__name__)
 
 RECORD = "record.json"
 PARTIAL = ".partial-"
+#: Infix of a damaged entry moved aside (``<entry>.corrupt-<time>-<pid>``).
+CORRUPT = ".corrupt-"
 
 
 def compute_once(target: Path, write: Callable[[Path], None], marker: str = RECORD) -> bool:
@@ -54,11 +58,14 @@ def compute_once(target: Path, write: Callable[[Path], None], marker: str = RECO
         found = problem(target, marker)
         if found is None:
             return False
+        aside = None
         if target.exists():
-            aside = target.with_name(f"{target.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+            aside = target.with_name(f"{target.name}{CORRUPT}{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
             os.replace(target, aside)
-            log.warning("cache entry %s is incomplete or corrupt (%s): moved aside to %s and computed again",
-                        target, found, aside.name)
+            text = (f"healing cache entry {target}: {found}; moved aside to {aside.name}, computing it again "
+                    "(the damaged copy is deleted once the new entry is complete)")
+            log.warning(text)
+            progress.note(text)
         for stale in target.parent.glob(f"{PARTIAL}{target.name}-*"):  # we hold the lock: nobody writes these
             shutil.rmtree(stale, ignore_errors=True)
         scratch = Path(tempfile.mkdtemp(prefix=f"{PARTIAL}{target.name}-", dir=target.parent))
@@ -71,6 +78,9 @@ def compute_once(target: Path, write: Callable[[Path], None], marker: str = RECO
             write(scratch)
             seal(scratch)
             os.replace(scratch, target)
+            if aside is not None:
+                shutil.rmtree(aside, ignore_errors=True)
+                progress.note(f"healed cache entry {target}: computed again, damaged copy {aside.name} deleted")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     mirror.push(target)
@@ -122,7 +132,8 @@ def problem(target: Path, marker: str = RECORD) -> str | None:
 
 def sweep_partials(root: Path) -> list[Path]:
     """Remove what interrupted computations left under the cache ``root``: ``.partial-*`` scratch folders and
-    files whose entry's lock nobody holds (a computation still running holds it, and is left alone).
+    files, and damaged entries moved aside (``*.corrupt-*``) whose healing was cut off, whose entry's lock nobody
+    holds (a computation still running holds it, and is left alone).
 
     Returns:
         the paths removed.
@@ -147,4 +158,14 @@ def sweep_partials(root: Path) -> list[Path]:
         except Timeout:
             continue
         removed.append(stale)
+    for aside in sorted(Path(root).rglob(f"*{CORRUPT}*")):  # a damaged copy whose healing was cut off
+        if not aside.is_dir() or any(CORRUPT in part or part.startswith(PARTIAL)
+                                     for part in aside.relative_to(root).parts[:-1]):
+            continue
+        try:
+            with FileLock(str(aside.parent / (aside.name.split(CORRUPT)[0] + ".lock")), timeout=0):
+                shutil.rmtree(aside)
+        except Timeout:
+            continue
+        removed.append(aside)
     return removed

@@ -39,9 +39,38 @@ def _config() -> tuple[dict, Path | None]:
             raise UsageError(f"config file {path} (SUPERTICKETS_CONFIG) not found: fix the path or unset it")
         return {}, None
     try:
-        return tomllib.loads(path.read_text()), path.resolve()
-    except tomllib.TOMLDecodeError as err:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise UsageError(f"config file {path} is not valid TOML ({err}): fix it or remove it") from None
+    check_config_keys(config, path)
+    return config, path.resolve()
+
+
+def config_keys() -> tuple[str, ...]:
+    """The keys ``supertickets.toml`` may hold: ``model``, ``glue_dir`` and every method's path option."""
+    from trainables.pruning.registry import all_options
+
+    return ("model", "glue_dir", *sorted(name for name, option in all_options().items() if option.path))
+
+
+def check_config_keys(config: dict, path: Path) -> None:
+    """Every key of the config file is one ``config_keys`` names, and its value a non-empty string (a path or hub
+    id): a misspelt key would otherwise be ignored and the study would silently use another default.
+
+    Raises:
+        UsageError: the first unknown key (with the closest known one) or a value of another type.
+    """
+    import difflib
+
+    known = config_keys()
+    for key, value in config.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise UsageError(f"config file {path} has an unknown key {key!r}: {hint}it may hold {', '.join(known)}")
+        if not isinstance(value, str) or not value.strip():
+            raise UsageError(f"config file {path}: {key} = {value!r} must be a non-empty string (a path or hub id), "
+                             f'e.g. {key} = "../shared/..."')
 
 
 def _resolve(flag: str | None, env: str, key: str, fallback: str | None, fallback_source: str) -> Resolved:

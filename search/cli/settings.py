@@ -20,7 +20,7 @@ from spaces.sparsity import SparsityRange
 from trainables.data import DataSettings
 from trainables.finetune import OPTIMIZERS, FinetuneSettings
 from trainables.mirror import is_uri
-from trainables.model import UnsupportedModelError, layout_for, load_config
+from trainables.model import UnsupportedModelError, check_remote_code, layout_for, load_config, trust_remote_code
 from trainables.pruning.controls import CONTROLS
 from trainables.pruning.registry import all_methods, all_options
 from trainables.rewinding import rewind_step
@@ -35,7 +35,8 @@ def check_model(model: str) -> str:
     """The model as an absolute path (local) or hub id, after checking it is a supported encoder.
 
     Raises:
-        UsageError: no model there, it cannot be loaded, or its family is not supported.
+        UsageError: no model there, it cannot be loaded, its family is not supported, or it ships code of its own
+            and ``--trust-remote-code`` was not given (``trainables.model.check_remote_code``).
     """
     if _is_local(model):
         path = Path(model).expanduser().resolve()
@@ -44,7 +45,11 @@ def check_model(model: str) -> str:
                              "model directory or a hub id")
         model = str(path)
     try:
+        check_remote_code(model)
         config = load_config(model)
+        check_remote_code(model, config)
+    except UnsupportedModelError as err:
+        raise UsageError(str(err)) from None
     except (OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UsageError(f"model {model!r} could not be loaded ({first}): pass --model with a local model "
@@ -54,6 +59,24 @@ def check_model(model: str) -> str:
     except UnsupportedModelError as err:
         raise UsageError(str(err)) from None
     return model
+
+
+def check_sequence_length(tokens: int, model: str) -> None:
+    """``--max-seq-length`` fits the model's position embeddings (RoBERTa-style models start counting after their
+    padding id, so two fewer).
+
+    Raises:
+        UsageError: more tokens than the model has positions for.
+    """
+    config = load_config(model)
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit is None:
+        return
+    if config.model_type in ("roberta", "xlm-roberta", "camembert"):
+        limit -= (config.pad_token_id or 0) + 1
+    if tokens > limit:
+        raise UsageError(f"--max-seq-length {tokens} is more than {Path(model).name} takes ({limit} tokens: its "
+                         f"position embeddings): pass at most {limit}")
 
 
 def _check_glue_dir(glue_dir: str | None, folder: str) -> str | None:
@@ -117,7 +140,9 @@ def build_settings(args) -> StudySettings:
     model = resolve_model(args.model)
     glue = resolve_glue_dir(args.glue_dir)
     glue_dir = _check_glue_dir(glue.value, task.classic.folder)
+    trust_remote_code(args.trust_remote_code)  # this process's loaders and (forwarded) its Ray workers'
     model_path = check_model(model.value)
+    check_sequence_length(counts["max_seq_length"], model_path)
 
     finetune = FinetuneSettings(
         learning_rate=flag("learning_rate"), epochs=counts["epochs"], batch_size=counts["batch_size"],
@@ -131,6 +156,9 @@ def build_settings(args) -> StudySettings:
         except ValueError as err:
             raise UsageError(str(err)) from None
     name = args.study_name or f"{task.name}-{'+'.join(methods)}-{datetime.now():%Y%m%d-%H%M%S}"
+    for named, given in (("--storage-path", args.storage_path), ("--local-dir", args.local_dir)):
+        if given is not None and not given.strip():  # Path("") would be the working folder
+            raise UsageError(f"{named} is empty: pass a folder, or leave the flag out for its default")
     storage, local = storage_paths(args.storage_path, args.local_dir)
     return StudySettings(
         task=task.name, method=methods, control=controls, rewind=rewind, model=model_path, model_source=model.source,
@@ -142,7 +170,7 @@ def build_settings(args) -> StudySettings:
         search_seed=args.search_seed, storage_path=storage, local_dir=local,
         study_name=name, mlflow_uri=args.mlflow_uri, match_tolerance=args.match_tolerance,
         confidence=args.confidence, scheduler=scheduler, search=args.search, resume=args.resume, options=options,
-        max_failures=args.max_failures, keep_weights=args.keep_weights,
+        max_failures=args.max_failures, keep_weights=args.keep_weights, trust_remote_code=args.trust_remote_code,
         optuna_storage=resolve_optuna_storage(args.optuna_storage, resolve_tracking_uri(args.mlflow_uri), local))
 
 

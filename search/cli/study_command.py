@@ -1,13 +1,13 @@
 """``python -m search.run``: search the super ticket of a GLUE task.
 
-Exit codes: 0 done, 2 bad input (one-line message, nothing created), 1 the study itself failed.
+Exit codes: 0 a verdict the data made (naming nothing included), 2 bad input (one-line message, nothing created),
+1 a failure (the dense trial or a ticket's failed on every attempt; a crash); the last line says which.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shlex
 import sys
 
@@ -106,7 +106,8 @@ def resume_command(argv: list[str], study_name: str) -> str:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m search.run") -> int:
-    """Run the CLI; returns the exit code (0 done, 2 bad input, 130 interrupted). ``argv`` defaults to sys.argv."""
+    """Run the CLI; returns the exit code (0 a verdict the data made, 1 a failure made it, ``exit_status``; 2 bad
+    input; 130 interrupted). ``argv`` defaults to sys.argv."""
     try:
         args = parser(prog).parse_args(argv)
         if args.resume and not args.study_name:
@@ -138,12 +139,62 @@ def main(argv: list[str] | None = None, prog: str = "python -m search.run") -> i
         print(f"\nInterrupted; finished trials are kept. Resume with: "
               f"{resume_command(given, settings.study_name)}", file=sys.stderr)
         return 130
+    except Exception as err:  # a failure mid-study (disk full, server gone): runs closed FAILED, locks released
+        print(crash_line(err, settings, resume_command(given, settings.study_name)), file=sys.stderr)
+        return 1
     print()
     print(outcome.table)
     print()
     print(outcome.line)
     print(outcome.ui_hint())
-    return 0
+    code, summary = exit_status(outcome, resume_command(given, settings.study_name))
+    print(summary, file=sys.stderr if code else sys.stdout)
+    return code
+
+
+def crash_line(err: BaseException, settings, resume: str) -> str:
+    """The one line a study that failed mid-way ends with: what failed (``search.errors.failure_summary``), where
+    its traceback went, and the command that resumes it. The traceback goes to ``<study>/error.log`` (or, when
+    that cannot be written, nowhere but this line: a full disk)."""
+    import traceback
+
+    from search.errors import failure_summary
+
+    what = failure_summary(err)
+    fix = ("free space (or pass another --storage-path / --mlflow-uri), then resume" if what.startswith("the disk")
+           else "fix the cause, then resume")
+    log = settings.study_dir / "error.log"
+    try:
+        log.write_text("".join(traceback.format_exception(err)))
+        where = f"traceback in {log}"
+    except OSError:
+        where = "no traceback written (the folder cannot be written)"
+    return f"failed (exit 1): {what}; finished trials are kept, runs closed as FAILED ({where}). {fix}: {resume}"
+
+
+#: Verdict kinds a failure made, not the data (``search.verdict.analysis.KINDS``).
+FAILED_VERDICTS = ("dense_failed", "no_dense")
+
+
+def exit_status(outcome, resume: str) -> tuple[int, str]:
+    """The study's exit code and its one summary line: 0 when the data made the verdict (naming nothing
+    included, and a ticket whose training diverged is data), 1 when a failure did: the dense trial did not finish,
+    or a trial failed on every attempt, so a point of the grid is untested for no reason the data gave.
+
+    Args:
+        outcome: the finished study (``search.study.orchestrate.StudyOutcome``).
+        resume: the command that resumes the study (Tune retries failed trials on resume).
+    """
+    failed = [t for t in outcome.tickets if t.status == "FAILED" and not (t.status_reason or "").startswith("diverged")]
+    if outcome.verdict.kind in FAILED_VERDICTS:
+        why = "diverged" if outcome.verdict.dense is not None and not failed else "failed"
+        return 1, (f"failed (exit 1): no verdict, the dense model's trial {why}; its error is in the MLflow run and "
+                   f"Ray's log. Fix the cause, then: {resume}")
+    if failed:
+        names = ", ".join(sorted({f"{t.config.method} s={t.sparsity:.2f}" for t in failed}))
+        return 1, (f"failed (exit 1): {len(failed)} trial(s) failed ({names}), so the verdict above leaves their "
+                   f"points untested; retry them with: {resume}")
+    return 0, "done (exit 0): the verdict above is what the data say"
 
 
 if __name__ == "__main__":

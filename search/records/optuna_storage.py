@@ -28,9 +28,11 @@ def resolve_optuna_storage(flag: str | None, tracking_uri: str, storage_path: st
     return sqlite_uri.PREFIX + str(Path(storage_path) / "optuna.db")
 
 
-def check_optuna_storage(url: str, study_name: str, resume: bool) -> None:
+def check_optuna_storage(url: str, study_name: str, resume: bool, created_folder: Path | None = None) -> None:
     """Refuse an Optuna storage the study cannot use, before anything is created: an unknown scheme, a SQLite
     file or folder that cannot be written, or (a new study) a study of the same name already stored there.
+    ``created_folder``: a folder the study will create (its storage path, checked by the caller); a SQLite file
+    under it may lack its folder yet (the default storage when MLflow is on a server).
 
     Raises:
         ValueError: the problem and the fix, in one line.
@@ -42,6 +44,8 @@ def check_optuna_storage(url: str, study_name: str, resume: bool) -> None:
     if scheme != "sqlite":
         return  # a server: not contacted before the study starts
     path = sqlite_uri.path_of(url)
+    if created_folder is not None and not path.parent.exists() and path.parent.is_relative_to(created_folder.absolute()):
+        return
     sqlite_uri.check_writable(path, "Optuna storage", fix)
     if path.exists():
         tables = _sqlite_tables(path)

@@ -65,10 +65,15 @@ def resolve_tracking_uri(flag: str | None) -> str:
 KNOWN_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks", "file")
 
 
+#: Seconds a tracking server has to answer the pre-flight probe (MLflow's own client retries for minutes).
+PROBE_TIMEOUT_S = 5.0
+
+
 def check_tracking_uri(uri: str) -> None:
     """Refuse a tracking URI MLflow cannot store runs in, before anything is created: an unknown scheme, a
-    file store (MLflow 3 refuses it unless ``MLFLOW_ALLOW_FILE_STORE=true``), or a SQLite database whose file or
-    folder cannot be written. ``uri`` is resolved (``resolve_tracking_uri``). Servers are not contacted.
+    file store (MLflow 3 refuses it unless ``MLFLOW_ALLOW_FILE_STORE=true``), a SQLite database whose file or
+    folder cannot be written, or an ``http(s)`` server that does not answer within ``PROBE_TIMEOUT_S`` seconds.
+    ``uri`` is resolved (``resolve_tracking_uri``).
 
     Raises:
         ValueError: the problem and the fix, in one line.
@@ -81,6 +86,38 @@ def check_tracking_uri(uri: str) -> None:
         raise ValueError(f"MLflow tracking URI {uri!r} is a file store, which MLflow 3 refuses: {fix}")
     if scheme == "sqlite":
         sqlite_uri.check_writable(sqlite_uri.path_of(uri), "MLflow database", fix)
+    if scheme in ("http", "https"):
+        check_server_answers(uri, fix)
+
+
+def check_server_answers(uri: str, fix: str) -> None:
+    """An MLflow tracking server at ``uri`` answers one request for its ``/health`` page within
+    ``PROBE_TIMEOUT_S`` seconds, as MLflow's server does: 200, or 401/403 behind a login.
+
+    Raises:
+        ValueError: it does not (refused, unknown host, timed out, a TLS failure, another program's answer),
+            naming the URI and ``fix``.
+    """
+    import requests
+
+    try:
+        status = requests.get(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S, allow_redirects=False).status_code
+    except requests.RequestException as err:
+        kind = {requests.ConnectTimeout: "no answer within", requests.ReadTimeout: "no answer within"}.get(type(err))
+        why = f"{kind} {PROBE_TIMEOUT_S:g} s" if kind else _first_cause(err)
+        raise ValueError(f"MLflow tracking server {uri} does not answer ({why}): start it (mlflow server --host "
+                         f"127.0.0.1 --port PORT), check the address, or {fix}") from None
+    if status not in (200, 401, 403):
+        raise ValueError(f"{uri} answers HTTP {status} for /health, which an MLflow tracking server does not: check "
+                         f"the address and port, or {fix}")
+
+
+def _first_cause(err: BaseException) -> str:
+    """The innermost cause of a requests error, shortened to its reason (``Connection refused``)."""
+    while err.__cause__ is not None or (err.__context__ is not None and not err.__suppress_context__):
+        err = err.__cause__ or err.__context__
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text.rsplit(": ", 1)[-1][:120]
 
 
 def _store_lock(uri: str) -> FileLock:

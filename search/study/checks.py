@@ -3,6 +3,8 @@ that a resumed study keeps its settings, and that a trial fits on a node of the 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from search.errors import UsageError
 from search.study.settings import StudySettings
 from search.study.state import STATE_FILE, StudyState, stringify, studies_under
@@ -13,7 +15,7 @@ MAY_CHANGE_ON_RESUME = frozenset({"resume", "concurrent_trials", "local_dir", "m
                                   "data_workers"})
 #: Settings added after some studies were stored: absent from an older state file, they are not compared (such a
 #: study resumes with what it had, e.g. its Optuna study in the searcher's saved state rather than in optuna.db).
-ADDED_SINCE = frozenset({"optuna_storage"})
+ADDED_SINCE = frozenset({"optuna_storage", "trust_remote_code"})
 
 
 def check_resume(settings: StudySettings) -> None:
@@ -36,6 +38,7 @@ def check_resume(settings: StudySettings) -> None:
         known = f"studies there: {listing}" if settings.mirror is None else f"studies in {storage}: {listing}"
         raise UsageError(f"no study {settings.study_name} to resume under {settings.storage_path} ({known}): "
                          "pass --study-name of one of them, or --storage-path where it ran")
+    check_trusted_folder(settings.study_dir, storage)
     if not state.params:
         return  # a study from before settings were stored: nothing to compare
     now = stringify(settings.params())
@@ -48,6 +51,28 @@ def check_resume(settings: StudySettings) -> None:
         how = f"run: {state.command}" if state.command else "give the flags it was started with"
         raise UsageError(f"--resume would change study {settings.study_name}: {shown}{more}; to resume it unchanged, "
                          f"{how}")
+
+
+def check_trusted_folder(folder: Path, top: Path) -> None:
+    """Resuming loads Tune's pickled state from ``folder``, and unpickling runs code: refuse when ``folder``, a
+    folder in it or one above it up to ``top`` (the storage path) is writable by every user of the machine, so
+    that anyone could have replaced the state. A sticky folder (``/tmp``) does not let others replace files
+    they do not own and is accepted.
+
+    Raises:
+        UsageError: the world-writable folder, its mode and the ``chmod`` that fixes it.
+    """
+    import stat
+
+    folder, top = Path(folder).absolute(), Path(top).absolute()
+    chain = [folder, *[p for p in folder.parents if p == top or top in p.parents]]
+    inside = [p for p in folder.rglob("*") if p.is_dir() and not p.is_symlink()] if folder.is_dir() else []
+    for path in [*chain, *inside]:
+        mode = path.stat().st_mode
+        if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+            raise UsageError(f"refusing to resume from {path}: it is writable by every user (mode "
+                             f"{stat.S_IMODE(mode):o}), and resuming loads Tune's pickled state, which runs code; "
+                             f"make it yours alone (chmod o-w {path}) if you trust what is in it, then resume")
 
 
 def check_fits(settings: StudySettings, nodes: list[tuple[float, float]], where: str) -> None:

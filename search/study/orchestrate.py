@@ -24,7 +24,7 @@ from search.study.local_ray import init_ray, joins_cluster
 from search.verdict.report import (description, kept_units_heatmap, phase_transition_plot, summary, trial_table,
                            verdict_lines, verdict_tags)
 from search.strategy.searcher import TicketSearch
-from search.errors import UsageError
+from search.errors import UsageError, failure_summary
 from search.study.checks import check_fits, check_resume
 from search.study.settings import StudySettings
 from search.study.state import STATE_FILE, StudyState, stringify
@@ -43,12 +43,13 @@ from trainables.store import sweep_partials
 from trainables.data import HUB_DATASET
 from trainables.progress import BOARD_ENV, ProgressBoard
 from trainables.report import TrialReport
+from trainables.model import REMOTE_CODE_ENV
 from trainables.tasks import get_task
 from trainables.trial import TrialContext, tune_trainable
 
 #: Environment the trials need from the driver (offline switches, caches).
 FORWARDED_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "HF_DATASETS_CACHE",
-                 "SUPERTICKETS_INJECT_FAULT", PLUGINS_ENV)
+                 "SUPERTICKETS_INJECT_FAULT", PLUGINS_ENV, REMOTE_CODE_ENV)
 
 
 @dataclass
@@ -363,6 +364,12 @@ def _run_locked(settings: StudySettings, display: StudyDisplay, command: str, ty
         return outcome
     except KeyboardInterrupt:
         status = RunStatus.to_string(RunStatus.KILLED)
+        raise
+    except Exception as err:  # the parent run says why it failed (the terminal's one line says it too)
+        try:
+            client.set_tag(parent_run_id, REASON_TAG, failure_summary(err))
+        except Exception:  # noqa: BLE001 - the store itself may be what failed; the original error matters
+            pass
         raise
     finally:
         client.set_terminated(parent_run_id, status=status)

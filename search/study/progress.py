@@ -175,8 +175,13 @@ class StudyDisplay(Callback):
             return
         try:
             latest, first_epoch = ray.get(self.board.snapshot.remote(), timeout=5)
+            notes = ray.get(self.board.take_notes.remote(), timeout=5)
         except Exception:  # noqa: BLE001 - the display must never stop a study
             return
+        if notes and self.live:
+            self._clear()
+        for text in notes:  # e.g. a healed cache entry (trainables.store)
+            self.say(text)
         for job, step in latest.items():
             if job in self.ended:
                 continue
