@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from search.cli.study_command import main
+from search.errors import UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -410,3 +411,40 @@ def test_resume_from_a_world_writable_study_folder_is_refused(stored_study, work
         os.chmod(study.parent, 0o755)
         os.chmod(study, before)
         tune.rmdir()
+
+
+def test_a_tracking_server_that_answers_passes_pre_flight_in_a_fresh_folder(workdir, model_dir, glue_dir):
+    """MLflow on a server puts the Optuna storage under the storage path, which the study creates: pre-flight
+    accepts it (it once asked for the folder to exist) and creates nothing itself."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from search.cli.preflight import check_before_start
+    from search.cli.settings import build_settings
+    from search.cli.study_command import parser
+
+    class Health(BaseHTTPRequestHandler):  # what `mlflow server` answers on /health
+        def do_GET(self):
+            self.send_response(200 if self.path == "/health" else 404)
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_address[1]}"
+        settings = build_settings(parser().parse_args(["--task", "rte", "--model", model_dir, "--glue-dir", glue_dir,
+                                                       "--budget", "smoke", "--mlflow-uri", uri]))
+        assert settings.optuna_storage == f"sqlite:///{workdir}/supertickets_results/optuna.db"
+        check_before_start(settings)
+        assert list(workdir.iterdir()) == []
+        with pytest.raises(UsageError, match=f"{uri}/wrong answers HTTP 404 for /health, which an MLflow tracking "
+                                             "server does not"):
+            check_before_start(build_settings(parser().parse_args(
+                ["--task", "rte", "--model", model_dir, "--glue-dir", glue_dir, "--budget", "smoke",
+                 "--mlflow-uri", f"{uri}/wrong"])))
+    finally:
+        server.shutdown()
