@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer
 
 from search.errors import OneLineParser, UsageError
 from spaces.budgets import BUDGETS
@@ -52,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     paper = BUDGETS["paper"]
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    from trainables.model import load_tokenizer
+
+    tokenizer = load_tokenizer(args.model)
     tasks = [get_task(t) for t in names]
     data = DataSettings(args.glue_dir, paper.max_seq_length)
     splits = {t.name: load_tokenized(t, tokenizer, data)["train"] for t in tasks}

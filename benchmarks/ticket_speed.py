@@ -141,16 +141,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     import torch
-    from transformers import AutoTokenizer
 
     from trainables.data import load_raw
-    from trainables.model import quiet_loading
+    from trainables.model import load_tokenizer, quiet_loading
     from trainables.tasks import get_task
 
     if args.threads:
         torch.set_num_threads(args.threads)
     task = get_task(args.task)
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    tokenizer = load_tokenizer(args.model)
     raw = load_raw(task, args.glue_dir)
 
     def encode(rows, labels=False):

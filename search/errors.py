@@ -26,18 +26,29 @@ def failure_summary(err: BaseException) -> str:
     return f"{type(cause).__name__}: {text[:300]}"
 
 
+#: How a full disk shows in errors: the OS, safetensors' Rust I/O, SQLite.
+DISK_FULL = ("No space left on device", "StorageFull", "database or disk is full")
+
+
 def _disk_full(err: BaseException) -> bool:
-    cause = _innermost(err)
-    return getattr(cause, "errno", None) == 28 or any(
-        mark in str(err) for mark in ("No space left on device", "StorageFull"))
+    chain = _chain(err, context=True)  # a full disk may surface as another error raised while handling it
+    return any(getattr(e, "errno", None) == 28 or any(mark in str(e) for mark in DISK_FULL) for e in chain)
 
 
 def _innermost(err: BaseException) -> BaseException:
-    seen = set()
-    while id(err) not in seen:
-        seen.add(id(err))
+    return _chain(err)[-1]
+
+
+def _chain(err: BaseException, context: bool = False) -> list[BaseException]:
+    """``err`` and what caused it, outermost first: explicit causes, a ``RayTaskError``'s ``cause`` and, with
+    ``context``, the error being handled when this one was raised (unless suppressed with ``from None``)."""
+    chain, seen = [err], {id(err)}
+    while True:
         inner = err.__cause__ or getattr(err, "cause", None)
-        if not isinstance(inner, BaseException):
-            break
+        if inner is None and context and not err.__suppress_context__:
+            inner = err.__context__
+        if not isinstance(inner, BaseException) or id(inner) in seen:
+            return chain
+        chain.append(inner)
+        seen.add(id(inner))
         err = inner
-    return err

@@ -64,3 +64,12 @@ def tiny_spec(model_dir, glue_dir):
     return DenseSpec(model=model_dir, task="rte", seed=0,
                      finetune=FinetuneSettings(learning_rate=1e-4, epochs=1, batch_size=16, optimizer="adamw"),
                      data=DataSettings(glue_dir, max_seq_length=32, max_train_examples=32, max_dev_examples=32))
+
+
+@pytest.fixture(autouse=True)
+def _remote_code_off(monkeypatch):
+    """Every test starts without --trust-remote-code, whatever an earlier test's study set (the variable is what
+    a study forwards to its Ray workers: trainables.model.REMOTE_CODE_ENV)."""
+    from trainables.model import REMOTE_CODE_ENV
+
+    monkeypatch.setenv(REMOTE_CODE_ENV, "0")

@@ -448,3 +448,20 @@ def test_a_tracking_server_that_answers_passes_pre_flight_in_a_fresh_folder(work
                  "--mlflow-uri", f"{uri}/wrong"])))
     finally:
         server.shutdown()
+
+
+def test_resume_refuses_a_world_writable_pickle_in_a_safe_folder(stored_study):
+    from search.study.checks import check_trusted_folder
+
+    study = Path(stored_study[stored_study.index("--storage-path") + 1]) / "started"
+    pickle = study / "searcher-state.pkl"
+    pickle.write_bytes(b"state")
+    try:
+        os.chmod(pickle, 0o666)
+        with pytest.raises(UsageError, match=f"refusing to resume from {pickle}: it is writable by every user "
+                                             "\\(mode 666\\)"):
+            check_trusted_folder(study, study.parent)
+        os.chmod(pickle, 0o644)
+        check_trusted_folder(study, study.parent)
+    finally:
+        pickle.unlink()

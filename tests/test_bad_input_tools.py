@@ -337,3 +337,16 @@ def test_python_m_search_compare_exits_2_with_one_line_and_writes_nothing(tmp_pa
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: study '../x' must be one folder name")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_multitask_start_removes_only_the_folders_it_made(tmp_path):
+    from search.multitask.command import _first_missing, _remove_unstarted
+
+    storage = tmp_path / "mine"
+    storage.mkdir()  # the user's own empty folder, given as --storage-path
+    folder = storage / "multitask" / "mt"
+    created = _first_missing(folder)
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text("{}")  # a download of the failed start
+    _remove_unstarted(folder, created)
+    assert storage.is_dir() and list(storage.iterdir()) == []

@@ -67,10 +67,12 @@ def test_a_damaged_cache_entry_is_healed_on_the_terminal_and_its_damaged_copy_de
 
 
 def test_a_damaged_copy_left_by_a_killed_healing_is_swept_at_the_next_start(tmp_path):
-    (tmp_path / "dense" / "abc.corrupt-20261207-000000-1").mkdir(parents=True)
-    (tmp_path / "dense" / "abc.corrupt-20261207-000000-1" / "model.safetensors").write_bytes(b"x" * 10)
-    (tmp_path / "dense" / "abc").mkdir()
-    assert sweep_partials(tmp_path) == [tmp_path / "dense" / "abc.corrupt-20261207-000000-1"]
+    aside = tmp_path / "dense" / "abc.corrupt-20261207-000000-1"
+    aside.mkdir(parents=True)
+    (aside / "model.safetensors").write_bytes(b"x" * 10)
+    assert sweep_partials(tmp_path) == [] and aside.is_dir()  # its entry is not whole again: the copy is kept
+    assert compute_once(tmp_path / "dense" / "abc", _writer([]))  # the entry computed again (by a later study)
+    assert sweep_partials(tmp_path) == [aside]
     assert sorted(p.name for p in (tmp_path / "dense").iterdir()) == ["abc", "abc.lock"]  # the entry stays
 
 
@@ -142,10 +144,9 @@ def test_a_trial_that_crashes_mid_way_fails_alone_and_the_verdict_comes_from_the
     assert main(argv) == 1  # a verdict, but a failure left 0.3 untested: not what the data say alone
     captured = capsys.readouterr()
     assert "Ray: local instance on 127.0.0.1" in captured.out  # a study's own Ray listens on the loopback only
-    assert captured.err.splitlines()[-1].startswith("failed (exit 1): 1 trial(s) failed (structured s=0.30), so the "
+    assert captured.err.splitlines()[-1].startswith("failed (exit 1): 1 trial(s) failed (magnitude s=0.30), so the "
                                                     "verdict above leaves their points untested; retry them with: "
                                                     "python -m search.run ")
-    assert "Traceback" not in captured.err
     parent, children = _children(f"sqlite:///{tmp_path}/mlflow.db", "crash")
     attempts = {}
     for run in sorted(children, key=lambda r: r.info.start_time):
@@ -292,3 +293,16 @@ def test_a_disk_that_fills_mid_study_stops_it_cleanly_with_the_resume_command(sm
     lock = study_lock(build_settings(parser().parse_args(argv)))
     lock.acquire(timeout=0)  # released: a resume can take it
     lock.release()
+
+
+def test_a_dense_entry_healed_in_a_worker_is_said_on_the_study_terminal(tmp_path, model_dir, glue_dir, capsys):
+    assert main(_common(tmp_path, model_dir, glue_dir, "--num-trials", "1", "--study-name", "heal-1")) == 0
+    (weights,) = (tmp_path / "results" / "cache" / "dense").glob("*/model.safetensors")
+    weights.write_bytes(weights.read_bytes()[:1000])  # cut short, as a full disk or a killed copy leaves it
+    capsys.readouterr()
+    assert main(_common(tmp_path, model_dir, glue_dir, "--num-trials", "1", "--study-name", "heal-2")) == 0
+    out = capsys.readouterr().out  # the driver's terminal, though the healing ran in a Ray worker
+    entry = weights.parent
+    assert f"healing cache entry {entry}: model.safetensors has 1000 bytes" in out
+    assert f"healed cache entry {entry}: computed again, damaged copy {entry.name}.corrupt-" in out
+    assert list(entry.parent.glob("*.corrupt-*")) == []

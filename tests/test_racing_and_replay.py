@@ -92,4 +92,4 @@ def test_racing_stops_a_clearly_worse_sparsity_after_fewer_seeds_than_a_close_on
     # above dense, so the winning test runs all its seeds and the verdict, not racing, says it is not winning
     assert len(by_sparsity[0.2].seed_scores) == 4 and by_sparsity[0.2].status == "FINISHED"
     assert by_sparsity[0.2].difference.low < -0.01 < by_sparsity[0.2].difference.high
-    assert result.epochs == (3 * 4 + 2) * 2  # dense, 0.1 and 0.2 ran 4 seeds x 2 epochs; 0.3 two seeds  # dense and 0.1 ran 4 seeds x 2 epochs; the stopped ones two seeds
+    assert result.epochs == (3 * 4 + 2) * 2  # dense, 0.1 and 0.2 ran 4 seeds x 2 epochs; 0.3 two seeds

@@ -175,6 +175,11 @@ def _compute(spec: DenseSpec, scratch: Path, steps: tuple[int, ...] = (), worker
     (scratch / "record.json").write_text(json.dumps(record, indent=2))
 
 
+def dense_entry(spec: DenseSpec, cache_root: str | os.PathLike) -> Path:
+    """The cache folder of ``spec``'s dense fine-tune under ``cache_root`` (it may not exist yet)."""
+    return Path(cache_root).resolve() / "dense" / spec.key()
+
+
 def ensure_dense(spec: DenseSpec, cache_root: str | os.PathLike, steps: tuple[int, ...] = (),
                  workers: int = 0) -> DenseResult:
     """The dense fine-tune of ``spec``: read from the cache, or computed and stored.
@@ -193,7 +198,7 @@ def ensure_dense(spec: DenseSpec, cache_root: str | os.PathLike, steps: tuple[in
     Raises:
         TrainingDiverged: the dense fine-tune diverged (recorded in the cache, so it is not tried again).
     """
-    target = Path(cache_root).resolve() / "dense" / spec.key()
+    target = dense_entry(spec, cache_root)
 
     def write(scratch: Path) -> None:
         log.info("dense fine-tune %s seed %d (key %s): computing once for every trial", spec.task, spec.seed,

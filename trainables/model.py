@@ -111,18 +111,27 @@ def own_code(model: str, config: PretrainedConfig | None = None) -> dict:
     return found
 
 
+def own_modules(model: str, config: PretrainedConfig | None = None) -> set[str]:
+    """The Python modules a model's ``auto_map`` names (``own_code``): ``{"modeling_x"}``; an entry may be a
+    ``[slow, fast]`` pair (tokenizers) or ``"repo--module.Class"`` (code in another hub repository)."""
+    names = set()
+    for value in own_code(model, config).values():
+        for entry in value if isinstance(value, (list, tuple)) else [value]:
+            if entry:
+                names.add(str(entry).rsplit(".", 1)[0])
+    return names
+
+
 def check_remote_code(model: str, config: PretrainedConfig | None = None) -> None:
     """Refuse a model that ships code of its own unless ``--trust-remote-code`` was given. Without the flag its
     code would not run (transformers would build the library's class of its ``model_type`` instead), so the model
     studied would silently not be the one its authors wrote.
 
     Raises:
-        UnsupportedModelError: an ``auto_map`` (``own_code``) and remote code not trusted.
+        UnsupportedModelError: an ``auto_map`` (``own_modules``) and remote code not trusted.
     """
-    files = own_code(model, config)
-    if files and not remote_code_trusted():
-        modules = sorted({str(v[0] if isinstance(v, (list, tuple)) else v).rsplit(".", 1)[0] for v in files.values()
-                          if v})
+    modules = sorted(own_modules(model, config))
+    if modules and not remote_code_trusted():
         raise UnsupportedModelError(f"model {model} ships code of its own (auto_map -> {', '.join(modules)}), which "
                                     "supertickets does not run unless you pass --trust-remote-code: pass it only for "
                                     "a model you trust, or use one transformers builds itself")

@@ -109,10 +109,13 @@ DENSE_JOB_PREFIX = "dense seed "
 def note(text: str) -> None:
     """Show ``text`` on the study's terminal (through its board; without one, e.g. in tests or outside a study,
     the caller's log warning is all there is). Sent at once: notes are rare and matter."""
-    if _SENDER.board is None:
-        _SENDER.begin(_SENDER.job)
-    if _SENDER.board is not None:
-        _SENDER.board.note.remote(text)
+    try:
+        if _SENDER.board is None:
+            _SENDER.begin(_SENDER.job)
+        if _SENDER.board is not None:
+            _SENDER.board.note.remote(text)
+    except Exception:  # noqa: BLE001 - the display must never stop a computation
+        pass
 
 
 def dense_job(seed: int) -> str:

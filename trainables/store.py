@@ -162,6 +162,8 @@ def sweep_partials(root: Path) -> list[Path]:
         if not aside.is_dir() or any(CORRUPT in part or part.startswith(PARTIAL)
                                      for part in aside.relative_to(root).parts[:-1]):
             continue
+        if problem(aside.parent / aside.name.split(CORRUPT)[0]) is not None:
+            continue  # its entry is not whole again yet: kept until it is
         try:
             with FileLock(str(aside.parent / (aside.name.split(CORRUPT)[0] + ".lock")), timeout=0):
                 shutil.rmtree(aside)

@@ -275,7 +275,9 @@ def check_storage_uri(uri: str) -> None:
 def check_local_resources(settings: StudySettings) -> None:
     """What one trial asks for fits on this machine, when the study starts its own Ray instance (a cluster named by
     ``$RAY_ADDRESS`` is checked once joined: ``check_cluster_fits``)."""
-    if os.environ.get("RAY_ADDRESS"):
+    from search.study.local_ray import joins_cluster
+
+    if joins_cluster():
         return
     import torch
 

@@ -187,7 +187,11 @@ def exit_status(outcome, resume: str) -> tuple[int, str]:
     """
     failed = [t for t in outcome.tickets if t.status == "FAILED" and not (t.status_reason or "").startswith("diverged")]
     if outcome.verdict.kind in FAILED_VERDICTS:
-        why = "diverged" if outcome.verdict.dense is not None and not failed else "failed"
+        dense = outcome.verdict.dense
+        if dense is not None and (dense.status_reason or "").startswith("diverged"):
+            return 1, (f"failed (exit 1): no verdict, the dense model's training diverged ({dense.status_reason}); "
+                       f"lower --learning-rate, then start a new study")
+        why = "failed" if dense is not None else "did not finish"
         return 1, (f"failed (exit 1): no verdict, the dense model's trial {why}; its error is in the MLflow run and "
                    f"Ray's log. Fix the cause, then: {resume}")
     if failed:

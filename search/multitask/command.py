@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m search.multitask"
     try:
         from search.multitask.run import run  # torch, Ray and MLflow: only once the flags are valid
 
-        text = run(settings, " ".join([prog, *map(shlex.quote, given)]))
+        outcome = run(settings, " ".join([prog, *map(shlex.quote, given)]))
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         _remove_unstarted(settings.folder, created)
@@ -85,7 +85,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m search.multitask"
               f"{settings.name} --resume --tasks {','.join(settings.tasks)}", file=sys.stderr)
         return 1
     print()
-    print(text)
+    print(outcome.text)
+    if outcome.failed:
+        print(f"failed (exit 1): {len(outcome.failed)} trial(s) failed ({'; '.join(outcome.failed)[:300]}), so the "
+              f"table above lacks their seeds; retry them with: {prog} --name {settings.name} --resume --tasks "
+              f"{','.join(settings.tasks)}", file=sys.stderr)
+        return 1
     print("done (exit 0)")
     return 0
 
@@ -107,7 +112,7 @@ def _remove_unstarted(folder: Path, created: Path | None) -> None:
         return
     shutil.rmtree(folder, ignore_errors=True)
     for parent in folder.parents:  # the new parents, while empty (another study may have started in them)
-        if not created.is_relative_to(parent) or any(parent.iterdir()):
+        if not parent.is_relative_to(created) or any(parent.iterdir()):  # only folders this start made
             break
         parent.rmdir()
 

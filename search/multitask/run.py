@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import ray
 from ray import tune
@@ -61,11 +61,20 @@ def _results(grid, settings: MultiTaskSettings):
     return arms, labels
 
 
-def run(settings: MultiTaskSettings, typed: str) -> str:
-    """Run (or resume) the multi-task study, report it; returns the printed report.
+@dataclass(frozen=True)
+class MultiTaskOutcome:
+    """What a multi-task run printed, and the (arm, seed) trials that failed (``"<arm> seed <s>: <why>"``)."""
+
+    text: str
+    failed: tuple[str, ...]
+
+
+def run(settings: MultiTaskSettings, typed: str) -> MultiTaskOutcome:
+    """Run (or resume) the multi-task study, report it.
 
     Raises:
-        UsageError: a task has no finished study, or no seed finished in both arms.
+        UsageError: a task has no finished study.
+        RuntimeError: no seed finished in both arms (the trials failed).
     """
     state_file = settings.folder / STATE_FILE
     if not settings.resume:  # every task's study is found before anything is created
@@ -123,7 +132,8 @@ def run(settings: MultiTaskSettings, typed: str) -> str:
         arms, labels = _results(grid, settings)
         text = _report(settings, arms, labels, tickets, singles, client, parent, experiment)
         status = "FINISHED"
-        return text
+        return MultiTaskOutcome(text, tuple(f"{arm.arm} seed {seed}: {why}" for arm in arms.values()
+                                            for seed, why in sorted(arm.failed.items())))
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -144,7 +154,7 @@ def _report(settings: MultiTaskSettings, arms: dict, labels: dict, tickets: dict
     try:
         result = report.analyse(arms, labels)
     except ValueError as err:
-        raise UsageError(f"{err}: see the trials' errors in {settings.folder / 'tune'}") from None
+        raise RuntimeError(f"{err}: see the trials' errors in {settings.folder / 'tune'}") from None
     frame = report.table(result, singles, tickets)
     text = report.lines(result)
     basis = (f"{len(result.seeds)} seeds; dev examples: " + ", ".join(f"{t} {n}" for t, n in result.examples.items())

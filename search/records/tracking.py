@@ -92,7 +92,8 @@ def check_tracking_uri(uri: str) -> None:
 
 def check_server_answers(uri: str, fix: str) -> None:
     """An MLflow tracking server at ``uri`` answers one request for its ``/health`` page within
-    ``PROBE_TIMEOUT_S`` seconds, as MLflow's server does: 200, or 401/403 behind a login.
+    ``PROBE_TIMEOUT_S`` seconds, as MLflow's server does: 200, a redirect to a login, or 401/403 behind one. The
+    request honours MLflow's TLS settings (``MLFLOW_TRACKING_INSECURE_TLS``, ``MLFLOW_TRACKING_SERVER_CERT_PATH``).
 
     Raises:
         ValueError: it does not (refused, unknown host, timed out, a TLS failure, another program's answer),
@@ -101,13 +102,17 @@ def check_server_answers(uri: str, fix: str) -> None:
     import requests
 
     try:
-        status = requests.get(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S, allow_redirects=False).status_code
+        verify: bool | str = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
+        if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("true", "1"):
+            verify = False
+        status = requests.get(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S, allow_redirects=False,
+                              verify=verify).status_code
     except requests.RequestException as err:
         kind = {requests.ConnectTimeout: "no answer within", requests.ReadTimeout: "no answer within"}.get(type(err))
         why = f"{kind} {PROBE_TIMEOUT_S:g} s" if kind else _first_cause(err)
         raise ValueError(f"MLflow tracking server {uri} does not answer ({why}): start it (mlflow server --host "
                          f"127.0.0.1 --port PORT), check the address, or {fix}") from None
-    if status not in (200, 401, 403):
+    if not (200 <= status < 400 or status in (401, 403)):
         raise ValueError(f"{uri} answers HTTP {status} for /health, which an MLflow tracking server does not: check "
                          f"the address and port, or {fix}")
 

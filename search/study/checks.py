@@ -55,21 +55,26 @@ def check_resume(settings: StudySettings) -> None:
 
 def check_trusted_folder(folder: Path, top: Path) -> None:
     """Resuming loads Tune's pickled state from ``folder``, and unpickling runs code: refuse when ``folder``, a
-    folder in it or one above it up to ``top`` (the storage path) is writable by every user of the machine, so
-    that anyone could have replaced the state. A sticky folder (``/tmp``) does not let others replace files
-    they do not own and is accepted.
+    folder or file in it, or a folder above it up to ``top`` (the storage path) is writable by every user of the
+    machine, so that anyone could have replaced the state. A symlink is judged by what it points to. A sticky
+    folder (``/tmp``) does not let others replace files they do not own and is accepted.
 
     Raises:
-        UsageError: the world-writable folder, its mode and the ``chmod`` that fixes it.
+        UsageError: the world-writable path, its mode and the ``chmod`` that fixes it.
     """
+    import os
     import stat
 
     folder, top = Path(folder).absolute(), Path(top).absolute()
-    chain = [folder, *[p for p in folder.parents if p == top or top in p.parents]]
-    inside = [p for p in folder.rglob("*") if p.is_dir() and not p.is_symlink()] if folder.is_dir() else []
-    for path in [*chain, *inside]:
-        mode = path.stat().st_mode
-        if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+    paths = [folder, *[p for p in folder.parents if p == top or top in p.parents]]
+    for root, dirs, files in os.walk(folder):
+        paths += [Path(root) / name for name in (*dirs, *files)]
+    for path in paths:
+        try:
+            mode = path.stat().st_mode  # follows a symlink to what Tune would read
+        except OSError:
+            continue  # a dangling link: nothing to load
+        if mode & stat.S_IWOTH and not (stat.S_ISDIR(mode) and mode & stat.S_ISVTX):
             raise UsageError(f"refusing to resume from {path}: it is writable by every user (mode "
                              f"{stat.S_IMODE(mode):o}), and resuming loads Tune's pickled state, which runs code; "
                              f"make it yours alone (chmod o-w {path}) if you trust what is in it, then resume")

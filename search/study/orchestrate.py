@@ -156,12 +156,16 @@ def _child_runs(client: MlflowClient, experiment: str, parent_run_id: str) -> di
     return {run.data.tags.get("ray.trial_id"): run for run in runs}
 
 
-def _close_interrupted(client: MlflowClient, experiment: str, parent_run_id: str) -> None:
-    """Runs left RUNNING by an interrupted study were cut off: mark them KILLED (stop reason ``interrupted``)."""
+def _close_interrupted(client: MlflowClient, experiment: str, parent_run_id: str, status: str = "KILLED",
+                       reason: str | None = None) -> None:
+    """Runs left RUNNING by an interrupted study were cut off: close them as ``status`` (KILLED, stop reason
+    ``interrupted``; or FAILED, stop reason ``failed`` with ``reason`` when the study itself failed)."""
     for run in _child_runs(client, experiment, parent_run_id).values():
         if run.info.status == "RUNNING":
-            client.set_tag(run.info.run_id, STOP_TAG, "interrupted")
-            client.set_terminated(run.info.run_id, status="KILLED")
+            client.set_tag(run.info.run_id, STOP_TAG, "interrupted" if status == "KILLED" else "failed")
+            if reason:
+                client.set_tag(run.info.run_id, REASON_TAG, reason)
+            client.set_terminated(run.info.run_id, status=status)
 
 
 def _interrupted(results, client: MlflowClient, experiment: str, parent_run_id: str) -> bool:
@@ -365,16 +369,22 @@ def _run_locked(settings: StudySettings, display: StudyDisplay, command: str, ty
     except KeyboardInterrupt:
         status = RunStatus.to_string(RunStatus.KILLED)
         raise
-    except Exception as err:  # the parent run says why it failed (the terminal's one line says it too)
+    except Exception as err:  # the runs say why the study failed (the terminal's one line says it too)
         try:
             client.set_tag(parent_run_id, REASON_TAG, failure_summary(err))
+            _close_interrupted(client, experiment, parent_run_id, "FAILED", failure_summary(err))
         except Exception:  # noqa: BLE001 - the store itself may be what failed; the original error matters
             pass
         raise
     finally:
-        client.set_terminated(parent_run_id, status=status)
-        if started_ray:
-            ray.shutdown()
+        try:
+            client.set_terminated(parent_run_id, status=status)
+        except Exception:  # noqa: BLE001 - a store that is gone must not hide why the study stopped
+            if status == RunStatus.to_string(RunStatus.FINISHED):
+                raise
+        finally:
+            if started_ray:
+                ray.shutdown()
 
 
 def sparsity_basis(settings: StudySettings) -> str:

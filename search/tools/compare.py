@@ -80,7 +80,9 @@ def load_study(storage: Path, name: str, read: tuple[StudyState, dict] | None = 
         if ticket.run_id:
             try:
                 metrics[ticket.run_id] = client.get_run(ticket.run_id).data.metrics
-            except MlflowException:
+            except MlflowException as err:
+                if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise  # the store failed (a server down): a failure, not bad input
                 raise UsageError(f"study {name}'s run {ticket.run_id} is not in its MLflow store "
                                  f"{state.tracking_uri}: {fix}") from None
             if ticket.achieved_sparsity is None and "mask.json" in [a.path for a in client.list_artifacts(ticket.run_id)]:
@@ -203,7 +205,10 @@ def check_args(args: argparse.Namespace) -> tuple[Path, Path]:
     twice = next((name for name in args.studies if args.studies.count(name) > 1), None)
     if twice:
         raise UsageError(f"study {twice} is named twice: name each study once")
-    check_storage_path(args.storage_path)
+    if args.out is None:  # the default output goes under the storage folder: it must be writable
+        check_storage_path(args.storage_path)
+    elif not args.storage_path.strip():  # else it is only read (it may be read-only)
+        raise UsageError("--storage-path is empty: pass the folder the studies ran under (their --storage-path)")
     storage = Path(args.storage_path).expanduser().resolve()
     if not storage.is_dir():
         raise UsageError(f"--storage-path {args.storage_path}: no such folder: pass the folder the studies ran under "
@@ -224,7 +229,8 @@ def check_args(args: argparse.Namespace) -> tuple[Path, Path]:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m search.compare") -> int:
-    """Run the CLI; returns the exit code (0 done, 2 bad input: one line on stderr, nothing written)."""
+    """Run the CLI; returns the exit code (0 done, 2 bad input: one line on stderr, nothing written; 1 a failure:
+    one line)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per downloaded file otherwise
     parser = OneLineParser(prog=prog, description=__doc__.split("\n\n")[1],
                            formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -240,6 +246,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m search.compare") 
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # a failure (the MLflow store, the disk): one line, no traceback
+        from search.errors import failure_summary
+
+        print(f"failed (exit 1): {failure_summary(err)}; fix the cause and compare again", file=sys.stderr)
+        return 1
     print(table)
     print(f"\nwritten to {out}/ (comparison.md, comparison.png, comparison.json)")
     return 0

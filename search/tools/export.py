@@ -212,7 +212,9 @@ def export_ticket(client, run_id: str, out: Path, seed: int | None = None, check
 def load_export(folder: str | Path):
     """Load an exported ticket with this project's code only, never with code found in ``folder``: a structured
     ticket (its config maps to ``modeling_ticket``) as ``TicketBertForSequenceClassification`` imported from
-    this package, any other as the stock class of its ``model_type``, with ``trust_remote_code`` off.
+    this package, any other as the stock class of its ``model_type``, with ``trust_remote_code`` off; only when
+    the user passed ``--trust-remote-code`` for a model with code of its own is that code (copied into the export
+    by ``save_pretrained``) used.
 
     Raises:
         UsageError: the folder's config maps to code this project did not write.
@@ -220,15 +222,16 @@ def load_export(folder: str | Path):
     from transformers import AutoModelForSequenceClassification
 
     from trainables.export_files.modeling_ticket import TicketBertForSequenceClassification
-    from trainables.model import own_code
+    from trainables.model import own_modules, remote_code_trusted
 
-    mapped = {str(v).rsplit(".", 1)[0] for v in own_code(str(folder)).values()}
+    mapped = own_modules(str(folder))
     if mapped == {"modeling_ticket"}:
         return TicketBertForSequenceClassification.from_pretrained(folder)
-    if mapped:
+    if mapped and not remote_code_trusted():
         raise UsageError(f"{folder} maps to code this project did not write ({', '.join(sorted(mapped))}): it is not "
-                         "a supertickets export")
-    return AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=False)
+                         "a supertickets export, or its model's code needs --trust-remote-code")
+    # the source model's own code, which the user trusted with --trust-remote-code (save_pretrained copies it)
+    return AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=bool(mapped))
 
 
 def _glue_dir(client, run) -> str | None:

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import torch
 from scipy.stats import spearmanr
-from transformers import AutoTokenizer
 
 from search.errors import UsageError
 from search.cli.study_command import parser as study_parser
@@ -181,7 +180,8 @@ def check_args(p, args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the check; returns the exit code (0 done, 2 bad input: one line on stderr, nothing created)."""
+    """Run the check; returns the exit code (0 done, 2 bad input: one line on stderr, nothing created, 1 a failure:
+    one line)."""
     try:
         p = parser()
         args = p.parse_args(argv)
@@ -197,10 +197,21 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    try:
+        return _check(args, settings)
+    except Exception as err:  # a failure (the disk, the model): one line, no traceback
+        from search.errors import failure_summary
+
+        print(f"failed (exit 1): {failure_summary(err)}; fix the cause and run the check again", file=sys.stderr)
+        return 1
+
+
+def _check(args, settings) -> int:
+    """Fine-tune (or read from the cache) the dense model, measure each unit's removal, print the table."""
     from trainables.cache import DenseSpec, ensure_dense
     from trainables.data import batches, collator, load_tokenized
     from trainables.finetune import pick_device
-    from trainables.model import load_model
+    from trainables.model import load_model, load_tokenizer
     from trainables.pruning.structured import dense_importance
     from trainables.tasks import get_task
 
@@ -213,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(settings.model, task, args.seed)
     model.load_state_dict(dense.weights())
     model.to(device)
-    tokenizer = AutoTokenizer.from_pretrained(settings.model)
+    tokenizer = load_tokenizer(settings.model)
     dev = load_tokenized(task, tokenizer, settings.data, seed=args.seed)["validation"]
     loader = batches(dev, collator(tokenizer), settings.finetune.batch_size, device)
     effects = removal_effects(model, loader, device)

@@ -159,7 +159,6 @@ class TamtSettings:
         if not corpus_files(self.corpus):
             raise ValueError(f"TAMT corpus {self.corpus} not found or has no .txt file: pass --tamt-corpus with a "
                              "text file or a folder of .txt files")
-        check_corpus_text(corpus_files(self.corpus))
         for name in ("steps", "batch_size", "max_seq_length", "reset_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -169,8 +168,8 @@ class TamtSettings:
 
 
 def check_corpus_text(files: list[str]) -> None:
-    """The corpus files are UTF-8 text with at least one line that is not blank (read once, in pre-flight; a
-    trial would otherwise fail on them after the dense fine-tunes).
+    """The corpus files are UTF-8 text with at least one line that is not blank (read in pre-flight, the
+    method's check: a trial would otherwise fail on them after the dense fine-tunes).
 
     Raises:
         ValueError: a file that is not UTF-8 (naming the byte offset), or no text in any file.
@@ -564,8 +563,11 @@ _D = TamtSettings()
 
 
 def _check(options: dict, model: str) -> None:
-    """The TAMT settings are valid, and an ``mlm`` objective has a model with an MLM head."""
-    TamtSettings.from_options(options).validate()
+    """The TAMT settings are valid, the corpus holds UTF-8 text (read once, here in pre-flight, not in every
+    trial), and an ``mlm`` objective has a model with an MLM head."""
+    settings = TamtSettings.from_options(options)
+    settings.validate()
+    check_corpus_text(corpus_files(settings.corpus))
     if options.get("tamt_objective") == "mlm":
         check_mlm_head(model)
 
