@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
 
 
-def _listening(argv: list[str], cwd: Path, hold_s: float = 20.0, limit_s: float = 300.0) -> set[tuple]:
+def _listening(argv: list[str], cwd: Path, hold_s: float = 8.0, limit_s: float = 300.0) -> set[tuple]:
     """Run ``python argv`` and list, every 0.3 s, the listening TCP sockets of it and every process it starts,
     until it ends or ``hold_s`` seconds after Ray's GCS server first listens; then interrupt it (Ctrl-C) and make
     sure nothing it started is left. Returns ``{(process name, address, port)}``."""
@@ -103,5 +103,5 @@ def test_the_benchmark_on_ray_listens_on_loopback_only(tmp_path, glue_dir):
     grid = write_grid(tmp_path / "grid.json", labels, {0.1: 0, 0.2: -80}, seeds=2, epochs=1)
     assert json.loads(Path(grid).read_text())["task"] == "mrpc"
     seen = _listening(["-m", "benchmarks.search_efficiency", "--ray", "--grid", str(grid), "--search-seeds", "1",
-                       "--shapes", "recorded"], tmp_path, hold_s=10)
+                       "--shapes", "recorded"], tmp_path, hold_s=5)
     _check(seen, "python -m benchmarks.search_efficiency --ray")
