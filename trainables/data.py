@@ -16,9 +16,8 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from trainables.tasks import GlueTask
+from trainables.tasks import HUB_DATASET, GlueTask
 
-HUB_DATASET = "nyu-mll/glue"
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "labels")
 
 

@@ -63,6 +63,8 @@ class GlueTask:
         return self.num_labels == 1
 
 
+#: The hub dataset the tasks come from when no classic GLUE directory is given.
+HUB_DATASET = "nyu-mll/glue"
 _ENTAILMENT = ("entailment", "not_entailment")
 
 TASKS: dict[str, GlueTask] = {

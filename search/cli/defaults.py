@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from search.errors import UsageError
-from trainables.data import HUB_DATASET
+from trainables.tasks import HUB_DATASET
 
 HUB_MODEL = "bert-base-uncased"
 CONFIG_FILE = "supertickets.toml"

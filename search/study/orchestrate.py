@@ -40,7 +40,7 @@ from trainables import mirror
 from trainables.cache import prepare_dense
 from trainables.config import TrialConfig
 from trainables.store import sweep_partials
-from trainables.data import HUB_DATASET
+from trainables.tasks import HUB_DATASET
 from trainables.progress import BOARD_ENV, ProgressBoard
 from trainables.report import TrialReport
 from trainables.model import REMOTE_CODE_ENV
