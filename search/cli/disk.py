@@ -77,15 +77,11 @@ def artifact_folder(settings: StudySettings) -> Path | None:
 def running_trials(settings: StudySettings) -> int:
     """Trials at once on this machine: ``--concurrent-trials``, else as many as its CPUs and GPUs hold (as
     ``search.study.orchestrate.concurrent_trials`` counts a local Ray instance)."""
-    if settings.concurrent_trials:
-        return settings.concurrent_trials
     import torch
 
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    slots = int(cpus // max(settings.cpus_per_trial, 1e-9))
-    if settings.gpus_per_trial > 0:
-        slots = min(slots, int(torch.cuda.device_count() // settings.gpus_per_trial))
-    return max(1, slots)
+    from search.study.checks import local_cpus, trial_slots
+
+    return trial_slots(settings, local_cpus(), torch.cuda.device_count())
 
 
 def planned_bytes(settings: StudySettings, model: int) -> dict[tuple[int, Path], int]:

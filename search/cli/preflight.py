@@ -20,7 +20,7 @@ from pyarrow.fs import FileType
 
 from search.errors import UsageError
 from search.cli.disk import check_disk_space
-from search.study.checks import check_fits, check_resume
+from search.study.checks import check_fits, check_resume, local_cpus
 from search.study.settings import StudySettings
 from search.records.optuna_storage import check_optuna_storage
 from search.records import sqlite_uri
@@ -281,7 +281,7 @@ def check_local_resources(settings: StudySettings) -> None:
         return
     import torch
 
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = local_cpus()
     check_fits(settings, [(cpus, torch.cuda.device_count())], "this machine (the study's own Ray instance)")
 
 

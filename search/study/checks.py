@@ -80,6 +80,25 @@ def check_trusted_folder(folder: Path, top: Path) -> None:
                              f"make it yours alone (chmod o-w {path}) if you trust what is in it, then resume")
 
 
+def local_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one), as a local Ray instance counts
+    them."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def trial_slots(settings: StudySettings, cpus: float, gpus: float) -> int:
+    """Trials at once: ``--concurrent-trials``, else as many as ``cpus`` and ``gpus`` hold with each trial's
+    ``--cpus-per-trial`` and ``--gpus-per-trial`` (at least 1)."""
+    if settings.concurrent_trials:
+        return settings.concurrent_trials
+    slots = int(cpus // settings.cpus_per_trial)  # cpus_per_trial > 0: checked by settings
+    if settings.gpus_per_trial > 0:
+        slots = min(slots, int(gpus // settings.gpus_per_trial))
+    return max(1, slots)
+
+
 def check_fits(settings: StudySettings, nodes: list[tuple[float, float]], where: str) -> None:
     """``--cpus-per-trial`` and ``--gpus-per-trial`` fit on one of ``nodes`` (``(cpus, gpus)`` each), else Ray
     would wait forever for a node that can run a trial. ``where`` names the biggest node in the message.

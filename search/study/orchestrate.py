@@ -25,7 +25,7 @@ from search.verdict.report import (description, kept_units_heatmap, phase_transi
                            verdict_lines, verdict_tags)
 from search.strategy.searcher import TicketSearch
 from search.errors import UsageError, failure_summary
-from search.study.checks import check_fits, check_resume
+from search.study.checks import check_fits, check_resume, trial_slots
 from search.study.settings import StudySettings
 from search.study.state import STATE_FILE, StudyState, stringify
 from search.study.weights import KeptWeights, keep_weights
@@ -248,10 +248,7 @@ def concurrent_trials(settings: StudySettings) -> int:
     if settings.concurrent_trials:
         return settings.concurrent_trials
     resources = ray.cluster_resources()
-    slots = int(resources.get("CPU", 1) // settings.cpus_per_trial)  # cpus_per_trial > 0: checked by settings
-    if settings.gpus_per_trial > 0:
-        slots = min(slots, int(resources.get("GPU", 0) // settings.gpus_per_trial))
-    return max(1, slots)
+    return trial_slots(settings, resources.get("CPU", 1), resources.get("GPU", 0))
 
 
 def _new_tuner(settings: StudySettings, trainable, space, callbacks: list, stop_reasons: dict):
