@@ -21,41 +21,97 @@ from trainables.tasks import GlueTask
 
 @dataclass(frozen=True)
 class EncoderLayout:
-    """Where a model family keeps the modules the gates attach to.
+    """Where a model family keeps the modules the gates attach to and the physical removal slices: the one place
+    families differ (``LAYOUTS``). Every path is dotted; ``layers`` and the embeddings are read from
+    ``model.base_model``, the rest inside one transformer layer.
 
     Attributes:
-        layers: dotted path, from ``model.base_model``, to the ``ModuleList`` of transformer layers.
-        head_projection: dotted path, inside a layer, to the linear map whose *input* is the
-            concatenated head outputs ``(batch, seq, heads * head_dim)`` (BERT: ``attention.output.dense``).
-        ffn_output: dotted path, inside a layer, to the FFN's second linear map, whose *output* is the
-            FFN block's contribution before the residual connection (BERT: ``output.dense``).
-        matrices: dotted paths, inside a layer, of the linear maps whose weights unstructured pruning may
-            remove, in the order query, key, value, attention output, FFN in, FFN out (METHODS.md section 2).
-        pooler: dotted path, from ``model.base_model``, of the pooler's linear map (``None``: no pooler).
-        word_embeddings: dotted path, from ``model.base_model``, of the word-embedding table.
+        layers: the ``ModuleList`` of transformer layers.
+        attention_inputs: the linear maps whose output rows are the heads' (query, key, value; or one fused QKV map),
+            each with ``qkv_blocks`` stacked blocks of ``heads * head_dim`` rows.
+        head_projection: the attention output map, whose *input* is the concatenated head outputs
+            ``(batch, seq, heads * head_dim)``.
+        ffn_input: the FFN's first map, ``ffn_input_blocks`` stacked blocks of FFN units (2: a gated GLU, ModernBERT).
+        ffn_output: the FFN's second map, whose *output* is the FFN block's contribution before the residual.
+        pooler: the pooler's linear map inside the base model (``None``: none there).
+        word_embeddings: the word-embedding table.
+        ffn_size: the config attribute holding the FFN width (DistilBERT: ``hidden_dim``).
+        head_size: the config attribute holding the head size when it is not ``hidden / heads`` (``None``: it is).
+        head_counts: ``(module, attribute)`` pairs inside a layer that hold the layer's number of heads; the removal
+            sets them to the kept count.
+        head_widths: ``(module, attribute)`` pairs holding ``heads * head_dim``; set likewise.
+        optional_attention_inputs: more head-row maps a config may add (DeBERTa's separate position projections).
+        head_bias: ``(module, argument)`` when the attention module receives a per-head bias
+            ``(batch, heads, query, key)`` from outside the layer as its positional argument ``argument`` (MPNet's
+            relative position bias, shared by all layers); the removal keeps the kept heads' slices of it.
     """
 
     layers: str
+    attention_inputs: tuple[str, ...]
     head_projection: str
+    ffn_input: str
     ffn_output: str
-    matrices: tuple[str, ...]
     pooler: str | None
     word_embeddings: str
+    qkv_blocks: int = 1
+    ffn_input_blocks: int = 1
+    ffn_size: str = "intermediate_size"
+    head_size: str | None = None
+    head_counts: tuple[tuple[str, str], ...] = ()
+    head_widths: tuple[tuple[str, str], ...] = ()
+    optional_attention_inputs: tuple[str, ...] = ()
+    head_bias: tuple[str, int] | None = None
+
+    @property
+    def matrices(self) -> tuple[str, ...]:
+        """The linear maps unstructured pruning may thin, in the order query, key, value (or the fused QKV map),
+        attention output, FFN in, FFN out (METHODS.md section 2)."""
+        return (*self.attention_inputs, self.head_projection, self.ffn_input, self.ffn_output)
+
+    def to_dict(self) -> dict:
+        """JSON-ready form, written into an export's ``config.json`` so its loader needs no supertickets import."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
-_BERT_LIKE = EncoderLayout("encoder.layer", "attention.output.dense", "output.dense",
-                           ("attention.self.query", "attention.self.key", "attention.self.value",
-                            "attention.output.dense", "intermediate.dense", "output.dense"),
-                           "pooler.dense", "embeddings.word_embeddings")
-_DISTILBERT = EncoderLayout("transformer.layer", "attention.out_lin", "ffn.lin2",
-                            ("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin",
-                             "ffn.lin1", "ffn.lin2"),
-                            None, "embeddings.word_embeddings")
+_BERT_SELF = "attention.self"
+_BERT_LIKE = EncoderLayout(
+    "encoder.layer", (f"{_BERT_SELF}.query", f"{_BERT_SELF}.key", f"{_BERT_SELF}.value"), "attention.output.dense",
+    "intermediate.dense", "output.dense", "pooler.dense", "embeddings.word_embeddings",
+    head_counts=((_BERT_SELF, "num_attention_heads"),), head_widths=((_BERT_SELF, "all_head_size"),))
+_DISTILBERT = EncoderLayout(
+    "transformer.layer", ("attention.q_lin", "attention.k_lin", "attention.v_lin"), "attention.out_lin",
+    "ffn.lin1", "ffn.lin2", None, "embeddings.word_embeddings", ffn_size="hidden_dim",
+    head_counts=(("attention", "n_heads"),))
+_DEBERTA_V2 = EncoderLayout(
+    "encoder.layer", (f"{_BERT_SELF}.query_proj", f"{_BERT_SELF}.key_proj", f"{_BERT_SELF}.value_proj"),
+    "attention.output.dense", "intermediate.dense", "output.dense", None, "embeddings.word_embeddings",
+    head_size="attention_head_size", head_counts=((_BERT_SELF, "num_attention_heads"),),
+    head_widths=((_BERT_SELF, "all_head_size"),),
+    optional_attention_inputs=(f"{_BERT_SELF}.pos_key_proj", f"{_BERT_SELF}.pos_query_proj"))
+_MPNET = EncoderLayout(
+    "encoder.layer", ("attention.attn.q", "attention.attn.k", "attention.attn.v"), "attention.attn.o",
+    "intermediate.dense", "output.dense", None, "embeddings.word_embeddings",
+    head_counts=(("attention.attn", "num_attention_heads"),), head_widths=(("attention.attn", "all_head_size"),),
+    head_bias=("attention.attn", 2))
+_MODERNBERT = EncoderLayout(
+    "layers", ("attn.Wqkv",), "attn.Wo", "mlp.Wi", "mlp.Wo", None, "embeddings.tok_embeddings",
+    qkv_blocks=3, ffn_input_blocks=2)
 
-#: Model types (``config.model_type``) whose layout is known; anything else is refused up front.
+#: Model types (``config.model_type``) whose layout is known; anything else is refused up front (``REFUSED`` says
+#: why for the families refused on purpose).
 LAYOUTS: dict[str, EncoderLayout] = {
     "bert": _BERT_LIKE, "roberta": _BERT_LIKE, "xlm-roberta": _BERT_LIKE, "electra": _BERT_LIKE,
-    "camembert": _BERT_LIKE, "distilbert": _DISTILBERT,
+    "camembert": _BERT_LIKE, "distilbert": _DISTILBERT, "deberta-v2": _DEBERTA_V2, "mpnet": _MPNET,
+    "modernbert": _MODERNBERT,
+}
+
+#: Encoder families refused on purpose, with the reason.
+REFUSED: dict[str, str] = {
+    "albert": ("ALBERT shares one layer's weights across all its layers, so a head, FFN block or weight cannot be "
+               "pruned in one layer and kept in another: a mask shared across layers would make every ticket prune "
+               "the same units at every depth, which is not the per-layer ticket of the papers (METHODS.md) and "
+               "would rank units by importance summed over depths the papers never tested; use BERT, RoBERTa, "
+               "DeBERTa-v2/v3 or another supported encoder"),
 }
 
 
@@ -67,8 +123,11 @@ def layout_for(config: PretrainedConfig) -> EncoderLayout:
     """The layout of ``config``'s model family.
 
     Raises:
-        UnsupportedModelError: the model type is not one of ``LAYOUTS`` or is configured as a decoder.
+        UnsupportedModelError: the model type is not one of ``LAYOUTS`` (``REFUSED`` says why for some) or is
+            configured as a decoder.
     """
+    if config.model_type in REFUSED:
+        raise UnsupportedModelError(f"model type {config.model_type!r} is not supported: {REFUSED[config.model_type]}")
     if config.model_type not in LAYOUTS or getattr(config, "is_decoder", False):
         raise UnsupportedModelError(
             f"model type {config.model_type!r} is not a supported encoder: use a BERT-family encoder "
@@ -221,20 +280,50 @@ def quiet_loading():
 
 @dataclass(frozen=True)
 class EncoderShape:
-    """Counts of prunable structured units: ``num_layers`` x ``num_heads`` heads, one FFN block per layer."""
+    """Counts and sizes of the prunable structured units: ``num_layers`` x ``num_heads`` heads of ``head_dim`` each,
+    one FFN block of ``ffn_size`` units per layer, on a residual stream of ``hidden`` features."""
 
     num_layers: int
     num_heads: int
+    hidden: int = 0
+    head_dim: int = 0
+    ffn_size: int = 0
+    ffn_input_blocks: int = 1
 
     @property
     def total_heads(self) -> int:
         """``num_layers * num_heads``."""
         return self.num_layers * self.num_heads
 
+    @property
+    def head_weights(self) -> int:
+        """Weights one head owns: its rows of Q, K and V and its columns of the attention output
+        (``4 * head_dim * hidden``, fused QKV maps included)."""
+        return 4 * self.head_dim * self.hidden
+
+    @property
+    def ffn_weights(self) -> int:
+        """Weights one FFN block owns: both (or, gated, all three) FFN matrices."""
+        return (self.ffn_input_blocks + 1) * self.hidden * self.ffn_size
+
+    @property
+    def layer_weights(self) -> int:
+        """Weights of one layer's prunable matrices: every head's and the FFN block's."""
+        return self.num_heads * self.head_weights + self.ffn_weights
+
 
 def encoder_shape(config: PretrainedConfig) -> EncoderShape:
-    """Layers and heads per layer, from the config (``num_hidden_layers``, ``num_attention_heads``)."""
-    return EncoderShape(config.num_hidden_layers, config.num_attention_heads)
+    """Layers, heads per layer and unit sizes, from the config (``num_hidden_layers``, ``num_attention_heads``,
+    ``hidden_size`` and the layout's FFN-width and head-size attributes).
+
+    Raises:
+        UnsupportedModelError: the model type has no layout (``layout_for``).
+    """
+    layout = layout_for(config)
+    hidden, heads = config.hidden_size, config.num_attention_heads
+    head_dim = (getattr(config, layout.head_size, None) if layout.head_size else None) or hidden // heads
+    return EncoderShape(config.num_hidden_layers, heads, hidden, head_dim, getattr(config, layout.ffn_size),
+                        layout.ffn_input_blocks)
 
 
 def encoder_layers(model: nn.Module) -> tuple[EncoderLayout, list[nn.Module]]:

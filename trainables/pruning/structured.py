@@ -37,8 +37,9 @@ from torch import nn
 
 from trainables.data import batches, collator, load_tokenized
 from trainables.finetune import pick_device
+from trainables.export_files.modeling_ticket import head_rows
 from trainables.gates import UnitGates
-from trainables.model import encoder_layers, load_config, load_model, load_tokenizer, submodule
+from trainables.model import encoder_layers, encoder_shape, load_config, load_model, load_tokenizer, submodule
 from trainables.pruning.controls import CONTROLS, control_scores
 from trainables.pruning.method import Option, PruningMethod
 from trainables.pruning.tickets import Ticket, TicketRequest, UnitGrid
@@ -66,14 +67,12 @@ class StructuredMask:
     total_weights: int = 0
 
     def with_sizes(self, config) -> "StructuredMask":
-        """This mask with the weight counts of ``config``'s encoder, so ``achieved_sparsity`` counts weights:
-        a head disables its rows of Q, K, V and its columns of the attention output (4 * head_dim * hidden),
-        an FFN block both FFN matrices (2 * hidden * intermediate); the total is every layer's six matrices."""
-        hidden, inner = config.hidden_size, config.intermediate_size
-        head_dim = hidden // config.num_attention_heads
-        per_layer = 4 * hidden * hidden + 2 * hidden * inner
-        return StructuredMask(self.head, self.ffn, 4 * head_dim * hidden, 2 * hidden * inner,
-                              per_layer * self.head.shape[0])
+        """This mask with the weight counts of ``config``'s encoder (``trainables.model.EncoderShape``), so
+        ``achieved_sparsity`` counts weights: a head disables its rows of Q, K, V and its columns of the attention
+        output, an FFN block its FFN matrices; the total is every layer's prunable matrices."""
+        shape = encoder_shape(config)
+        return StructuredMask(self.head, self.ffn, shape.head_weights, shape.ffn_weights,
+                              shape.layer_weights * self.head.shape[0])
 
     @property
     def heads_kept(self) -> int:
@@ -178,18 +177,27 @@ class StructuredMask:
         (``trainables.pruning.shrink``): fewer parameters, the same logits.
 
         Raises:
-            ValueError: ``model`` is not a BERT sequence classifier, or the mask does not fit it.
+            ValueError: the mask does not fit ``model``; UnsupportedModelError: a family without a layout.
         """
         from trainables.pruning.shrink import shrink
 
         return shrink(model, self.head, self.ffn)
 
 
+def _optional(layer: nn.Module, path: str) -> nn.Module | None:
+    """``layer``'s submodule at ``path``, or ``None`` when its config did not build it."""
+    try:
+        return submodule(layer, path)
+    except AttributeError:
+        return None
+
+
 class GateSwitch:
     """A structured ticket switched on and off on a (shared) encoder through its own gates.
 
-    ``pruned`` holds, for every pruned head, its rows of Q, K and V (weights and biases) and its columns of the
-    attention-output matrix; for every pruned FFN block, both FFN matrices and their biases: exactly the
+    ``pruned`` holds, for every pruned head, its rows of Q, K and V (weights and biases; every block of a fused QKV
+    map) and its columns of the attention-output matrix; for every pruned FFN block, its FFN matrices and their
+    biases: exactly the
     weights whose gradient a closed gate makes 0.
     """
 
@@ -197,21 +205,28 @@ class GateSwitch:
         self.mask, self.gates = mask, UnitGates(model)
         self.pruned: dict[nn.Parameter, torch.Tensor] = {}
         layout, layers = encoder_layers(model)
-        query, key, value, attention_out, ffn_in, ffn_out = layout.matrices
-        head_dim = model.config.hidden_size // model.config.num_attention_heads
+        shape = encoder_shape(model.config)
         for index, layer in enumerate(layers):
-            heads = (~mask.head[index]).repeat_interleave(head_dim)  # (hidden,): True = a pruned head's dimension
-            for path in (query, key, value):
-                linear = submodule(layer, path)
-                self._hold(linear.weight, heads[:, None].expand_as(linear.weight))
-                self._hold(linear.bias, heads)
-            projection = submodule(layer, attention_out).weight  # (hidden, heads * head_dim)
-            self._hold(projection, heads[None, :].expand_as(projection))
+            dropped = ~mask.head[index].cpu()
+            for paths, blocks in ((layout.attention_inputs, layout.qkv_blocks), (layout.optional_attention_inputs, 1)):
+                rows = torch.zeros(blocks * shape.num_heads * shape.head_dim, dtype=torch.bool)
+                rows[head_rows(dropped, shape.head_dim, shape.num_heads, blocks)] = True  # a pruned head's rows
+                for path in paths:
+                    linear = _optional(layer, path)
+                    if linear is not None:
+                        self._hold(linear.weight, rows[:, None].expand_as(linear.weight))
+                        if linear.bias is not None:
+                            self._hold(linear.bias, rows)
+            columns = torch.zeros(shape.num_heads * shape.head_dim, dtype=torch.bool)
+            columns[head_rows(dropped, shape.head_dim, shape.num_heads)] = True
+            projection = submodule(layer, layout.head_projection).weight  # (hidden, heads * head_dim)
+            self._hold(projection, columns[None, :].expand_as(projection))
             if not mask.ffn[index]:
-                for path in (ffn_in, ffn_out):
+                for path in (layout.ffn_input, layout.ffn_output):
                     linear = submodule(layer, path)
-                    self._hold(linear.weight, torch.ones_like(linear.weight, dtype=torch.bool))
-                    self._hold(linear.bias, torch.ones_like(linear.bias, dtype=torch.bool))
+                    for param in (linear.weight, linear.bias):
+                        if param is not None:
+                            self._hold(param, torch.ones_like(param, dtype=torch.bool))
 
     def _hold(self, param: nn.Parameter, where: torch.Tensor) -> None:
         if bool(where.any()):
