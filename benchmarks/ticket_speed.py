@@ -51,8 +51,9 @@ def flops_per_example(config, length: int, heads_per_layer: list[int], ffn_per_l
 def _structure(model) -> tuple[list[int], list[int]]:
     config = model.config
     layers = config.num_hidden_layers
-    heads = getattr(config, "heads_per_layer", None) or [config.num_attention_heads] * layers
-    inner = getattr(config, "intermediate_per_layer", None) or [config.intermediate_size] * layers
+    ticket = getattr(config, "ticket", None) or {}
+    heads = ticket.get("heads_per_layer") or [config.num_attention_heads] * layers
+    inner = ticket.get("intermediate_per_layer") or [config.intermediate_size] * layers
     return list(heads), list(inner)
 
 

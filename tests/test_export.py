@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from search.tools.export_forms import mark_ticket_code
 from trainables.model import load_model, quiet_loading
 from trainables.pruning.magnitude import magnitude_mask
 from trainables.pruning.structured import StructuredMask
@@ -73,17 +74,18 @@ def test_a_structured_ticket_exports_physically_smaller_with_the_gated_models_lo
     # each pruned FFN block: both matrices and the intermediate bias (the output bias stays, set to 0)
     removed = pruned_heads * (4 * head_dim * hidden + 3 * head_dim) + pruned_ffn * (2 * hidden * inner + inner)
     assert sum(p.numel() for p in exported.parameters()) == dense_parameters - removed
-    assert exported.config.heads_per_layer == [9, 12, 1, 12, 12, 11]
-    assert exported.config.intermediate_per_layer == [1536, 0, 1536, 1536, 1536, 0]
+    assert exported.config.ticket["heads_per_layer"] == [9, 12, 1, 12, 12, 11]
+    assert exported.config.ticket["intermediate_per_layer"] == [1536, 0, 1536, 1536, 1536, 0]
     assert torch.allclose(_logits(exported, rte_batch), gated, atol=1e-5)
 
+    mark_ticket_code(exported.config, tmp_path / "ticket")
     exported.save_pretrained(tmp_path / "ticket")
     tokenizer.save_pretrained(tmp_path / "ticket")
     config = json.loads((tmp_path / "ticket" / "config.json").read_text())
     assert config["model_type"] == "bert" and config["auto_map"] == {
-        "AutoModelForSequenceClassification": "modeling_ticket.TicketBertForSequenceClassification"}
+        "AutoModelForSequenceClassification": "modeling_ticket.TicketForSequenceClassification"}
     seen = _clean_load(tmp_path / "ticket", tmp_path, trust=True)
-    assert seen["class"] == "TicketBertForSequenceClassification"
+    assert seen["class"] == "BertForSequenceClassification"  # the stock class, narrowed by the folder's loader
     assert seen["parameters"] == dense_parameters - removed
     with torch.no_grad():
         expected = exported(**tokenizer(["A man plays a guitar."], ["Someone makes music."], return_tensors="pt"))
@@ -93,7 +95,9 @@ def test_a_structured_ticket_exports_physically_smaller_with_the_gated_models_lo
 def test_a_stock_load_of_a_structured_export_without_remote_code_is_refused(model, tokenizer, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
-    _mask_uneven().export(model).save_pretrained(tmp_path / "ticket")
+    exported = _mask_uneven().export(model)
+    mark_ticket_code(exported.config, tmp_path / "ticket")
+    exported.save_pretrained(tmp_path / "ticket")
     with pytest.raises((RuntimeError, ValueError)), quiet_loading():  # the shapes do not fit stock BERT
         AutoModelForSequenceClassification.from_pretrained(tmp_path / "ticket")
 

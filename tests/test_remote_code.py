@@ -10,6 +10,7 @@ import torch
 from search.cli.study_command import main
 from search.errors import UsageError
 from search.tools.export import load_export
+from search.tools.export_forms import mark_ticket_code
 from trainables.model import REMOTE_CODE_ENV, load_model, own_code
 from trainables.pruning.magnitude import magnitude_mask
 from trainables.pruning.structured import StructuredMask
@@ -76,13 +77,15 @@ def test_an_export_is_reloaded_with_this_projects_class_and_foreign_code_is_refu
     head = torch.ones(6, 12, dtype=torch.bool)
     head[1, :5] = False
     structured = StructuredMask(head, torch.ones(6, dtype=torch.bool)).export(model)
+    mark_ticket_code(structured.config, tmp_path / "structured")
     structured.save_pretrained(tmp_path / "structured")
     mapped = own_code(str(tmp_path / "structured"))
     assert {str(v).rsplit(".", 1)[0] for v in mapped.values()} == {"modeling_ticket"}
     (tmp_path / "structured" / "modeling_ticket.py").write_text("raise SystemExit('the folder copy ran')\n")
     reloaded = load_export(tmp_path / "structured")  # this package's class: the folder's copy is never imported
-    assert type(reloaded).__name__ == "TicketBertForSequenceClassification"
-    assert reloaded.config.heads_per_layer[1] == 7
+    assert type(reloaded).__name__ == "BertForSequenceClassification"  # the stock class, narrowed
+    assert reloaded.config.ticket["heads_per_layer"][1] == 7
+    assert reloaded.base_model.encoder.layer[1].attention.self.query.out_features == 7 * 32
 
     unstructured = magnitude_mask(masked_weights(model, PrunableSet()), 0.5).export(load_model(model_dir, get_task("rte"), 0))
     unstructured.config.auto_map = {"AutoModelForSequenceClassification": "evil.EvilModel"}

@@ -153,7 +153,11 @@ def test_a_studys_ticket_exports_through_its_run_id_and_loads_with_the_tickets_l
     facts = json.loads((out / "ticket.json").read_text())
     assert facts["smaller"] and facts["remote_code"] and facts["checked_examples"] == 64 and facts["max_logit_difference"] < 1e-4
     config = json.loads((out / "config.json").read_text())
-    assert sum(config["heads_per_layer"]) == heads_kept
+    assert sum(config["ticket"]["heads_per_layer"]) == heads_kept
+    assert config["id2label"] == {"0": "entailment", "1": "not_entailment"}
+    assert facts["onnx_bytes"] > 0 and facts["onnx_max_logit_difference"] < 1e-4  # ONNX Runtime: the same logits
+    card = (out / "README.md").read_text()
+    assert f"{heads_kept}/72 heads" in card and "supertickets.command" not in card and "python -m search.run" in card
     assert facts["parameters"] < facts["dense_parameters"]
     assert facts["logged_model_uri"].startswith("models:/")
     assert export(["--run-id", ticket.info.run_id, "--out", str(out), "--mlflow-uri", client.tracking_uri]) == 2

@@ -58,6 +58,13 @@ class GlueTask:
     dev_split: str = "validation"
 
     @property
+    def class_names(self) -> tuple[str, ...]:
+        """The output names an exported model's config carries (``id2label``), in the hub's label order: the
+        classic files' labels where they are words, the hub's ``ClassLabel`` names otherwise, and one name for
+        STS-B's single regression output (a similarity score, 0-5)."""
+        return self.label_names or _CLASS_NAMES[self.name]
+
+    @property
     def is_regression(self) -> bool:
         """True for STS-B: one output, mean-squared-error loss, correlation metrics."""
         return self.num_labels == 1
@@ -66,6 +73,9 @@ class GlueTask:
 #: The hub dataset the tasks come from when no classic GLUE directory is given.
 HUB_DATASET = "nyu-mll/glue"
 _ENTAILMENT = ("entailment", "not_entailment")
+#: Class names of the tasks whose classic files hold integers (``nyu-mll/glue``'s ``ClassLabel`` names).
+_CLASS_NAMES = {"mrpc": ("not_equivalent", "equivalent"), "cola": ("unacceptable", "acceptable"),
+                "stsb": ("similarity",), "sst2": ("negative", "positive"), "qqp": ("not_duplicate", "duplicate")}
 
 TASKS: dict[str, GlueTask] = {
     task.name: task

@@ -5,14 +5,22 @@
 
 Reads the child run's fine-tuned weights (``weights/seed-<k>.safetensors``, kept by ``--keep-weights``) and mask
 (``mask/mask-seed-<k>.*``), bakes the mask in with the method's ``export`` (``trainables.pruning.registry.METHODS``) and
-writes a folder that ``AutoModelForSequenceClassification.from_pretrained`` and ``AutoTokenizer.from_pretrained``
-load: a structured ticket physically smaller (a ``TicketBertForSequenceClassification``: stock BERT cannot hold a
-head count per layer, so its folder carries ``modeling_ticket.py`` and says so, ``remote_code`` in ``ticket.json``;
-others load it with ``trust_remote_code=True``), an unstructured one as stock BERT with the zeros baked in. No code
-from a model folder runs: the study's model is refused when it ships code of its own unless ``--trust-remote-code``
-is given, its ``auto_map`` is never copied into an export, and this project reloads an export with its own classes
-(``load_export``). The export is reloaded from the folder and its dev logits compared with the masked ticket's;
-the folder is logged to the child run as an MLflow ``transformers`` model (``mlflow models serve`` can serve it).
+writes a folder holding the ticket in three forms, for every encoder family of the layout table:
+
+- PyTorch (``config.json``, ``model.safetensors``, the tokenizer): a structured ticket physically smaller (its
+  pruned heads and FFN units removed, ``trainables.pruning.shrink``); the stock class cannot hold an uneven number
+  of heads per layer, so the folder carries ``modeling_ticket.py`` and its config's ``auto_map`` names it:
+  ``from_pretrained(folder, trust_remote_code=True)``. An unstructured ticket is the stock class with the zeros
+  baked in: no remote code.
+- ONNX (``model.onnx``, ``torch.onnx.export(dynamo=True)``): ONNX Runtime runs it with no code at all.
+- A model card (``README.md``): task, method, sparsity, kept units, the verdict with its interval, seeds, dev
+  examples and the commands; ``ticket.json`` holds the same facts for programs, label names are in the config.
+
+No code from a model folder runs: the study's model is refused when it ships code of its own unless
+``--trust-remote-code`` is given, its ``auto_map`` is never copied into an export, and this project reloads an
+export with its own classes (``load_export``). The export is reloaded from the folder and its dev logits (PyTorch
+and ONNX Runtime) compared with the masked ticket's; the folder is logged to the child run as an MLflow
+``transformers`` model (``mlflow models serve`` can serve it).
 Bad input: one line, exit code 2, nothing written.
 """
 
@@ -30,6 +38,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from search.errors import UsageError
+from search.tools.export_forms import (ONNX_FILE, input_names, mark_ticket_code, model_card, onnx_logits,
+                                       onnx_session, quiet_exporter, write_onnx)
 
 #: ``--ticket`` values and the verdict role (``search.verdict.analysis.Verdict.named``) each reads.
 TICKETS = {"super": "best_super", "sparsest-super": "sparsest_super", "winning": "winning", "dense": "dense"}
@@ -46,7 +56,8 @@ class ExportedTicket:
         method: the pruning method.
         sparsity: the trial's sparsity (fraction).
         smaller: physically smaller than the dense model (pruned units removed) or not (zeros baked in).
-        remote_code: the folder needs ``trust_remote_code=True`` to load (its config has an ``auto_map``).
+        remote_code: the PyTorch form needs ``trust_remote_code=True`` to load with transformers' auto classes (its
+            config has an ``auto_map``); the ONNX form never does.
         parameters: parameters of the exported model.
         dense_parameters: parameters of the dense model it was pruned from.
         nonzero_parameters: parameters that are not exactly 0.
@@ -57,6 +68,11 @@ class ExportedTicket:
         max_logit_difference: largest |logit difference| between the reloaded export and the masked ticket on
             ``checked_examples`` dev examples (``None`` when no dev data was found).
         checked_examples: dev examples compared.
+        onnx_bytes: size of ``model.onnx`` (0: the ONNX exporter failed, ``onnx_error`` says why).
+        onnx_inputs: the ONNX model's input names.
+        onnx_max_logit_difference: largest |logit difference| between ONNX Runtime and the masked ticket on the
+            same dev examples (``None`` when not checked).
+        onnx_error: why no ONNX model was written, or ``""``.
         logged_model_uri: the MLflow model's URI, or ``""`` when not logged.
     """
 
@@ -74,6 +90,10 @@ class ExportedTicket:
     bitmask_bytes: int | None
     max_logit_difference: float | None
     checked_examples: int
+    onnx_bytes: int = 0
+    onnx_inputs: tuple[str, ...] = ()
+    onnx_max_logit_difference: float | None = None
+    onnx_error: str = ""
     logged_model_uri: str = ""
 
 
@@ -176,23 +196,29 @@ def export_ticket(client, run_id: str, out: Path, seed: int | None = None, check
         try:
             if getattr(exported.config, "auto_map", None):  # the source model's own code: an export never names it
                 del exported.config.auto_map
-            if task.label_names is not None:  # name the classes in config.json (and in pipeline outputs)
-                exported.config.id2label = dict(enumerate(task.label_names))
-                exported.config.label2id = {name: index for index, name in enumerate(task.label_names)}
+            if getattr(exported.config, "ticket", None):  # structured: its loader travels with the weights
+                mark_ticket_code(exported.config, partial)
+            names = task.class_names  # in config.json, in pipeline outputs and in the ONNX model's card
+            exported.config.id2label = dict(enumerate(names))
+            exported.config.label2id = {name: index for index, name in enumerate(names)}
+            tokenizer = load_tokenizer(params["model"])
             with quiet_loading():
                 exported.save_pretrained(partial)
-                load_tokenizer(params["model"]).save_pretrained(partial)
+                tokenizer.save_pretrained(partial)
             with quiet_loading():
                 reloaded = load_export(partial).eval()
-            difference, examples = _compare(reference, reloaded, load_tokenizer(partial), task,
-                                            _glue_dir(client, run), check_examples)
+            onnx = _write_onnx(reloaded, tokenizer, partial)
+            dev = _dev_batches(tokenizer, task, _glue_dir(client, run), check_examples)
+            difference, onnx_difference = _compare(reference, reloaded, partial / ONNX_FILE if onnx.bytes else None, dev)
             parameters = sum(p.numel() for p in reloaded.parameters())
             nonzero = sum(int(torch.count_nonzero(p)) for p in reloaded.parameters())
             remote_code = bool(getattr(reloaded.config, "auto_map", None))
             facts = ExportedTicket(str(out), run_id, seed, params["method"], float(params["sparsity"]),
                                    parameters < dense_parameters, remote_code,
                                    parameters, dense_parameters, nonzero, (partial / "model.safetensors").stat().st_size,
-                                   mask.bitmask_bytes(reloaded), difference, examples)
+                                   mask.bitmask_bytes(reloaded), difference, sum(len(b["input_ids"]) for b in dev),
+                                   onnx.bytes, onnx.inputs, onnx_difference, onnx.error)
+            (partial / "README.md").write_text(model_card(facts, _card_facts(client, run, task, params, seed, out)))
             (partial / "ticket.json").write_text(json.dumps({**asdict(facts), "run_name": run.info.run_name,
                                                              "task": task.name, "pretrained": params["model"],
                                                              "params": params}, indent=2))
@@ -211,27 +237,76 @@ def export_ticket(client, run_id: str, out: Path, seed: int | None = None, check
 
 def load_export(folder: str | Path):
     """Load an exported ticket with this project's code only, never with code found in ``folder``: a structured
-    ticket (its config maps to ``modeling_ticket``) as ``TicketBertForSequenceClassification`` imported from
-    this package, any other as the stock class of its ``model_type``, with ``trust_remote_code`` off; only when
-    the user passed ``--trust-remote-code`` for a model with code of its own is that code (copied into the export
-    by ``save_pretrained``) used.
+    ticket (its config maps to ``modeling_ticket``) through ``TicketForSequenceClassification`` imported from this
+    package (the stock class of its family, narrowed to the kept units), any other as the stock class of its
+    ``model_type``, with ``trust_remote_code`` off; only when the user passed ``--trust-remote-code`` for a model
+    with code of its own is that code (copied into the export by ``save_pretrained``) used.
 
     Raises:
         UsageError: the folder's config maps to code this project did not write.
     """
     from transformers import AutoModelForSequenceClassification
 
-    from trainables.export_files.modeling_ticket import TicketBertForSequenceClassification
+    from trainables.export_files.modeling_ticket import TicketForSequenceClassification
     from trainables.model import own_modules, remote_code_trusted
 
     mapped = own_modules(str(folder))
     if mapped == {"modeling_ticket"}:
-        return TicketBertForSequenceClassification.from_pretrained(folder)
+        return TicketForSequenceClassification.from_pretrained(folder)
     if mapped and not remote_code_trusted():
         raise UsageError(f"{folder} maps to code this project did not write ({', '.join(sorted(mapped))}): it is not "
                          "a supertickets export, or its model's code needs --trust-remote-code")
     # the source model's own code, which the user trusted with --trust-remote-code (save_pretrained copies it)
     return AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=bool(mapped))
+
+
+@dataclass(frozen=True)
+class _Onnx:
+    bytes: int
+    inputs: tuple[str, ...]
+    error: str
+
+
+def _write_onnx(model, tokenizer, folder: Path) -> _Onnx:
+    """``model.onnx`` in ``folder``; an exporter failure is recorded, not raised (the PyTorch forms stand)."""
+    path = folder / ONNX_FILE
+    try:
+        with quiet_exporter():
+            write_onnx(model, tokenizer, path)
+    except Exception as err:  # noqa: BLE001 - the exporter raises many kinds; the PyTorch export stands without it
+        from search.errors import failure_summary
+
+        path.unlink(missing_ok=True)
+        return _Onnx(0, (), failure_summary(err))
+    return _Onnx(path.stat().st_size, tuple(input_names(model, tokenizer)), "")
+
+
+def _card_facts(client, run, task, params: dict, seed: int, out: Path) -> dict:
+    """What the model card says of the ticket, read from its run and the study's parent run."""
+    metrics, tags = run.data.metrics, run.data.tags
+    parent = client.get_run(tags["mlflow.parentRunId"]) if tags.get("mlflow.parentRunId") else None
+    parent_params = parent.data.params if parent else {}
+    if "heads_kept" in params:
+        kept = (f"{params['heads_kept']}/{params['total_heads']} heads, {params['ffn_kept']}/{params['total_ffn']} "
+                "FFN blocks")
+    else:
+        kept = f"{100 * (1 - float(params.get('achieved_sparsity', params['sparsity']))):.1f} % of the prunable weights"
+    dense = parent.data.tags.get("dense.dev_score") if parent else None
+    return {"task": task.name, "metric": task.primary_metric, "pretrained": params["model"], "kept": kept,
+            "achieved": float(params.get("achieved_sparsity", params["sparsity"])),
+            "dev_score": metrics.get("dev_score"), "dense_dev_score": float(dense) if dense else None,
+            "difference": _points(metrics.get("paired_difference")),
+            "difference_low": metrics.get("difference_low"), "difference_high": metrics.get("difference_high"),
+            "verdict": parent.data.tags.get("verdict.line", "") if parent else "",
+            "seeds": len(params.get("seeds", "0").split(",")),
+            "dev_examples": parent_params.get("data.max_dev_examples", "all"),
+            "study_command": tags.get("supertickets.command", ""),
+            "export_command": f"python -m search.export --run-id {run.info.run_id} --seed {seed} --out {out}"}
+
+
+def _points(difference: float | None) -> float | None:
+    """A paired difference as MLflow holds it (a fraction of the metric) in points."""
+    return None if difference is None else 100 * difference
 
 
 def _glue_dir(client, run) -> str | None:
@@ -242,24 +317,39 @@ def _glue_dir(client, run) -> str | None:
     return glue if glue and glue != "None" and os.path.isdir(glue) else None
 
 
-def _compare(reference, exported, tokenizer, task, glue_dir: str | None, examples: int) -> tuple[float | None, int]:
-    """Largest |logit difference| of the two models on the first ``examples`` dev examples, in batches of 16."""
-    import torch
-
+def _dev_batches(tokenizer, task, glue_dir: str | None, examples: int) -> list[dict]:
+    """The first ``examples`` dev examples, tokenized in batches of 16 (empty: no check, or no dev data found)."""
     from trainables.data import load_raw
 
     if not examples or glue_dir is None:
-        return None, 0
+        return []
     dev = load_raw(task, glue_dir)["validation"]
     dev = dev.select(range(min(examples, len(dev))))
-    worst = 0.0
+    batches = []
+    for start in range(0, len(dev), 16):
+        rows = dev[start:start + 16]
+        batches.append(dict(tokenizer(*(rows[c] for c in task.text_columns), padding=True, truncation=True,
+                                      max_length=128, return_tensors="pt")))
+    return batches
+
+
+def _compare(reference, exported, onnx: Path | None, dev: list[dict]) -> tuple[float | None, float | None]:
+    """Largest |logit difference| from ``reference`` (the masked ticket) of the reloaded PyTorch export and of
+    ONNX Runtime on ``model.onnx``, over the ``dev`` batches (``None``: not checked)."""
+    import torch
+
+    if not dev:
+        return None, None
+    session = None if onnx is None else onnx_session(onnx)
+    worst, worst_onnx = 0.0, None if session is None else 0.0
     with torch.no_grad():
-        for start in range(0, len(dev), 16):
-            rows = dev[start:start + 16]
-            batch = tokenizer(*(rows[c] for c in task.text_columns), padding=True, truncation=True, max_length=128,
-                              return_tensors="pt")
-            worst = max(worst, float((reference(**batch).logits - exported(**batch).logits).abs().max()))
-    return worst, len(dev)
+        for batch in dev:
+            expected = reference(**batch).logits
+            worst = max(worst, float((expected - exported(**batch).logits).abs().max()))
+            if session is not None:
+                got = torch.from_numpy(onnx_logits(session, batch))
+                worst_onnx = max(worst_onnx, float((expected - got).abs().max()))
+    return worst, worst_onnx
 
 
 def _log_model(uri: str, run_id: str, folder: Path, facts: ExportedTicket) -> ExportedTicket:
@@ -298,9 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = OneLineParser(
         prog="python -m search.export",
-        description="Export a study's fine-tuned ticket as a Hugging Face model folder (config, weights, tokenizer): "
-                    "structured tickets physically smaller, unstructured ones with their zeros baked in. Load it with "
-                    "AutoModelForSequenceClassification.from_pretrained(FOLDER, trust_remote_code=True).",
+        description="Export a study's fine-tuned ticket as a Hugging Face model folder (config with label names, "
+                    "weights, tokenizer), an ONNX model (model.onnx) and a model card (README.md): structured tickets "
+                    "physically smaller, unstructured ones with their zeros baked in. ONNX Runtime loads model.onnx "
+                    "with no remote code; in PyTorch an unstructured ticket loads as the stock class, a structured "
+                    "one with AutoModelForSequenceClassification.from_pretrained(FOLDER, trust_remote_code=True).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  python -m search.export --study rte-structured-20261122-101500 --ticket super --out st/\n"
                "  python -m search.export --run-id 3f2a9c... --seed 1 --out ticket/")
@@ -384,21 +476,35 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def describe(facts: ExportedTicket) -> str:
-    """The export in a few lines: what, how big, checked how, how to load."""
+    """The export in a few lines: what, how big, checked how, and which form loads how (with or without remote
+    code)."""
     kind = "physically smaller (pruned units removed)" if facts.smaller else "zeros baked in"
     lines = [f"exported {facts.method} ticket s={facts.sparsity:.2f} (run {facts.run_id[:8]}, seed {facts.seed}) to "
              f"{facts.folder}: {kind}",
              f"  parameters {facts.parameters:,} of the dense {facts.dense_parameters:,} "
              f"({100 * facts.parameters / facts.dense_parameters:.1f}%), non-zero {facts.nonzero_parameters:,}",
              f"  model.safetensors {facts.checkpoint_bytes / 1e6:.1f} MB"
-             + (f"; a bitmask form would take {facts.bitmask_bytes / 1e6:.1f} MB" if facts.bitmask_bytes else "")]
+             + (f"; a bitmask form would take {facts.bitmask_bytes / 1e6:.1f} MB" if facts.bitmask_bytes else "")
+             + (f"; {ONNX_FILE} {facts.onnx_bytes / 1e6:.1f} MB" if facts.onnx_bytes else "")]
     if facts.max_logit_difference is not None:
-        lines.append(f"  reloaded from the folder: max |logit - ticket's logit| {facts.max_logit_difference:.2e} on "
-                     f"{facts.checked_examples} dev examples")
+        onnx = ("" if facts.onnx_max_logit_difference is None
+                else f", ONNX Runtime {facts.onnx_max_logit_difference:.2e}")
+        lines.append(f"  max |logit - ticket's logit| on {facts.checked_examples} dev examples: reloaded PyTorch "
+                     f"{facts.max_logit_difference:.2e}{onnx}")
     if facts.logged_model_uri:
         lines.append(f"  MLflow model: {facts.logged_model_uri}")
-    remote = ", trust_remote_code=True" if facts.remote_code else ""
-    lines.append(f"  load: AutoModelForSequenceClassification.from_pretrained({facts.folder!r}{remote})")
+    if facts.onnx_bytes:
+        lines.append(f"  load without remote code: onnxruntime.InferenceSession({str(Path(facts.folder) / ONNX_FILE)!r})")
+    else:
+        lines.append(f"  no {ONNX_FILE}: the ONNX exporter failed ({facts.onnx_error})")
+    if facts.remote_code:
+        lines.append(f"  load in PyTorch: AutoModelForSequenceClassification.from_pretrained({facts.folder!r}, "
+                     "trust_remote_code=True) (runs the folder's modeling_ticket.py: the stock class cannot hold "
+                     "uneven heads per layer)")
+    else:
+        lines.append(f"  load in PyTorch without remote code: "
+                     f"AutoModelForSequenceClassification.from_pretrained({facts.folder!r})")
+    lines.append(f"  model card: {Path(facts.folder) / 'README.md'}")
     return "\n".join(lines)
 
 
