@@ -12,7 +12,9 @@ not change the cost, only how many per layer.
 Figures: inference examples/s on the dev set at batch 1 and batch 64, every example padded to 128 tokens (so
 every model does the same work per example and the FLOP count is exact); training examples/s (forward, backward
 and an AdamW step at batch 32); parameters; FLOPs per example from the formula below; and each speedup beside its
-FLOP-ratio bound (the dense model's FLOPs over the ticket's).
+FLOP-ratio bound (the dense model's FLOPs over the ticket's). On the CPU, the same models exported to ONNX
+(``search.export``'s writer) and run by ONNX Runtime's CPU provider with as many threads: batch 1 and batch 64
+examples/s, speedup over ONNX Runtime's dense model and over PyTorch's.
 
 FLOPs per example at sequence length L, hidden size H, head size d, FFN width I (a multiply-add is 2 FLOPs), per
 layer with h kept heads and an FFN block kept (f = 1) or pruned (f = 0):
@@ -29,6 +31,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -71,6 +74,30 @@ def _tickets(model_dir: str, task, batches, sparsities):
         models[f"{round(100 * sparsity)}% ticket"] = mask.export(dense)
     torch.manual_seed(0)
     return models
+
+
+def _onnx_session(model, tokenizer, path: Path, threads: int):
+    """An ONNX Runtime CPU session on ``model`` exported to ``path`` (``search.tools.export_forms.write_onnx``)."""
+    import onnxruntime
+
+    from search.tools.export_forms import quiet_exporter, write_onnx
+
+    with quiet_exporter():
+        write_onnx(model, tokenizer, path)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _ort(session, batches):
+    from search.tools.export_forms import onnx_logits
+
+    feeds = [{k: v.numpy() for k, v in batch.items()} for batch in batches]
+
+    def run():
+        for feed in feeds:
+            onnx_logits(session, feed)
+    return run
 
 
 def _time(fn, repeats: int) -> float:
@@ -200,6 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     runs = {name: {"batch 64": infer(m, big), "batch 1": infer(m, single), "train": training(m)}
             for name, m in models.items()}
     examples = {"batch 64": 64 * len(big), "batch 1": len(single), "train": 32 * len(train)}
+    scratch = tempfile.TemporaryDirectory(prefix="ticket-speed-onnx-")
+    if device.type == "cpu":  # ONNX Runtime's CPU provider: the same models exported by search.export's writer
+        for index, (name, model) in enumerate(models.items()):
+            session = _onnx_session(model, tokenizer, Path(scratch.name) / f"model-{index}.onnx",
+                                    torch.get_num_threads())
+            runs[name]["ort batch 64"] = _ort(session, big)
+            runs[name]["ort batch 1"] = _ort(session, single)
+        examples.update({"ort batch 64": examples["batch 64"], "ort batch 1": examples["batch 1"]})
     for kinds in runs.values():  # warm-up: allocator, kernels, thread pools
         for run in kinds.values():
             run()
@@ -229,6 +264,18 @@ def main(argv: list[str] | None = None) -> int:
               f"{medians['batch 64']:>9.1f} {medians['batch 64'] / base['batch 64']:>6.2f}x "
               f"{medians['batch 1']:>8.1f} {medians['batch 1'] / base['batch 1']:>6.2f}x "
               f"{medians['train']:>10.1f} {medians['train'] / base['train']:>6.2f}x")
+    if "ort batch 64" in examples:
+        onnxruntime = __import__("onnxruntime")
+        print(f"ONNX Runtime {onnxruntime.__version__} (CPU provider, {torch.get_num_threads()} intra-op threads), "
+              "the same models exported to model.onnx; speedup over ONNX Runtime's dense model, and over PyTorch's")
+        print(f"{'model':<12} {'b64 ex/s':>9} {'speedup':>7} {'vs torch':>8} {'b1 ex/s':>8} {'speedup':>7} {'vs torch':>8}")
+        for name in models:
+            medians = {kind: statistics.median(rates[name][kind]) for kind in examples}
+            print(f"{name:<12} {medians['ort batch 64']:>9.1f} {medians['ort batch 64'] / base['ort batch 64']:>6.2f}x "
+                  f"{medians['ort batch 64'] / base['batch 64']:>7.2f}x "
+                  f"{medians['ort batch 1']:>8.1f} {medians['ort batch 1'] / base['ort batch 1']:>6.2f}x "
+                  f"{medians['ort batch 1'] / base['batch 1']:>7.2f}x")
+    scratch.cleanup()
     print("bound: dense FLOPs / ticket FLOPs per example, matrix products only (GELU, softmax and LayerNorm are left "
           "out, and pruning removes some of them too, so a speedup can pass it); speedup: examples/s over the dense "
           "model's, same run")

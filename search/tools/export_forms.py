@@ -1,8 +1,8 @@
 """The forms an exported ticket takes beside its PyTorch weights: the structured ticket's loader file, the ONNX
 model and the model card (README.md). ``search.tools.export`` decides what to write; this module writes it.
 
-The ONNX model comes from ``torch.onnx.export(dynamo=True)``, the exporter PyTorch maintains (optimum's ONNX
-export does not support transformers 5 at the time of writing); ONNX Runtime runs it with no Python code from the
+The ONNX model comes from ``torch.onnx.export(dynamo=True)``, the exporter PyTorch maintains (optimum-onnx 0.1.0,
+the newest at the time of writing, requires transformers < 4.58); ONNX Runtime runs it with no Python code from the
 folder. Batch size and sequence length stay dynamic.
 """
 
