@@ -4,15 +4,20 @@ all made from ``STUDY_FLAGS`` (and the method options from ``trainables.pruning.
 A ``Flag`` names its settings key (``num_trials`` is ``--num-trials``), its type, its default or the budget field
 that supplies it (``spaces.budgets.Budget``), its allowed range, and a help text; the help texts read defaults and
 budget values from the declaration, so ``--help`` cannot drift from what a study does. ``search.multitask`` and
-``search.importance_check`` take the flags they share with a study from here. Only light modules are imported, so
+``search.importance_check`` take the flags they share with a study from here, and every command that reads or writes
+studies takes ``--storage-path`` and ``--mlflow-uri`` through ``add_store_flags`` and resolves them with
+``resolve_storage`` and ``resolve_mlflow_uri``, as a study does. Only light modules are imported, so
 ``--help`` does not wait for torch.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from search.errors import UsageError
 from spaces.budgets import BUDGETS, Budget
@@ -247,12 +252,18 @@ STUDY_FLAGS: tuple[Flag, ...] = (
          "~/.cache/supertickets/<bucket and prefix>)"),
     Flag("study_name", "run", "name of the study (default <task>-<method>-<date>-<time>)"),
     Flag("resume", "run", "resume the interrupted study --study-name", action="store_true"),
-    Flag("mlflow_uri", "run", "MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)"),
+    Flag("mlflow_uri", "run", "MLflow tracking URI: sqlite:////absolute/path/mlflow.db (a relative path is made "
+         "absolute) or http(s)://host:port (default {mlflow_default})"),
     Flag("optuna_storage", "run", "Optuna RDB storage of the search, for optuna-dashboard (default: optuna.db "
          "beside the MLflow SQLite database, else in --storage-path)"),
 )
 
 FLAGS: dict[str, Flag] = {flag.name: flag for flag in STUDY_FLAGS}
+
+#: Where ``--mlflow-uri`` points when it is not given (``search.records.tracking.resolve_tracking_uri``).
+MLFLOW_DEFAULT = "$MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db"
+#: The flags that say where studies are, which every command that reads or writes studies takes (``add_store_flags``).
+STORE_FLAGS = ("storage_path", "mlflow_uri")
 
 
 def budget_default(flag: Flag, budget: Budget, task: str):
@@ -282,7 +293,9 @@ class _Unfilled(dict):
 
 def add_flags(parser, names, groups: bool = True, **texts) -> None:
     """Add the study flags ``names`` to ``parser``, in their help groups (or all in ``parser`` itself), with
-    ``texts`` filling the placeholders of their help (``{tasks}``, ``{methods}``, ...)."""
+    ``texts`` filling the placeholders of their help (``{tasks}``, ``{methods}``, ...; ``{mlflow_default}`` is
+    ``MLFLOW_DEFAULT`` unless given)."""
+    texts.setdefault("mlflow_default", MLFLOW_DEFAULT)
     made = {}
     for name in names:
         flag = FLAGS[name]
@@ -294,3 +307,56 @@ def add_flags(parser, names, groups: bool = True, **texts) -> None:
                 made[flag.group] = parser.add_argument_group(GROUPS[flag.group])
             target = made[flag.group]
         flag.add_to(target)
+
+
+def add_store_flags(parser, storage: str = "", mlflow: str = "", mlflow_default: str = MLFLOW_DEFAULT) -> None:
+    """Add ``--storage-path`` and ``--mlflow-uri`` to ``parser`` (or a group) as a study declares them
+    (``STUDY_FLAGS``): the same default and help, for every command that reads or writes studies (compare,
+    multitask, export). Read them back with ``resolve_storage`` and ``resolve_mlflow_uri``.
+
+    Args:
+        storage: a sentence added to ``--storage-path``'s help: what this command does with it.
+        mlflow: the same for ``--mlflow-uri``.
+        mlflow_default: the default ``--mlflow-uri``'s help names, where this command's differs from a study's.
+    """
+    for name, note in zip(STORE_FLAGS, (storage, mlflow)):
+        flag = FLAGS[name]
+        text = flag.help.format_map(_Unfilled(mlflow_default=mlflow_default))
+        replace(flag, help=f"{text}; {note}" if note else text).add_to(parser)
+
+
+def resolve_storage(storage_path: str, local_dir: str | None = None) -> tuple[str, str]:
+    """``--storage-path`` (and ``--local-dir``) as a study resolves them: ``(storage, local)``, the storage folder
+    made absolute (``~`` expanded) and also the local folder; or the storage URI as given (no trailing ``/``) with
+    ``--local-dir`` (default ``~/.cache/supertickets/<bucket and prefix>``) made absolute. Nothing is checked or
+    created: ``search.cli.preflight.check_storage_path`` checks a folder.
+
+    Raises:
+        UsageError: an empty ``--storage-path`` or ``--local-dir`` (``Path("")`` would be the working folder).
+    """
+    for named, given in (("--storage-path", storage_path), ("--local-dir", local_dir)):
+        if given is not None and not given.strip():
+            raise UsageError(f"{named} is empty: pass a folder, or leave the flag out for its default")
+    if "://" not in storage_path:  # trainables.mirror.is_uri
+        folder = str(Path(storage_path).expanduser().resolve())
+        return folder, folder
+    uri = storage_path.rstrip("/")
+    split = urlsplit(uri)
+    default = Path("~/.cache/supertickets") / re.sub(r"[^A-Za-z0-9._-]+", "_", f"{split.scheme}-{split.netloc}{split.path}")
+    return uri, str(Path(local_dir or default).expanduser().resolve())
+
+
+def resolve_mlflow_uri(flag: str | None, existing: bool = False,
+                       fix: str = "pass the --mlflow-uri the studies ran with (or set MLFLOW_TRACKING_URI)") -> str:
+    """``--mlflow-uri`` as a study resolves it: the flag, else ``$MLFLOW_TRACKING_URI``, else
+    ``sqlite:///<cwd>/mlflow.db``, a relative SQLite path made absolute (``search.records.tracking.
+    resolve_tracking_uri``), then checked (``search.cli.preflight.check_mlflow_uri``: a known scheme, a writable
+    SQLite file, a server that answers; with ``existing``, for a command that reads studies, a SQLite file must be
+    an MLflow database already, else the message ends with ``fix``). Imports MLflow: call it after parsing.
+
+    Raises:
+        UsageError: the problem and the fix, in one line.
+    """
+    from search.cli.preflight import check_mlflow_uri
+
+    return check_mlflow_uri(flag, existing=existing, fix=fix)

@@ -4,13 +4,11 @@ flags, checked before anything is created."""
 from __future__ import annotations
 
 import os
-import re
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from search.cli.defaults import resolve_glue_dir, resolve_model, resolve_path_option
-from search.cli.flags import value
+from search.cli.flags import resolve_storage, value
 from search.errors import UsageError
 from search.records.optuna_storage import resolve_optuna_storage
 from search.records.tracking import resolve_tracking_uri
@@ -156,10 +154,7 @@ def build_settings(args) -> StudySettings:
         except ValueError as err:
             raise UsageError(str(err)) from None
     name = args.study_name or f"{task.name}-{'+'.join(methods)}-{datetime.now():%Y%m%d-%H%M%S}"
-    for named, given in (("--storage-path", args.storage_path), ("--local-dir", args.local_dir)):
-        if given is not None and not given.strip():  # Path("") would be the working folder
-            raise UsageError(f"{named} is empty: pass a folder, or leave the flag out for its default")
-    storage, local = storage_paths(args.storage_path, args.local_dir)
+    storage, local = resolve_storage(args.storage_path, args.local_dir)  # refuses an empty one
     return StudySettings(
         task=task.name, method=methods, control=controls, rewind=rewind, model=model_path, model_source=model.source,
         glue_dir=glue_dir, glue_source=glue.source, budget=budget.name, sparsity=sparsity,
@@ -176,14 +171,9 @@ def build_settings(args) -> StudySettings:
 
 def storage_paths(storage_path: str, local_dir: str | None) -> tuple[str, str]:
     """``(storage, local)``: the storage folder made absolute (then also the local folder), or the URI as given with
-    ``--local-dir`` (default ``~/.cache/supertickets/<bucket and prefix>``) made absolute."""
-    if not is_uri(storage_path):
-        folder = str(Path(storage_path).expanduser().resolve())
-        return folder, folder
-    uri = storage_path.rstrip("/")
-    split = urlsplit(uri)
-    default = Path("~/.cache/supertickets") / re.sub(r"[^A-Za-z0-9._-]+", "_", f"{split.scheme}-{split.netloc}{split.path}")
-    return uri, str(Path(local_dir or default).expanduser().resolve())
+    ``--local-dir`` (default ``~/.cache/supertickets/<bucket and prefix>``) made absolute
+    (``search.cli.flags.resolve_storage``, which every command that reads studies shares)."""
+    return resolve_storage(storage_path, local_dir)
 
 
 def _split(value: str) -> tuple[str, ...]:

@@ -16,10 +16,10 @@ from search.study.local_ray import keep_ray_on_loopback
 keep_ray_on_loopback()  # before anything imports ray (search.study.orchestrate)
 
 from search.cli.defaults import CONFIG_FILE
-from search.errors import OneLineParser, UsageError
 from search.cli.flags import GROUPS, STUDY_FLAGS, add_flags, budget_summary
+from search.cli.method_facts import method_facts
+from search.errors import OneLineParser, UsageError
 from spaces.budgets import BUDGETS
-from trainables.pruning.registry import all_methods, all_options
 from trainables.tasks import TASKS
 
 DESCRIPTION = f"""\
@@ -58,13 +58,14 @@ examples:
 
 def parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
     """The command line, made from the flag declarations (``search.cli.flags``) and the methods' options: every flag
-    with its default and units (fractions, epochs, counts).
+    with its default and units (fractions, epochs, counts). The methods' facts come from
+    ``search.cli.method_facts`` (a snapshot of the registry), so building it imports neither torch nor the methods.
 
     Raises:
         UsageError: a method named in ``$SUPERTICKETS_METHODS`` cannot be loaded.
     """
     try:
-        methods = all_methods()
+        methods, method_options = method_facts()
     except ValueError as err:  # a plugin named in $SUPERTICKETS_METHODS cannot be loaded
         raise UsageError(str(err)) from None
     description = DESCRIPTION + "".join(f"  {name:<11} {method.summary}\n" for name, method in methods.items())
@@ -72,7 +73,7 @@ def parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
                       formatter_class=argparse.RawDescriptionHelpFormatter)
 
     def per_method(index: int) -> str:
-        return ", ".join(f"{name} {method.sparsity_for(None)[index]:g}" for name, method in methods.items())
+        return ", ".join(f"{name} {method.sparsity[index]:g}" for name, method in methods.items())
 
     texts = {"tasks": ", ".join(TASKS), "methods": ", ".join(methods),
              "controlled": ", ".join(m for m, method in methods.items() if len(method.controls) > 1),
@@ -80,14 +81,14 @@ def parser(prog: str = "python -m search.run") -> argparse.ArgumentParser:
              "budgets": "; ".join(f"{name}: {budget_summary(budget)}" for name, budget in BUDGETS.items())}
     add_flags(p, [f.name for f in STUDY_FLAGS if f.group == "what"], **texts)
     options = p.add_argument_group(GROUPS["options"])
-    for option in all_options().values():
-        owners = "/".join(m for m, method in methods.items() if option in method.options)
-        text = f"[{owners}] {option.help}"
-        if option.type is bool:
+    for option in method_options.values():
+        text = f"[{'/'.join(option.owners)}] {option.help}"
+        if option.python_type is bool:
             options.add_argument(option.flag, dest=option.name, action=argparse.BooleanOptionalAction, default=None,
                                  help=text)
         else:
-            options.add_argument(option.flag, dest=option.name, type=option.type, choices=option.choices, help=text)
+            options.add_argument(option.flag, dest=option.name, type=option.python_type, choices=option.choices,
+                                 help=text)
     add_flags(p, [f.name for f in STUDY_FLAGS if f.group != "what"], **texts)
     return p
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search.cli.flags import FLAGS, budget_summary, value
+from search.cli.flags import FLAGS, add_store_flags, budget_summary, value
 from search.errors import OneLineParser, UsageError
 from spaces.budgets import BUDGETS
 
@@ -53,8 +53,9 @@ def _not_one(value: int) -> str | None:
 
 #: The study flags a multi-task study shares with a study (declared once, in ``search.cli.flags``), with what the
 #: multi-task study means by them where it differs: epochs are passes over the mixed data (the budget's
-#: ``multitask_epochs``), the subsets are per task (at least 2 examples), storage is a folder, and a length below 8
-#: leaves no room for a pair.
+#: ``multitask_epochs``), the subsets are per task (at least 2 examples), and a length below 8 leaves no room for a
+#: pair. ``--storage-path`` and ``--mlflow-uri`` are added as every command that reads studies adds them
+#: (``search.cli.flags.add_store_flags``).
 SHARED = (FLAGS["model"], FLAGS["glue_dir"], FLAGS["trust_remote_code"],
           replace(FLAGS["budget"], help="; ".join(f"{name}: {budget_summary(b, 'multitask_epochs')}"
                                                   for name, b in BUDGETS.items())),
@@ -66,9 +67,6 @@ SHARED = (FLAGS["model"], FLAGS["glue_dir"], FLAGS["trust_remote_code"],
           replace(FLAGS["max_train_examples"], help="training examples per task, a seeded subset (0: all)",
                   check=_not_one),
           replace(FLAGS["max_dev_examples"], help="first dev examples per task (0: all)", check=_not_one),
-          replace(FLAGS["storage_path"], help="folder of studies; this one goes to <it>/multitask/<name>"),
-          replace(FLAGS["mlflow_uri"], help="MLflow tracking URI, where the tasks' studies are (default "
-                                            "$MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)"),
           FLAGS["cpus_per_trial"],
           replace(FLAGS["gpus_per_trial"], help="GPUs per trial, fractions allowed; default 1 where the Ray cluster "
                                                 "has GPUs, else 0"))
@@ -84,6 +82,8 @@ def parser(prog: str = "python -m search.multitask") -> argparse.ArgumentParser:
                         "the task with the same --model in the MLflow store)")
     for flag in SHARED:
         flag.add_to(p)
+    add_store_flags(p, storage="a multi-task study takes a folder (not a URI) and goes to <it>/multitask/<name>",
+                    mlflow="where the tasks' studies are; the multi-task study's runs go there too")
     p.add_argument("--share", choices=SHARE_CHOICES, default="super",
                    help="which ticket of each study's verdict a task shares: super (default, as Liang et al.: a task "
                         "whose verdict names none trains densely), winning (the sparsest winning ticket), or best (the "
@@ -143,8 +143,8 @@ class MultiTaskSettings:
 def build_settings(args) -> MultiTaskSettings:
     """Validate the flags (one line per problem, ``UsageError``), with the study's checks of the shared ones."""
     from search.cli.defaults import resolve_glue_dir, resolve_model
-    from search.cli.preflight import (check_mlflow_uri, check_model_and_data, check_storage_path, check_study_name,
-                                      check_tasks)
+    from search.cli.flags import resolve_mlflow_uri, resolve_storage
+    from search.cli.preflight import check_model_and_data, check_storage_path, check_study_name, check_tasks
     from trainables.data import DataSettings
     from trainables.finetune import FinetuneSettings
     from search.cli.settings import check_sequence_length
@@ -186,7 +186,8 @@ def build_settings(args) -> MultiTaskSettings:
         raise UsageError(f"--storage-path {args.storage_path}: a multi-task study takes a folder (every node must see "
                          "it); a bucket URI is not supported here yet")
     check_storage_path(args.storage_path)
-    folder = Path(args.storage_path).expanduser().resolve() / "multitask" / name
+    storage = Path(resolve_storage(args.storage_path)[0])
+    folder = storage / "multitask" / name
     state = folder / STATE_FILE
     if args.resume and not state.exists():
         raise UsageError(f"no multi-task study {name} to resume under {folder.parent}: check --name and --storage-path")
@@ -196,9 +197,9 @@ def build_settings(args) -> MultiTaskSettings:
     if args.resume:
         from search.study.checks import check_trusted_folder
 
-        check_trusted_folder(folder, Path(args.storage_path).expanduser().resolve())
-    uri = check_mlflow_uri(args.mlflow_uri, existing=True,  # the tasks' studies are read from it
-                           fix="pass the --mlflow-uri the tasks' studies ran with (or set MLFLOW_TRACKING_URI)")
+        check_trusted_folder(folder, storage)
+    uri = resolve_mlflow_uri(args.mlflow_uri, existing=True,  # the tasks' studies are read from it
+                             fix="pass the --mlflow-uri the tasks' studies ran with (or set MLFLOW_TRACKING_URI)")
     finetune = FinetuneSettings(learning_rate=shared["learning_rate"], epochs=shared["epochs"],
                                 batch_size=shared["batch_size"], optimizer=budget.optimizer,
                                 warmup_ratio=budget.warmup_ratio)

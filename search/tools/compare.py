@@ -6,7 +6,9 @@ MLflow run it was logged to, and writes a table in the layout of Prasanna et al.
 good/random/bad tickets; sparsities) with each ticket's paired difference from the dense model (and each
 control's from the good ticket of its own study), one verdict
 over all of them (``search.verdict.analysis.decide``), a phase-transition plot with a curve per (method, control,
-rewinding point), and the numbers.
+rewinding point), and the numbers. It prints the table, that verdict and each study's own verdict (as the study
+printed it). --storage-path and --mlflow-uri mean what they mean to a study; without --mlflow-uri each study's runs
+are read from the store it recorded.
 
 Exit codes: 0 written, 2 bad input (one line, nothing written: a study that is missing or unfinished, a name that
 is not one folder name, an --out in the way).
@@ -19,19 +21,16 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-
-from search.cli.preflight import check_mlflow_uri, check_storage_path, check_study_name
-from search.verdict.analysis import TicketResult, compare_controls, decide
+from search.cli.flags import add_store_flags, resolve_mlflow_uri, resolve_storage
 from search.errors import OneLineParser, UsageError
-from search.verdict.report import phase_transition_plot, verdict_lines
 from search.study.state import StudyState, studies_under
-from trainables.metrics import METRICS
-from trainables.model import load_config
-from trainables.pruning.registry import get_method
-from trainables.tasks import get_task
+
+if TYPE_CHECKING:  # MLflow, the verdict and the model code load once the flags are parsed: --help answers at once
+    from mlflow.tracking import MlflowClient
+
+    from search.verdict.analysis import TicketResult
 
 
 def read_summary(storage: Path, name: str) -> tuple[StudyState, dict]:
@@ -61,18 +60,26 @@ def read_summary(storage: Path, name: str) -> tuple[StudyState, dict]:
     return state, summary
 
 
-def load_study(storage: Path, name: str, read: tuple[StudyState, dict] | None = None
+def load_study(storage: Path, name: str, read: tuple[StudyState, dict] | None = None, mlflow_uri: str | None = None
                ) -> tuple[dict, list[TicketResult], dict[str, dict]]:
     """A finished study: its settings, its trials and each trial's last dev metrics from MLflow. ``read``: what
-    ``read_summary`` returned for it, when already read.
+    ``read_summary`` returned for it, when already read; ``mlflow_uri``: the store its runs are in (``--mlflow-uri``,
+    resolved), else the one the study recorded.
 
     Raises:
         UsageError: the study folder, its state or its summary is missing (not run, or not finished), or its MLflow
             store or runs are gone.
     """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from search.verdict.analysis import TicketResult
+
     state, summary = read or read_summary(storage, name)
-    fix = f"restore the store study {name} was logged to, or compare other studies"
-    client = MlflowClient(check_mlflow_uri(state.tracking_uri, existing=True, fix=fix))
+    fix = (f"restore the store study {name} was logged to, pass --mlflow-uri where its runs are now, or compare "
+           "other studies" if mlflow_uri is None else
+           f"pass the --mlflow-uri study {name} ran with, or leave it out for the store the study recorded")
+    client = MlflowClient(mlflow_uri or resolve_mlflow_uri(state.tracking_uri, existing=True, fix=fix))
     tickets, metrics = [], {}
     for trial in summary["trials"]:
         ticket = TicketResult.from_dict(trial)
@@ -84,7 +91,7 @@ def load_study(storage: Path, name: str, read: tuple[StudyState, dict] | None = 
                 if err.error_code != "RESOURCE_DOES_NOT_EXIST":
                     raise  # the store failed (a server down): a failure, not bad input
                 raise UsageError(f"study {name}'s run {ticket.run_id} is not in its MLflow store "
-                                 f"{state.tracking_uri}: {fix}") from None
+                                 f"{mlflow_uri or state.tracking_uri}: {fix}") from None
             if ticket.achieved_sparsity is None and "mask.json" in [a.path for a in client.list_artifacts(ticket.run_id)]:
                 ticket.facts["achieved_sparsity"] = _legacy_achieved(client, ticket, summary["settings"]["model"])
             _load_predictions(client, ticket)
@@ -108,6 +115,9 @@ def _legacy_achieved(client: MlflowClient, ticket: TicketResult, model: str) -> 
     (one mask per seed; only structured studies wrote it): the mask type's own count on ``model``'s sizes."""
     with open(client.download_artifacts(ticket.run_id, "mask.json")) as file:
         first = next(iter(json.load(file).values()))
+    from trainables.model import load_config
+    from trainables.pruning.registry import get_method
+
     mask_type = get_method(ticket.method).mask_type
     return mask_type.from_dict(first).with_sizes(load_config(model)).achieved_sparsity
 
@@ -134,8 +144,39 @@ def comparison_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def compare(storage: Path, names: list[str], out: Path, title: str | None = None) -> str:
+def study_verdict(state: StudyState, summary: dict, client: MlflowClient | None = None) -> list[str]:
+    """A study's own verdict lines, as the study printed them: its ``summary.json``'s (also logged to its MLflow
+    parent run), else the parent run's ``verdict.line`` tag (``client``: its store), else a line saying none is
+    recorded."""
+    lines = (summary.get("verdict") or {}).get("lines") if isinstance(summary.get("verdict"), dict) else None
+    if lines and all(isinstance(line, str) for line in lines):
+        return list(lines)
+    if client is not None:
+        try:
+            line = client.get_run(state.parent_run_id).data.tags.get("verdict.line")
+        except Exception:  # no parent run there: the summary said nothing either
+            line = None
+        if line:
+            return [line]
+    return ["(no verdict recorded: the study's summary.json and MLflow parent run hold none)"]
+
+
+def verdict_text(names: list[str], own: dict[str, list[str]], lines: list[str]) -> str:
+    """What compare prints after its table: the verdict over all the compared tickets (``lines``), then each study's
+    own verdict (``own``: name -> lines), in the order given."""
+    text = ["Verdict over the compared studies (one dense model, every ticket):", *(f"  {line}" for line in lines)]
+    for name in names:
+        first, *rest = own[name]
+        text += [f"Study {name}'s own verdict: {first}", *(f"  {line}" for line in rest)]
+    return "\n".join(text)
+
+
+def compare(storage: Path, names: list[str], out: Path, title: str | None = None, mlflow_uri: str | None = None,
+            verdicts: dict | None = None) -> str:
     """Write ``comparison.md``, ``comparison.png`` and ``comparison.json`` under ``out``; returns the table.
+    ``mlflow_uri``: the store every study's runs are in (``--mlflow-uri``, resolved), else each study's recorded one.
+    ``verdicts``: filled with ``"all"``, the comparison's verdict lines, and ``"studies"``, each study's own by name
+    (``study_verdict``).
 
     Trials appear in the order: dense, then by method, control, rewinding point and sparsity; only one dense
     row is kept (every study replays the same cached dense fine-tune). Unfinished trials are listed with
@@ -145,11 +186,18 @@ def compare(storage: Path, names: list[str], out: Path, title: str | None = None
         UsageError: a missing or unfinished study, or studies of different tasks (checked on the summaries, before
             anything is read from MLflow).
     """
+    from mlflow.tracking import MlflowClient
+
+    from search.verdict.analysis import compare_controls, decide
+    from search.verdict.report import phase_transition_plot, verdict_lines
+    from trainables.metrics import METRICS
+    from trainables.tasks import get_task
+
     read = {name: read_summary(storage, name) for name in names}
     tasks = {summary["settings"]["task"] for _, summary in read.values()}
     if len(tasks) != 1:
         raise UsageError(f"studies of different tasks ({', '.join(sorted(tasks))}): compare one task at a time")
-    studies = [(name, *load_study(storage, name, read[name])) for name in names]
+    studies = [(name, *load_study(storage, name, read[name], mlflow_uri)) for name in names]
     task = get_task(tasks.pop())
     extra = [m for m in task.metrics if m in METRICS]
     dense_seen, tickets, rows = False, [], []
@@ -179,8 +227,15 @@ def compare(storage: Path, names: list[str], out: Path, title: str | None = None
         row["control vs good [CI] (points)"] = (ticket.versus_good.points() if ticket.control != "good"
                                                 and ticket.versus_good is not None else None)
     table = comparison_table(rows)
+    lines = verdict_lines(verdict, task.primary_metric)
+    own = {}
+    for name, (state, summary) in read.items():
+        need_run = not (isinstance(summary.get("verdict"), dict) and summary["verdict"].get("lines"))
+        own[name] = study_verdict(state, summary, MlflowClient(mlflow_uri or state.tracking_uri) if need_run else None)
+    if verdicts is not None:
+        verdicts.update(all=lines, studies=own)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "comparison.md").write_text(table + "\n\n" + "\n".join(verdict_lines(verdict, task.primary_metric)) + "\n")
+    (out / "comparison.md").write_text(table + "\n\n" + verdict_text(names, own, lines) + "\n")
     (out / "comparison.json").write_text(json.dumps({"studies": names, "rows": rows,
                                                      "settings": {n: s for n, s, _, _ in studies}}, indent=2))
     figure = phase_transition_plot(tickets, verdict, task.primary_metric,
@@ -192,14 +247,17 @@ def compare(storage: Path, names: list[str], out: Path, title: str | None = None
 def check_args(args: argparse.Namespace) -> tuple[Path, Path]:
     """The storage folder and the output folder of the parsed flags, checked (nothing is created): the studies are
     distinct folder names (never a path: the default output lies under ``<storage>/comparisons``), the storage is
-    an existing local folder, and ``--out`` (anywhere, when given) is not a file nor under one.
+    an existing local folder, and ``--out`` (anywhere, when given) is not a file nor under one. ``--mlflow-uri`` is
+    checked by ``mlflow_store``.
 
     Raises:
         UsageError: the first problem, naming it and the fix.
     """
+    from search.cli.preflight import check_storage_path, check_study_name
+
     if "://" in args.storage_path:
         raise UsageError(f"--storage-path {args.storage_path} is a URI: compare reads the studies' local copies; pass "
-                         "the --local-dir they ran with (default ~/.cache/supertickets/<bucket and prefix>)")
+                         f"the --local-dir they ran with (default {resolve_storage(args.storage_path)[1]})")
     for name in args.studies:
         check_study_name(name, "study")
     twice = next((name for name in args.studies if args.studies.count(name) > 1), None)
@@ -209,7 +267,7 @@ def check_args(args: argparse.Namespace) -> tuple[Path, Path]:
         check_storage_path(args.storage_path)
     elif not args.storage_path.strip():  # else it is only read (it may be read-only)
         raise UsageError("--storage-path is empty: pass the folder the studies ran under (their --storage-path)")
-    storage = Path(args.storage_path).expanduser().resolve()
+    storage = Path(resolve_storage(args.storage_path)[0])
     if not storage.is_dir():
         raise UsageError(f"--storage-path {args.storage_path}: no such folder: pass the folder the studies ran under "
                          "(their --storage-path)")
@@ -228,21 +286,47 @@ def check_args(args: argparse.Namespace) -> tuple[Path, Path]:
     return storage, out
 
 
+def mlflow_store(args: argparse.Namespace) -> str | None:
+    """``--mlflow-uri`` resolved as a study resolves it and checked to be an MLflow store already, or ``None`` when
+    not given: each study's runs are then read from the store it recorded (its ``supertickets.json``).
+
+    Raises:
+        UsageError: an empty flag, or no MLflow store there.
+    """
+    if args.mlflow_uri is None:
+        return None
+    if not args.mlflow_uri.strip():
+        raise UsageError("--mlflow-uri is empty: pass the studies' tracking URI, or leave it out for the store each "
+                         "study recorded")
+    return resolve_mlflow_uri(args.mlflow_uri, existing=True, fix="pass the --mlflow-uri the studies ran with, or leave "
+                                                                  "it out for the store each study recorded")
+
+
+def parser(prog: str = "python -m search.compare") -> argparse.ArgumentParser:
+    """The command line: studies by name, where they are (``--storage-path``, ``--mlflow-uri``: as a study takes
+    them), where the comparison goes. Imports nothing heavy."""
+    p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[1],
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("studies", nargs="+", help="names of finished studies (as given to --study-name)")
+    add_store_flags(p, storage="compare reads the studies there (the folder they ran with; for a storage URI, "
+                               "their --local-dir)",
+                    mlflow="where the studies' runs are", mlflow_default="the store each study recorded in its "
+                                                                         "supertickets.json")
+    p.add_argument("--out", help="folder for comparison.md, comparison.png, comparison.json (default "
+                                 "<storage-path>/comparisons/<study>+<study>..., git-ignored with the results)")
+    p.add_argument("--title", help="title of the plot")
+    return p
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m search.compare") -> int:
     """Run the CLI; returns the exit code (0 done, 2 bad input: one line on stderr, nothing written; 1 a failure:
     one line)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per downloaded file otherwise
-    parser = OneLineParser(prog=prog, description=__doc__.split("\n\n")[1],
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("studies", nargs="+", help="names of finished studies (as given to --study-name)")
-    parser.add_argument("--storage-path", default="supertickets_results", help="the folder where the studies ran (for a storage URI: their --local-dir)")
-    parser.add_argument("--out", help="folder for comparison.md, comparison.png, comparison.json (default "
-                                      "<storage-path>/comparisons/<study>+<study>..., git-ignored with the results)")
-    parser.add_argument("--title", help="title of the plot")
+    verdicts: dict = {}
     try:
-        args = parser.parse_args(argv)
+        args = parser(prog).parse_args(argv)
         storage, out = check_args(args)
-        table = compare(storage, args.studies, out, args.title)
+        table = compare(storage, args.studies, out, args.title, mlflow_store(args), verdicts)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -252,6 +336,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m search.compare") 
         print(f"failed (exit 1): {failure_summary(err)}; fix the cause and compare again", file=sys.stderr)
         return 1
     print(table)
+    print()
+    print(verdict_text(args.studies, verdicts["studies"], verdicts["all"]))
     print(f"\nwritten to {out}/ (comparison.md, comparison.png, comparison.json)")
     return 0
 

@@ -21,12 +21,13 @@ import logging
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import torch
-from scipy.stats import spearmanr
+from typing import TYPE_CHECKING
 
 from search.errors import UsageError
 from search.cli.study_command import parser as study_parser
+
+if TYPE_CHECKING:  # torch and SciPy load once the flags are parsed: --help answers at once
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ class RemovalEffects:
 def removal_effects(model, loader, device) -> RemovalEffects:
     """Remove each head and each FFN block of ``model`` in turn (``trainables.gates.UnitGates``) and measure the
     mean loss over ``loader``'s batches (eval mode, no dropout)."""
+    import torch
+
     from trainables.gates import UnitGates
 
     model.eval()
@@ -109,6 +112,9 @@ def check_estimators(importance, effects: RemovalEffects, estimators: tuple[str,
                      ) -> list[EstimatorCheck]:
     """Spearman correlation of each estimator's scores (heads normalised per layer) with ``effects``; ``estimators``:
     which (default every one of ``ESTIMATORS``)."""
+    import torch
+    from scipy.stats import spearmanr
+
     from trainables.pruning.structured import ESTIMATORS, normalize_by_layer
 
     rows = []
@@ -123,6 +129,8 @@ def check_estimators(importance, effects: RemovalEffects, estimators: tuple[str,
 
 def table(rows: list[EstimatorCheck], effects: RemovalEffects) -> str:
     """The printed table."""
+    import torch
+
     n_heads, n_ffn = effects.head.numel(), effects.ffn.numel()
     lines = [f"{'estimator':<12} {'heads rho':>9} {'p':>8}   {'FFN rho':>7} {'p':>6}   first FFN pruned",
              *(f"{r.estimator:<12} {r.heads_rho:>9.3f} {r.heads_p:>8.1e}   {r.ffn_rho:>7.3f} {r.ffn_p:>6.2f}   "
