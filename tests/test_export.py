@@ -71,8 +71,8 @@ def test_a_structured_ticket_exports_physically_smaller_with_the_gated_models_lo
     hidden, inner, head_dim = 384, 1536, 32
     pruned_heads, pruned_ffn = int((~mask.head).sum()), int((~mask.ffn).sum())
     # each pruned head: its rows of Q, K, V (weights and biases) and its columns of the attention output;
-    # each pruned FFN block: both matrices and the intermediate bias (the output bias stays, set to 0)
-    removed = pruned_heads * (4 * head_dim * hidden + 3 * head_dim) + pruned_ffn * (2 * hidden * inner + inner)
+    # each pruned FFN block: both matrices and both biases (a closed gate multiplied the output bias too)
+    removed = pruned_heads * (4 * head_dim * hidden + 3 * head_dim) + pruned_ffn * (2 * hidden * inner + inner + hidden)
     assert sum(p.numel() for p in exported.parameters()) == dense_parameters - removed
     assert exported.config.ticket["heads_per_layer"] == [9, 12, 1, 12, 12, 11]
     assert exported.config.ticket["intermediate_per_layer"] == [1536, 0, 1536, 1536, 1536, 0]

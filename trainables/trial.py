@@ -139,9 +139,8 @@ def _seed_epochs(ticket: Ticket, rewind: str, seed: int, dense, context: TrialCo
         return
     task = data.task
     split, collate = data.for_seed(seed)
-    # Rewind, then mask: pruned units or weights stay removed for training and evaluation alike.
-    model = rewound_model(rewind, context.model, task, seed, dense).to(device)
-    ticket.mask.apply(model)
+    # Rewind, then mask (or remove): pruned units or weights stay removed for training and evaluation alike.
+    model = ticket.model_to_train(rewound_model(rewind, context.model, task, seed, dense).to(device))
     dev = batches(split["validation"], collate, context.finetune.batch_size, device, workers=context.data_workers)
     if rewind == "none":  # pruned, not retrained: one evaluation
         result = evaluate(model, dev, task, device, context.finetune.precision)

@@ -182,13 +182,10 @@ def export_ticket(client, run_id: str, out: Path, seed: int | None = None, check
         mask = method.mask_type.load(mask_file)
         with quiet_loading():
             model = load_model(params["model"], task, seed)
-        model.load_state_dict(load_file(weights_file))
         model.eval()
         dense_parameters = sum(p.numel() for p in model.parameters())
-        reference = copy.deepcopy(model)
-        mask.apply(reference)  # the ticket as the study evaluated it: gated units, masked weights
         try:
-            exported = mask.export(model)
+            reference, exported = _ticket_models(model, mask, load_file(weights_file))
         except ValueError as err:
             raise UsageError(str(err)) from None
         partial = out.with_name(f".{out.name}.partial")
@@ -233,6 +230,29 @@ def export_ticket(client, run_id: str, out: Path, seed: int | None = None, check
         record = json.loads((out / "ticket.json").read_text())
         (out / "ticket.json").write_text(json.dumps({**record, "logged_model_uri": facts.logged_model_uri}, indent=2))
     return facts
+
+
+def _ticket_models(model, mask, state: dict):
+    """The ticket as the study evaluated it, and its export, from the pre-trained ``model`` (full size) and a
+    trial's fine-tuned weights ``state``: full-size weights (a ticket trained masked) are loaded into ``model``,
+    which is then masked (reference) and exported; weights of a ticket trained physically smaller fit only its
+    export, which is then its own reference.
+
+    Raises:
+        ValueError: the mask does not fit the model, or the weights fit neither form.
+    """
+    shapes = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    if all(shapes.get(name) == tuple(value.shape) for name, value in state.items()):
+        model.load_state_dict(state)
+        reference = copy.deepcopy(model)
+        mask.apply(reference)  # gated units, masked weights
+        return reference, mask.export(model)
+    exported = mask.export(model)
+    try:
+        exported.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"the run's weights fit neither the model nor its ticket: {str(err).splitlines()[0]}") from None
+    return copy.deepcopy(exported).eval(), exported
 
 
 def load_export(folder: str | Path):

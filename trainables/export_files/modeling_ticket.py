@@ -42,7 +42,7 @@ def head_rows(keep, head_dim: int, heads: int, blocks: int = 1) -> torch.Tensor:
     return torch.cat([one + block * heads * head_dim for block in range(blocks)])
 
 
-def _slice(linear: nn.Linear, rows=None, columns=None, zero_bias: bool = False) -> None:
+def _slice(linear: nn.Linear, rows=None, columns=None, drop_bias: bool = False) -> None:
     """Keep ``rows`` (output features) and ``columns`` (input features) of ``linear``, in place: the module keeps its
     identity (hooks stay), its parameters are replaced."""
     with torch.no_grad():
@@ -54,8 +54,8 @@ def _slice(linear: nn.Linear, rows=None, columns=None, zero_bias: bool = False) 
         if columns is not None:
             weight = weight[:, columns.to(weight.device)]
         linear.weight = nn.Parameter(weight.clone().contiguous())
-        if zero_bias and linear.bias is not None:
-            linear.bias = nn.Parameter(torch.zeros_like(linear.bias))
+        if drop_bias:  # its output is then exactly 0, and stays 0 when trained (a bias of 0 would learn)
+            linear.register_parameter("bias", None)
     linear.out_features, linear.in_features = linear.weight.shape
 
 
@@ -74,8 +74,9 @@ def remove_units(model: nn.Module, layout: dict, heads: list, ffn: list) -> nn.M
 
     For a pruned head ``h`` of a layer: its rows of every attention-input map (each of its ``qkv_blocks``) and
     its columns of the attention output. For a pruned FFN block: every FFN unit (rows of the FFN input map,
-    columns of the output map) and the output map's bias, set to 0 (a closed gate multiplied the FFN output
-    *with* its bias). The model computes what the gated ticket computes.
+    columns of the output map) and the output map's bias, removed (a closed gate multiplied the FFN output *with*
+    its bias, so the block adds exactly 0, also while a ticket is fine-tuned). The model computes what the gated
+    ticket computes, and trains what it trains.
 
     Args:
         model: a stock encoder or sequence classifier of the family ``layout`` describes, unpruned.
@@ -122,7 +123,7 @@ def remove_units(model: nn.Module, layout: dict, heads: list, ffn: list) -> nn.M
         if not ffn_kept:
             nothing = torch.zeros(0, dtype=torch.long)
             _slice(operator.attrgetter(layout["ffn_input"])(layer), rows=nothing)
-            _slice(operator.attrgetter(layout["ffn_output"])(layer), columns=nothing, zero_bias=True)
+            _slice(operator.attrgetter(layout["ffn_output"])(layer), columns=nothing, drop_bias=True)
     return model
 
 

@@ -460,11 +460,17 @@ def dense_importance(spec, dense, cache_dir: str | Path) -> UnitImportance:
     return UnitImportance.from_tensors(load_file(target / "importance.safetensors"))
 
 
+#: How a structured ticket is fine-tuned (``--train-as``): physically smaller, or gated in the full model.
+TRAIN_AS = ("smaller", "gated")
+DEFAULT_TRAIN_AS = "smaller"
+
+
 def make_ticket(request: TicketRequest) -> Ticket:
     """The structured ticket of a ``TicketRequest``: the dense run's head scores (``dense_importance``) of the
     estimator named by the ``importance`` option (default ``per-token``) normalised per layer, its FFN scores,
     ranked by the request's control (``trainables.pruning.controls``), at the requested sparsity. A dense ticket
-    replays the dense fine-tune.
+    replays the dense fine-tune; any other is fine-tuned physically smaller unless the ``train_as`` option says
+    ``gated``.
 
     Raises:
         ValueError: unknown estimator.
@@ -476,7 +482,7 @@ def make_ticket(request: TicketRequest) -> Ticket:
     mask = structured_mask(*scores, request.sparsity).with_sizes(load_config(request.spec.model))
     if mask.is_dense:
         return Ticket(mask, replay=dense.history, replay_weights=dense.weights_file)
-    return Ticket(mask)
+    return Ticket(mask, smaller=request.options.get("train_as", DEFAULT_TRAIN_AS) == "smaller")
 
 
 # The method as the registry holds it (trainables.pruning.registry).
@@ -494,6 +500,10 @@ METHOD = PruningMethod(
                "token), per-example (Michel et al.'s eq. 2) or per-batch (|gradient| of each batch's mean loss; "
                "signs cancel inside a batch). All three are computed together and cached once per dense "
                "fine-tune; compare them with python -m search.importance_check", choices=ESTIMATORS),
+        Option("train_as", str, DEFAULT_TRAIN_AS,
+               "how a ticket is fine-tuned: smaller (default: its pruned heads and FFN blocks removed, the same "
+               "function and gradients at the ticket's own cost) or gated (masked inside the full model, at the "
+               "dense model's cost; for comparison)", choices=TRAIN_AS),
     ),
     achieved=lambda options: "the encoder weights the pruned heads and FFN blocks disable",
 )

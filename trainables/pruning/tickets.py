@@ -126,9 +126,25 @@ class Ticket:
             ``None``; a trial rewound to ``pretrained`` reports these instead of training again.
         replay_weights: with ``replay``, the file of those fine-tuned weights (a cache entry's safetensors).
         info: extra method facts for MLflow params (e.g. IMP rounds, TAMT's final distillation loss).
+        smaller: fine-tune the ticket as ``mask.export`` makes it, physically smaller (a structured ticket with its
+            pruned heads and FFN blocks removed), instead of masked inside the full model: the same function and
+            the same gradients on every kept weight, at the ticket's own cost (issue 30).
     """
 
     mask: Mask
     replay: list | None = None
     replay_weights: Path | None = None
     info: dict = field(default_factory=dict)
+    smaller: bool = False
+
+    def model_to_train(self, model: nn.Module) -> nn.Module:
+        """The model a trial fine-tunes and evaluates, from the rewound ``model``: a physically smaller copy
+        (``smaller``; ``model`` itself is left unchanged) or ``model`` masked in place.
+
+        Raises:
+            ValueError: the mask does not fit ``model``.
+        """
+        if self.smaller and not self.mask.is_dense:
+            return self.mask.export(model)
+        self.mask.apply(model)
+        return model
