@@ -42,13 +42,13 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 def flops_per_example(config, length: int, heads_per_layer: list[int], ffn_per_layer: list[int],
                       labels: int = 2) -> int:
-    """FLOPs of one example of ``length`` tokens (module docstring's formula)."""
-    hidden, head_dim = config.hidden_size, config.hidden_size // config.num_attention_heads
-    total = 0
-    for heads, inner in zip(heads_per_layer, ffn_per_layer):
-        width = heads * head_dim
-        total += 8 * length * hidden * width + 4 * length * length * width + 4 * length * hidden * inner
-    return total + 2 * hidden * hidden + 2 * hidden * labels
+    """FLOPs of one example of ``length`` tokens (``trainables.flops``, the formula of the module docstring);
+    ``ffn_per_layer`` holds FFN widths (0: pruned)."""
+    from trainables.flops import encoder_flops
+    from trainables.model import encoder_shape
+
+    return encoder_flops(encoder_shape(config), length, heads_per_layer, [1 if i else 0 for i in ffn_per_layer],
+                         labels)
 
 
 def _structure(model) -> tuple[list[int], list[int]]:

@@ -101,3 +101,25 @@ def test_a_structured_trial_trains_smaller_by_default_and_gated_on_request(tiny_
     assert small[query].shape[0] < full[query].shape[0] == 384  # the kept weights of a smaller ticket are smaller
     assert sum(v.shape[0] for k, v in small.items() if k.endswith("attention.self.query.weight")) == kept * 32
     assert reports["smaller"].ticket.counts == reports["gated"].ticket.counts  # the same ticket
+
+
+def test_the_time_estimate_scales_each_ticket_trial_by_its_kept_flops(model_dir):
+    from search.study.progress import Plan, estimate
+    from trainables.flops import encoder_flops
+    from trainables.model import encoder_shape, load_config
+    from trainables.pruning.registry import get_method
+
+    config = load_config(model_dir)
+    structured = get_method("structured")
+    # MiniLM at 50 %: 36/72 heads, 4/6 FFN blocks; 128 tokens: 1.737 of 2.869 GFLOPs (the README's speed table)
+    shape = encoder_shape(config)
+    assert encoder_flops(shape, 128, [12] * 6, [1] * 6) == pytest.approx(2.869e9, rel=1e-3)
+    assert structured.training_cost(0.5, config, {}) == pytest.approx(1.737 / 2.869, rel=1e-3)
+    assert structured.training_cost(0.5, config, {"train_as": "gated"}) == 1.0  # gated: the dense cost
+    assert get_method("magnitude").training_cost(0.5, config, {}) == 1.0  # masked weights in dense kernels
+    costs = tuple(structured.training_cost(s / 20, config, {}) for s in range(1, 13))
+    assert all(a > b for a, b in zip(costs, costs[1:]))  # sparser tickets cost less
+    scaled, flat = estimate(Plan(1, 1, 13, 1, costs), 100.0), estimate(Plan(1, 1, 13, 1), 100.0)
+    assert "up to 21 min 40 s in all" in flat  # 100 s dense + 12 trials x 100 s
+    total = 100 + 100 * sum(costs)
+    assert f"up to {int(total // 60)} min {round(total % 60)} s in all" in scaled

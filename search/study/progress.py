@@ -34,12 +34,16 @@ REFRESH_S, FILE_EVERY_S = 1.0, 60.0
 
 @dataclass(frozen=True)
 class Plan:
-    """What the study will run, for the time estimate: seeds and epochs per trial, the trial cap, trials at once."""
+    """What the study will run, for the time estimate: seeds and epochs per trial, the trial cap, trials at once,
+    and each ticket trial the search may run as its fine-tuning FLOPs over the dense model's (the method's
+    ``training_cost``: below 1 for a structured ticket trained physically smaller; empty: all cost what the dense
+    model costs)."""
 
     seeds: int
     epochs: int
     num_trials: int
     slots: int
+    ticket_costs: tuple[float, ...] = ()
 
 
 @dataclass
@@ -73,16 +77,24 @@ def duration(seconds: float) -> str:
 
 
 def estimate(plan: Plan, epoch_seconds: float) -> str:
-    """The study's time from one measured epoch of training: the dense fine-tunes (every seed, as many at once as
-    the slots allow), one ticket trial (every seed and epoch; seed racing may stop it sooner) and the most the
-    search may run (``num_trials - 1`` ticket trials, ``slots`` at once; the dense point replays the cache)."""
-    trial = plan.seeds * plan.epochs * epoch_seconds
+    """The study's time from one measured epoch of the dense fine-tune: the dense fine-tunes (every seed, as many
+    at once as the slots allow), a ticket trial (every seed and epoch, scaled by its kept FLOPs; seed racing may
+    stop it sooner) and the most the search may run (the ``num_trials - 1`` costliest ticket trials of the space,
+    ``slots`` at once; the dense point replays the cache)."""
+    dense_trial = plan.seeds * plan.epochs * epoch_seconds
     dense = math.ceil(plan.seeds / plan.slots) * plan.epochs * epoch_seconds
-    rounds = math.ceil(max(0, plan.num_trials - 1) / plan.slots)
-    return (f"estimate: dense fine-tunes {duration(dense)}; a ticket trial up to {duration(trial)} ({plan.seeds} "
-            f"seed(s) x {plan.epochs} epoch(s)); at most {plan.num_trials - 1} ticket trials, {plan.slots} at once: "
-            f"up to {duration(dense + rounds * trial)} in all (the verdict search and seed racing usually stop "
-            "sooner; evaluation time not counted)")
+    budget = max(0, plan.num_trials - 1)
+    costs = sorted(plan.ticket_costs or (1.0,), reverse=True)
+    taken = [costs[i % len(costs)] for i in range(budget)]  # the costliest first; a small space repeats
+    rounds = math.ceil(budget / plan.slots)
+    search = rounds * (sum(taken) / budget if budget else 0.0) * dense_trial
+    cheapest, costliest = min(costs), max(costs)
+    trial = (f"a ticket trial up to {duration(costliest * dense_trial)}" if cheapest == costliest else
+             f"a ticket trial {duration(cheapest * dense_trial)} to {duration(costliest * dense_trial)} (scaled by "
+             f"its kept FLOPs: {100 * cheapest:.0f}-{100 * costliest:.0f} % of the dense model's)")
+    return (f"estimate: dense fine-tunes {duration(dense)}; {trial} ({plan.seeds} seed(s) x {plan.epochs} "
+            f"epoch(s)); at most {budget} ticket trials, {plan.slots} at once: up to {duration(dense + search)} in "
+            "all (the verdict search and seed racing usually stop sooner; evaluation time not counted)")
 
 
 class StudyDisplay(Callback):

@@ -75,6 +75,9 @@ class PruningMethod:
             are not given (TAMT's paper recipe masks the pooler and word embeddings, for every method of the study).
         achieved: ``achieved(options)`` -> what the method's *achieved* sparsity counts, in words, under the
             study's options (the plot's x-axis and the parent run's ``sparsity_basis``).
+        training_cost: ``training_cost(sparsity, config, options)`` -> a ticket's fine-tuning FLOPs over the dense
+            model's (a fraction; 1.0 where the ticket trains at the dense cost, e.g. masked weights in dense
+            kernels), for the study's time estimate.
     """
 
     name: str
@@ -88,6 +91,7 @@ class PruningMethod:
     check: Callable[[dict, str], None] = _no_check
     implied: Callable[[dict], dict] = _no_implied
     achieved: Callable[[dict], str] = _removed_weights
+    training_cost: Callable[[float, Any, dict], float] = lambda sparsity, config, options: 1.0
 
     def sparsity_for(self, task: str) -> tuple[float, float, float]:
         """The default sparsity range of ``task``: ``(low, high, step)``, fractions."""

@@ -485,6 +485,18 @@ def make_ticket(request: TicketRequest) -> Ticket:
     return Ticket(mask, smaller=request.options.get("train_as", DEFAULT_TRAIN_AS) == "smaller")
 
 
+def training_cost(sparsity: float, config, options: dict) -> float:
+    """A ticket's fine-tuning FLOPs over the dense model's (``trainables.flops``): its kept heads and FFN blocks at
+    ``sparsity`` (the counts ``structured_mask`` prunes) when it trains physically smaller, else 1.0."""
+    from trainables.flops import kept_fraction
+
+    if sparsity == 0.0 or options.get("train_as", DEFAULT_TRAIN_AS) == "gated":
+        return 1.0
+    shape = encoder_shape(config)
+    mask = structured_mask(torch.ones(shape.num_layers, shape.num_heads), torch.ones(shape.num_layers), sparsity)
+    return kept_fraction(shape, mask.heads_kept, mask.ffn_kept)
+
+
 # The method as the registry holds it (trainables.pruning.registry).
 METHOD = PruningMethod(
     name="structured",
@@ -506,4 +518,5 @@ METHOD = PruningMethod(
                "dense model's cost; for comparison)", choices=TRAIN_AS),
     ),
     achieved=lambda options: "the encoder weights the pruned heads and FFN blocks disable",
+    training_cost=training_cost,
 )
