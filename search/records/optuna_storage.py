@@ -68,3 +68,58 @@ def _sqlite_tables(path: Path) -> set[str] | None:
             return {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError:
         return None
+
+
+def record_verdict(url: str, study_name: str, verdict, lines: list[str]) -> dict[str, str]:
+    """Write the verdict into the study's Optuna study, where optuna-dashboard shows it: the study's user attributes
+    ``verdict`` (the verdict line, as in the terminal and MLflow's ``verdict.line`` tag), ``verdict_kind``,
+    ``named_by_verdict`` (each ticket the verdict names, by its Optuna trial number and run name, or that it names
+    none) and ``best_trial_card`` (whether the dashboard's "Best Trial" is a ticket the verdict names); and, through
+    optuna-dashboard's ``save_note``, the study's note: every verdict line.
+
+    The "Best Trial" card itself cannot be hidden: optuna-dashboard shows the best COMPLETE trial of every
+    single-objective study. These attributes sit beside it on the dashboard's first page.
+
+    Args:
+        url: the Optuna storage; study_name: the study (made by ``search.strategy.searcher.TicketSearch``).
+        verdict: the study's ``search.verdict.analysis.Verdict``; lines: its verdict lines.
+
+    Returns:
+        the user attributes written.
+    """
+    import optuna
+
+    from search.strategy.searcher import OBJECTIVE_NAME
+    from search.verdict.report import ROLE_NAMES
+
+    study = optuna.load_study(study_name=study_name, storage=url)
+    trials = study.get_trials(deepcopy=False)
+    number = {t.user_attrs.get("ray_trial_id"): t.number for t in trials}
+    named = {}  # Optuna trial number -> what the verdict calls it
+    for role, ticket in verdict.named.items():
+        if ticket.trial_id in number:
+            named.setdefault(number[ticket.trial_id], []).append(ROLE_NAMES[role])
+    by_ticket = {t.trial_id: t for t in verdict.named.values()}
+    names = "; ".join(f"trial {n} ({by_ticket[trial_id].config.run_name}, "
+                      f"{by_ticket[trial_id].difference.points()}): {' and '.join(named[n])}"
+                      for trial_id, n in number.items() if n in named)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        card = "no trial completed: there is no Best Trial"
+    else:
+        best = study.best_trial.number
+        dense = verdict.dense is not None and number.get(verdict.dense.trial_id) == best
+        card = (f"'Best Trial' ({best}) is the trial with the largest {OBJECTIVE_NAME}; "
+                + (f"the verdict names it: {' and '.join(named[best])}" if best in named else
+                   "it is the dense model, no ticket" if dense else
+                   "the verdict does not name it: it is not shown to be a super or winning ticket"))
+    attrs = {"verdict": lines[0], "named_by_verdict": names or "none: the verdict names no ticket",
+             "best_trial_card": card, "verdict_kind": verdict.kind}
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+    try:
+        from optuna_dashboard import save_note
+    except ImportError:  # the dashboard is optional to the search itself
+        return attrs
+    save_note(study, "## Verdict\n\n" + "\n\n".join(lines) + f"\n\n{card}.\n")
+    return attrs

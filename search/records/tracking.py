@@ -45,7 +45,11 @@ VERDICT_TAG = "verdict"
 NODE_TAG = "ray.node_id"
 #: The command line that started the study, on the parent and every child run.
 COMMAND_TAG = "supertickets.command"
-#: MLflow 3 opens an experiment on its GenAI overview unless the experiment says it is classic model development.
+#: The experiment's kind (``mlflow.experimentKind``, the tag MLflow's own kind selector writes) and primary metric,
+#: set when the experiment is created. MLflow 3.17's UI reads the tag only with its workflow-type switch off, and the
+#: switch is built in on: a plain experiment address opens on the kind of the ``workflowType`` in the address, else
+#: the one the browser last chose (GenAI at first). So every address the study prints carries
+#: ``workflowType=machine_learning`` (``CLASSIC``) and the experiment's description links its runs table.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development",
                    "mlflow.experiment.primaryMetric.name": "dev_score",
                    "mlflow.experiment.primaryMetric.greaterIsBetter": "true"}
@@ -162,22 +166,45 @@ def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
         client.log_batch(run_id, params=items[start:start + 100])
 
 
+#: The experiment tag that MLflow's UI shows as the experiment's description (markdown).
+NOTE_TAG = "mlflow.note.content"
+
+
+def experiment_description(experiment: str) -> str:
+    """The experiment's description: a link, relative to the MLflow UI's page, to its runs table in the classic
+    (machine-learning) view, for a visitor whose browser opened the experiment on MLflow's GenAI pages."""
+    return (f"Lottery-ticket studies: each study is a parent run with one child run per trial. "
+            f"[Open the runs table](#/experiments/{experiment}/runs?{CLASSIC}) (or choose **Machine learning** at the top of "
+            "the left bar: MLflow 3 opens an experiment on the kind of the last one viewed, GenAI at first).")
+
+
 def experiment_id(client: MlflowClient, task: str) -> str:
-    """The id of the task's experiment (``supertickets-<task>``), created on first use."""
+    """The id of the task's experiment (``supertickets-<task>``), created on first use with ``EXPERIMENT_KIND``'s
+    tags and ``experiment_description`` (an older experiment gets the tags, and the description unless it has
+    one)."""
     name = f"{EXPERIMENT_PREFIX}-{task}"
     found = client.get_experiment_by_name(name)
     if found is None:
-        return client.create_experiment(name, tags=EXPERIMENT_KIND)
+        experiment = client.create_experiment(name, tags=EXPERIMENT_KIND)
+        client.set_experiment_tag(experiment, NOTE_TAG, experiment_description(experiment))
+        return experiment
     for key, value in EXPERIMENT_KIND.items():  # experiments made by older versions, or by MLflow's UI
         if found.tags.get(key) != value:
             client.set_experiment_tag(found.experiment_id, key, value)
+    if not found.tags.get(NOTE_TAG):
+        client.set_experiment_tag(found.experiment_id, NOTE_TAG, experiment_description(found.experiment_id))
     return found.experiment_id
 
 
-#: The columns a study's shared runs view opens with (MLflow's canonical column keys).
-VIEW_COLUMNS = ("metrics.`dev_score`", "metrics.`paired_difference`", "params.`sparsity`", "params.`method`",
-                "params.`control`", "params.`rewind`", "params.`achieved_sparsity`", "tags.`role`", "tags.`verdict`",
-                "tags.`stop_reason`")
+#: The columns a study's shared runs view opens with, in this order after the run name (MLflow's canonical column
+#: keys, which are also its runs table's column ids), with their widths in pixels: the verdict and role first, then
+#: the requested and achieved sparsity, the difference from dense with its interval (points) and the dev score;
+#: about 1,100 px in all, so the whole view fits a 1,600 px window beside MLflow's left bar.
+VIEW_WIDTHS = {"tags.`verdict`": 120, "tags.`role`": 80, "params.`sparsity`": 80, "params.`achieved_sparsity`": 90,
+               "metrics.`difference`": 90, "metrics.`difference_low`": 90, "metrics.`difference_high`": 90,
+               "metrics.`dev_score`": 90, "params.`method`": 100, "params.`control`": 80, "params.`rewind`": 90,
+               "tags.`stop_reason`": 100}
+VIEW_COLUMNS = tuple(VIEW_WIDTHS)
 #: The experiment tag prefix under which MLflow's UI keeps a shared view of the runs table (its "share view"
 #: feature); ``viewStateShareKey=<key>`` in the URL opens it.
 SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
@@ -187,10 +214,12 @@ CLASSIC = "workflowType=machine_learning"
 
 def share_study_view(client: MlflowClient, experiment: str, study: str, parent_run_id: str) -> None:
     """Store, as MLflow's UI stores a shared view, a runs view of the study's trials: only its child runs, least
-    sparse first, with the dev score, paired difference, sparsity, method, control, role and verdict as columns
-    (MLflow has no API for an experiment's default columns; a shared view is how its UI passes a layout on).
+    sparse first, with ``VIEW_COLUMNS`` as its columns in that order (verdict and role first) and ``VIEW_WIDTHS``
+    as their widths (MLflow has no API for an experiment's default columns; a shared view is how its UI passes a
+    layout on: ``selectedColumns``, ``columnOrder`` and ``columnWidths`` of its runs table's state).
     ``study_view_url`` opens it."""
-    state = {"selectedColumns": list(VIEW_COLUMNS), "orderByKey": "params.`sparsity`", "orderByAsc": True,
+    state = {"selectedColumns": list(VIEW_COLUMNS), "columnOrder": list(VIEW_COLUMNS), "columnWidths": VIEW_WIDTHS,
+             "orderByKey": "params.`sparsity`", "orderByAsc": True,
              "searchFilter": f"tags.`mlflow.parentRunId` = '{parent_run_id}'"}
     client.set_experiment_tag(experiment, SHARED_VIEW_PREFIX + study, json.dumps(state))
 
@@ -277,27 +306,35 @@ def _metrics(report: TrialReport, seed_metrics: list[dict], primary: str,
     the finished seeds (``seed_metrics``, each seed's last-epoch metrics) of ``dev_score``, ``dev_<metric>`` and
     ``paired_difference`` (step = seeds finished). Sparsity figures are params, not metrics. ``paired=False`` (the
     dense run, paired with itself: always 0) leaves ``paired_difference`` out.
+
+    Scores and ``paired_difference`` are fractions of the metric, rounded to what the dev set resolves
+    (``round_score``: 4 decimals on RTE, as the terminal shows them); training losses to 4 decimals.
     """
+    from search.verdict.statistics import round_score  # scipy: not imported by the command line's --help
+
     seed, epoch, current = report.seed, report.epoch, report.current
     others = [name for name in current.metrics if name not in ("dev_score", primary)]
-    rows = []
+    examples = len(report.labels)
+    rows = []  # (key, value, step, seeds behind the value; None: a loss)
     if len(report.planned_seeds) == 1:
-        rows += [("dev_score", current.dev_score, epoch), *((f"dev_{n}", current.metrics[n], epoch) for n in others)]
+        rows += [("dev_score", current.dev_score, epoch, 1),
+                 *((f"dev_{n}", current.metrics[n], epoch, 1) for n in others)]
         if current.train_loss is not None:
-            rows.append(("train_loss", current.train_loss, epoch))
+            rows.append(("train_loss", current.train_loss, epoch, None))
         if report.ends_seed and paired:
-            rows.append(("paired_difference", report.mean_difference, 1))
+            rows.append(("paired_difference", report.mean_difference, 1, 1))
     else:
-        rows.append((f"dev_score_seed{seed}", current.dev_score, epoch))
+        rows.append((f"dev_score_seed{seed}", current.dev_score, epoch, 1))
         if current.train_loss is not None:
-            rows.append((f"train_loss_seed{seed}", current.train_loss, epoch))
+            rows.append((f"train_loss_seed{seed}", current.train_loss, epoch, None))
         if report.ends_seed:
             done = len(report.finished)
-            rows += [("dev_score", report.mean_score, done),
-                     *((f"dev_{n}", sum(m[n] for m in seed_metrics) / len(seed_metrics), done) for n in others)]
+            rows += [("dev_score", report.mean_score, done, done),
+                     *((f"dev_{n}", sum(m[n] for m in seed_metrics) / len(seed_metrics), done, done) for n in others)]
             if paired:
-                rows.append(("paired_difference", report.mean_difference, done))
-    return [(k, float(v), step) for k, v, step in rows if v is not None and math.isfinite(v)]
+                rows.append(("paired_difference", report.mean_difference, done, done))
+    return [(k, round(float(v), 4) if seeds is None else round_score(float(v), examples, seeds), step)
+            for k, v, step, seeds in rows if v is not None and math.isfinite(v)]
 
 
 class MlflowTrialCallback(Callback):
@@ -427,3 +464,30 @@ def tag_verdict(client: MlflowClient, named: dict) -> None:
             kind = "winning_ticket" if role == "winning" else "super_ticket"
             client.set_tag(ticket.run_id, VERDICT_TAG, kind)
             client.set_tag(ticket.run_id, "mlflow.runColor", RUN_COLORS[kind])
+
+
+def log_intervals(client: MlflowClient, tickets: list) -> None:
+    """Log on each trial's run the verdict's paired difference from the dense model with its interval, in points
+    (100 x dev-score units), as the terminal and the verdict lines give it (``+0.3 points [-0.3, +1.2]``):
+    metrics ``difference``, ``difference_low`` and ``difference_high``; for a control, its difference from its good
+    ticket as ``versus_good``, ``versus_good_low`` and ``versus_good_high``. Each is rounded to what the dev set
+    and seeds resolve (``round_points``: 0.1 point on RTE). The dense run (paired with itself) and trials with no
+    finished seed get none.
+
+    Args:
+        tickets: ``TicketResult`` s after ``search.verdict.analysis.decide`` (which sets their intervals).
+    """
+    from search.verdict.statistics import round_points
+
+    for ticket in tickets:
+        if not ticket.run_id or (ticket.is_dense and ticket.control == "good"):
+            continue
+        rows = []
+        for prefix, interval in (("difference", ticket.difference), ("versus_good", ticket.versus_good)):
+            if interval is not None:
+                rows += [(f"{prefix}{suffix}", round_points(value, interval.examples, interval.seeds))
+                         for suffix, value in (("", interval.mean), ("_low", interval.low), ("_high", interval.high))]
+        if rows:
+            now = int(time.time() * 1000)
+            client.log_batch(ticket.run_id, metrics=[Metric(key, value, now, 0) for key, value in rows
+                                                     if math.isfinite(value)])

@@ -32,7 +32,7 @@ from ray.tune.search import Searcher
 
 from search.strategy.policy import FINISHED, SEQUENCE, Outcome, VerdictPolicy, dense_outcome
 from search.strategy.racing import race_decision, seed_interval
-from search.verdict.statistics import versus_constant
+from search.verdict.statistics import round_points, round_score, versus_constant
 from spaces.search_space import TicketSpace
 from trainables.config import TrialConfig
 from trainables.report import TrialReport
@@ -40,6 +40,23 @@ from trainables.report import TrialReport
 STRATEGIES = ("verdict", "bisect", "tpe", "random", "grid")
 #: What Optuna maximises, as the dashboard names it: the mean over seeds of ticket - dense (dev-score units).
 OBJECTIVE_NAME = "paired_difference"
+
+
+def study_notes(task_metric: str) -> dict[str, str]:
+    """The Optuna study's user attributes when it starts, in the order optuna-dashboard lists them beside its "Best
+    Trial" card: ``verdict`` and ``named_by_verdict`` (none yet: ``search.records.optuna_storage.record_verdict``
+    writes them when the study ends), ``best_trial_card`` (that the card's trial is the largest objective, not a
+    verdict), ``objective`` (what ``OBJECTIVE_NAME`` is, in which units) and ``intermediate_values`` (what a
+    trial's curve is)."""
+    return {
+        "verdict": "none yet: the study has not ended",
+        "named_by_verdict": "none yet",
+        "best_trial_card": f"'Best Trial' is the trial with the largest {OBJECTIVE_NAME}, not a verdict: only the "
+                           "'verdict' attribute names tickets (set when the study ends)",
+        "objective": f"{OBJECTIVE_NAME}: mean over the trial's seeds of ticket - dense dev {task_metric}, as a "
+                     "fraction (0.01 = 1 point); PRUNED trials were stopped early and have none",
+        "intermediate_values": f"dev {task_metric} (fraction) after each epoch (step) of the trial's first seed; "
+                               "the other seeds' curves are in MLflow (dev_score_seed<k>)"}
 
 
 class UntriedGridSampler(BaseSampler):
@@ -117,6 +134,8 @@ class TicketSearch(Searcher):
         with warnings.catch_warnings():  # "experimental" since Optuna 3.2, still in 5.0
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self.study.set_metric_names([OBJECTIVE_NAME])
+        for key, value in study_notes(task_metric).items():
+            self.study.set_user_attr(key, value)
         self.policy = self._policy()
         if self.policy is None:
             self.study.enqueue_trial(space.dense_point())
@@ -151,16 +170,25 @@ class TicketSearch(Searcher):
         return config.to_tune()
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        """Report the trial's current dev score to Optuna as an intermediate value (step = Tune's report count:
-        epochs over the seeds run so far), so the dashboard shows each trial's learning curve."""
-        step = int(result.get("training_iteration", 0))
-        if trial_id in self.running and "dev_score" in result and math.isfinite(result["dev_score"]) \
-                and step > self.reported.get(trial_id, 0):  # a restarted trial reports its first epochs again
-            self.reported[trial_id] = step
-            self.running[trial_id][0].report(float(result["dev_score"]), step=step)
+        """Report the dev score of each epoch of the trial's first seed to Optuna as its intermediate values (step =
+        epoch), so the dashboard shows one seed's learning curve per trial, not the seeds one after another (the
+        other seeds' curves are MLflow's ``dev_score_seed<k>``); the trial's ``intermediate_seed`` attribute names
+        the seed."""
+        first = trial_id in self.running and result.get("seeds_done", 0) <= 1  # later seeds' reports: not parsed
+        report = TrialReport.from_tune(result) if first else None
+        if report is None or report.seed != report.planned_seeds[0] or not math.isfinite(report.current.dev_score):
+            return
+        if report.epoch > self.reported.get(trial_id, -1):  # a restarted trial reports its first epochs again
+            trial = self.running[trial_id][0]
+            if trial_id not in self.reported:
+                trial.set_user_attr("intermediate_seed", report.seed)
+            self.reported[trial_id] = report.epoch
+            trial.report(round_score(float(report.current.dev_score), len(report.labels)), step=report.epoch)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        """Tell Optuna how the trial ended and remember its paired difference for the policy."""
+        """Tell Optuna how the trial ended and remember its paired difference for the policy. The trial's user
+        attributes get the difference over its finished seeds in points: ``difference`` (``+0.3 points [-0.3,
+        +1.2]``), ``difference_low``, ``difference_high``, and ``seeds``."""
         if trial_id not in self.running:
             return
         trial, params, config = self.running.pop(trial_id)
@@ -168,8 +196,9 @@ class TicketSearch(Searcher):
         difference = seed_interval(report, self.task_metric, self.confidence) if report and report.finished else None
         if error or report is None or report.status_reason is not None:
             status, state, value = "failed", TrialState.FAIL, None
-        elif report.complete:
-            status, state, value = "complete", TrialState.COMPLETE, report.mean_difference
+        elif report.complete:  # rounded to what the dev set resolves, as MLflow's paired_difference
+            status, state, value = "complete", TrialState.COMPLETE, round_score(
+                report.mean_difference, len(report.labels), len(report.finished))
             if config == self.space.config(self.space.dense_point()) and not self._dense_learned(report):
                 status = "not_learned"
         else:
@@ -179,9 +208,10 @@ class TicketSearch(Searcher):
                 status = "screened"  # stopped as no super ticket before its winning test was settled
         if value is not None and not math.isfinite(value):
             state, value = TrialState.FAIL, None
-        if difference is not None:
-            trial.set_user_attr("difference_low", difference.low)
-            trial.set_user_attr("difference_high", difference.high)
+        if difference is not None:  # in points, as the terminal, the verdict and the MLflow runs give them
+            trial.set_user_attr("difference", difference.points())
+            for key, bound in (("difference_low", difference.low), ("difference_high", difference.high)):
+                trial.set_user_attr(key, round_points(bound, difference.examples, difference.seeds))
             trial.set_user_attr("seeds", difference.seeds)
         self.study.tell(trial, value, state=state)
         self.outcomes.append(Outcome(params, config, status, difference))

@@ -29,9 +29,11 @@ from search.study.checks import check_fits, check_resume, trial_slots
 from search.study.settings import StudySettings
 from search.study.state import STATE_FILE, StudyState, stringify
 from search.study.weights import KeptWeights, keep_weights
-from search.records.tracking import (REASON_TAG, STOP_TAG, MlflowTrialCallback, log_params, open_experiment,
-                             resolve_tracking_uri, run_url, share_study_view, source_tags, study_view_url,
-                             tag_verdict)
+from search.records.optuna_storage import record_verdict
+from search.records.tracking import (REASON_TAG, STOP_TAG, MlflowTrialCallback, log_intervals, log_params,
+                                     open_experiment, resolve_tracking_uri, run_url, share_study_view, source_tags,
+                                     study_view_url, tag_verdict)
+from search.verdict.statistics import round_score
 from trainables.pruning.registry import PLUGINS_ENV, get_method, plugins_for_workers
 from spaces.search_space import TicketSpace
 from filelock import FileLock, Timeout
@@ -43,7 +45,7 @@ from trainables.store import sweep_partials
 from trainables.tasks import HUB_DATASET
 from trainables.progress import BOARD_ENV, ProgressBoard
 from trainables.report import TrialReport
-from trainables.model import REMOTE_CODE_ENV
+from trainables.model import REMOTE_CODE_ENV, load_config
 from trainables.tasks import get_task
 from trainables.trial import TrialContext, tune_trainable
 
@@ -222,6 +224,15 @@ def study_lock(settings: StudySettings) -> FileLock:
     return FileLock(str(folder / f"{settings.study_name}.lock"))
 
 
+def ticket_costs(settings: StudySettings) -> tuple[float, ...]:
+    """Each ticket trial of the study's space (method x sparsity above 0 x control x rewinding point) as its
+    fine-tuning FLOPs over the dense model's (``PruningMethod.training_cost``), for the time estimate."""
+    config = load_config(settings.model)
+    repeats = len(settings.control) * len(settings.rewind)
+    return tuple(cost for name in settings.method for sparsity in settings.sparsity.values() if sparsity > 0
+                 for cost in [get_method(name).training_cost(sparsity, config, settings.options)] * repeats)
+
+
 def study_space(settings: StudySettings) -> TicketSpace:
     """What the study's trials vary: its sparsity grid and the methods, controls and rewinding points."""
     return TicketSpace(settings.sparsity, settings.method, settings.control, settings.rewind, settings.options)
@@ -333,7 +344,8 @@ def _run_locked(settings: StudySettings, display: StudyDisplay, command: str, ty
         board = ray.remote(num_cpus=0)(ProgressBoard).options(  # beside the driver: outlives worker nodes
             name=board_name(settings), get_if_exists=True, scheduling_strategy=here).remote()
         display.attach(board, board_name(settings), Plan(len(settings.seeds), settings.finetune.epochs,
-                                                         settings.num_trials, concurrent_trials(settings)))
+                                                         settings.num_trials, concurrent_trials(settings),
+                                                         ticket_costs(settings)))
         _prepare_dense(settings, context, display)
         space = study_space(settings)
         stop_reasons: dict = {}  # the racing scheduler's decisions, recorded by the callback
@@ -396,8 +408,9 @@ def sparsity_basis(settings: StudySettings) -> str:
 def _report(settings: StudySettings, tickets, client: MlflowClient, parent_run_id: str, uri: str,
             command: str = "") -> StudyOutcome:
     """Decide, then show and record: table, verdict lines, plot and summary on the parent run and beside the study;
-    the verdict's kind and named tickets as tags on the parent, ``verdict`` tags on the named child runs, and the
-    parent's description (verdict, links to the named runs, table)."""
+    the verdict's kind and named tickets as tags on the parent, ``verdict`` tags on the named child runs, each
+    child run's interval in points (``log_intervals``), the parent's description (verdict, links to the named runs,
+    table), and the verdict in the Optuna study's user attributes and note (``record_verdict``)."""
     task = get_task(settings.task)
     space = study_space(settings)
     verdict = decide(tickets, task.name, settings.confidence, settings.match_tolerance,
@@ -423,17 +436,22 @@ def _report(settings: StudySettings, tickets, client: MlflowClient, parent_run_i
     tags = verdict_tags(verdict, lines)
     if verdict.dense is not None and verdict.dense.dev_score is not None:
         tags["dense.dev_score"] = f"{verdict.dense.dev_score:.4f}"
-        client.log_metric(parent_run_id, "dense_dev_score", verdict.dense.dev_score)
+        client.log_metric(parent_run_id, "dense_dev_score", round_score(
+            verdict.dense.dev_score, len(verdict.dense.labels), len(verdict.dense.seed_scores)))
     for role, ticket in verdict.named.items():
+        d = ticket.difference
         tags.update({f"{role}.sparsity": f"{ticket.sparsity:.2f}", f"{role}.run_id": ticket.run_id or "",
-                     f"{role}.difference": ticket.difference.points()})
-        client.log_metric(parent_run_id, f"{role}_difference", ticket.difference.mean)
+                     f"{role}.difference": d.points()})
+        client.log_metric(parent_run_id, f"{role}_difference", round_score(d.mean, d.examples, d.seeds))
     experiment = client.get_run(parent_run_id).info.experiment_id
     tags["mlflow.note.content"] = description(verdict, lines, frame, basis,
                                               lambda run_id: run_url("", experiment, run_id), command)
     for key, value in tags.items():
         client.set_tag(parent_run_id, key, value)
     tag_verdict(client, verdict.named)
+    log_intervals(client, tickets)
+    if settings.optuna_storage:
+        record_verdict(settings.optuna_storage, settings.study_name, verdict, lines)
     kept = keep_weights(client, verdict, tickets, settings.weights_dir, settings.keep_weights)
     for path in settings.study_dir.iterdir():  # the report's files (the kept weights are uploaded already)
         if path.is_file():

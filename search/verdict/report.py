@@ -207,12 +207,19 @@ def _x(ticket: TicketResult) -> float:
     return 100 * (ticket.achieved_sparsity if ticket.achieved_sparsity is not None else ticket.sparsity)
 
 
+def _label(ticket: TicketResult) -> str:
+    """How the plot names a ticket's point: by its requested sparsity, as its MLflow run is named (``s=0.05``)."""
+    return f"s={ticket.sparsity:.2f}"
+
+
 def phase_transition_plot(tickets: list[TicketResult], verdict: Verdict, metric: str, title: str,
                           basis: str = "Q, K, V, attention output, FFN"):
     """Paired difference from the dense model (points) against achieved sparsity (% of prunable weights masked).
 
     Each (method, control, rewinding point) is its own curve; each point carries its confidence interval as an
-    error bar (over seeds and dev examples). Trials a scheduler stopped early are drawn hollow at their partial
+    error bar (over seeds and dev examples) and is labelled with its requested sparsity (``s=0.05``, the fraction
+    of the method's units its run is named by), so a point reads both ways: the axis says how much of the weights
+    the ticket masks, the label which run it is. Trials a scheduler stopped early are drawn hollow at their partial
     difference. The zero line is the dense model, the dotted line the winning tolerance; the super and winning
     tickets are marked only when the verdict names them. ``basis`` says which weights the sparsity counts.
     Returns the matplotlib figure.
@@ -237,6 +244,9 @@ def phase_transition_plot(tickets: list[TicketResult], verdict: Verdict, metric:
                                   [100 * (t.difference.high - t.difference.mean) for t in subset]],
                             fmt=marker, mfc="none", capsize=2, alpha=0.6, color=line[0].get_color(),
                             label=f"{label}, {what}")
+        for ticket in finished + stopped:
+            ax.annotate(_label(ticket), (_x(ticket), 100 * ticket.difference.mean), textcoords="offset points",
+                        xytext=(4, 4), fontsize=6, color=line[0].get_color())
     ax.axhline(0.0, color="black", linestyle="--", linewidth=1, label="dense model")
     if verdict.dense is not None and verdict.kind in ("super", "winning", "none"):
         ax.axhline(-100 * verdict.tolerance, color="grey", linestyle=":", linewidth=1,
@@ -248,7 +258,8 @@ def phase_transition_plot(tickets: list[TicketResult], verdict: Verdict, metric:
             continue
         marker, color, text = marks[role]
         ax.scatter([_x(ticket)], [100 * ticket.difference.mean], marker=marker, s=240 if marker == "*" else 90,
-                   color=color, edgecolor="black", zorder=5, label=f"{text} ({_x(ticket):.0f}% masked)")
+                   color=color, edgecolor="black", zorder=5,
+                   label=f"{text} ({_label(ticket)}, {_x(ticket):.0f}% of weights masked)")
     if verdict.kind in ("dense_not_learned", "dense_failed", "no_dense"):
         ax.text(0.5, 0.5, "no verdict: " + verdict.kind.replace("_", " "), transform=ax.transAxes, ha="center",
                 color="tab:red")
@@ -257,10 +268,12 @@ def phase_transition_plot(tickets: list[TicketResult], verdict: Verdict, metric:
     if never:
         ax.text(0.99, 0.02, "never run (requested sparsity): " + "; ".join(never) + "\na super ticket there is not "
                 "ruled out", transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="dimgrey")
-    basis = verdict.dense.difference.basis() if verdict.dense is not None and verdict.dense.difference else ""
-    ax.set_xlabel(f"sparsity achieved: % of prunable weights masked\n({basis})", fontsize=8)
+    interval = verdict.dense.difference.basis() if verdict.dense is not None and verdict.dense.difference else ""
+    ax.set_xlabel(f"sparsity achieved: % of prunable weights masked ({basis})\neach point is labelled s = its "
+                  "requested sparsity, the fraction of the method's units its run is named by", fontsize=8)
+    ax.margins(x=0.08)  # room for the last point's label
     ax.set_ylabel(f"ticket - dense, dev {metric} (points)")
-    ax.set_title(title + (f"\n{basis}" if basis else ""), fontsize=10)
+    ax.set_title(title + (f"\n{interval}" if interval else ""), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
