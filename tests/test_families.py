@@ -199,3 +199,8 @@ def test_a_deberta_study_runs_through_ray_and_exports_smaller_with_onnx(families
     card = (out / "README.md").read_text()
     assert "| method | structured |" in card and "trust_remote_code=True" in card and "onnxruntime" in card
     assert "load without remote code: onnxruntime.InferenceSession" in capsys.readouterr().out
+    # by study name, the store found through --storage-path as the study recorded it (no --mlflow-uri)
+    assert export(["--study", "deberta", "--ticket", "dense", "--storage-path", str(tmp_path / "results"), "--out",
+                   str(tmp_path / "dense"), "--check-examples", "0", "--no-log-model"]) == 0
+    dense = json.loads((tmp_path / "dense" / "ticket.json").read_text())
+    assert not dense["smaller"] and not dense["remote_code"] and dense["sparsity"] == 0.0

@@ -404,6 +404,7 @@ def _log_model(uri: str, run_id: str, folder: Path, facts: ExportedTicket) -> Ex
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m search.export`` command line (its errors are ``UsageError``: one line, exit 2)."""
+    from search.cli.flags import add_store_flags
     from search.errors import OneLineParser
 
     parser = OneLineParser(
@@ -424,8 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "sparsest-super; winning; dense: the dense baseline)")
     parser.add_argument("--seed", type=int, help="which seed's fine-tune (default: the lowest kept)")
     parser.add_argument("--out", required=True, help="the folder to write (new, or empty)")
-    parser.add_argument("--mlflow-uri", help="the study's MLflow store (default: $MLFLOW_TRACKING_URI, then "
-                                             "sqlite:///mlflow.db as the study used)")
+    add_store_flags(parser, storage="with --study and no --mlflow-uri, the study's folder there says which MLflow "
+                                    "store it logged to",
+                    mlflow="where the study's runs are")
     parser.add_argument("--check-examples", type=int, default=64,
                         help="dev examples on which the export's logits are compared with the masked ticket's "
                              "(default 64; 0: no check)")
@@ -443,6 +445,7 @@ def check_args(args: argparse.Namespace) -> str:
         UsageError: a value out of range, contradictory flags, a study name that is no folder name, an ``--out``
             in the way, or a tracking URI that holds no MLflow store.
     """
+    from search.cli.flags import resolve_storage
     from search.cli.preflight import check_folder, check_mlflow_uri, check_study_name
 
     if args.check_examples < 0:
@@ -462,6 +465,13 @@ def check_args(args: argparse.Namespace) -> str:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"--out {args.out} exists and is not an empty folder: choose a new folder")
     check_folder(out, "--out")
+    if args.mlflow_uri is None and args.study is not None:  # the store the study recorded, as compare reads it
+        from search.study.state import StudyState
+
+        storage, _ = resolve_storage(args.storage_path)
+        state = StudyState.read(Path(storage) / args.study) if "://" not in storage else None
+        if state is not None:
+            return check_mlflow_uri(state.tracking_uri, existing=True)
     return check_mlflow_uri(args.mlflow_uri, existing=True)
 
 
