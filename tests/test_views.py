@@ -19,8 +19,8 @@ from search.records.tracking import (CLASSIC, NOTE_TAG, SHARED_VIEW_PREFIX, VIEW
                                      log_intervals, share_study_view)
 from search.strategy.searcher import OBJECTIVE_NAME, TicketSearch
 from search.verdict.analysis import decide, ticket_from_report
-from search.verdict.report import phase_transition_plot, verdict_lines
-from search.verdict.statistics import points_decimals, round_points, round_score
+from search.verdict.report import ROLE_NAMES, phase_transition_plot, verdict_lines
+from trainables.resolution import points_decimals, round_points, round_score
 from spaces.search_space import TicketSpace
 from spaces.sparsity import SparsityRange
 from trainables.config import TrialConfig
@@ -98,7 +98,7 @@ def test_the_study_is_the_one_described(study):
 
 
 def test_optuna_names_its_objective_and_holds_the_verdict_beside_the_best_trial(study):
-    attrs = record_verdict(study["url"], "views", study["verdict"], study["lines"])
+    attrs = record_verdict(study["url"], "views", study["verdict"], study["lines"], ROLE_NAMES, OBJECTIVE_NAME)
     stored = optuna.load_study(study_name="views", storage=study["url"])
     assert stored.metric_names == [OBJECTIVE_NAME]
     assert stored.user_attrs["verdict"] == study["lines"][0] == attrs["verdict"]
@@ -133,11 +133,11 @@ def _dashboard(url: str) -> dict:
 def test_the_best_trial_card_says_when_the_verdict_names_it(study):
     named = decide([t for t in study["tickets"] if t.sparsity != 0.05], "rte")  # without the failing ticket
     assert named.kind == "winning" and named.winning.sparsity == 0.1
-    attrs = record_verdict(study["url"], "views", named, verdict_lines(named, "accuracy"))
+    attrs = record_verdict(study["url"], "views", named, verdict_lines(named, "accuracy"), ROLE_NAMES, OBJECTIVE_NAME)
     number = optuna.load_study(study_name="views", storage=study["url"]).best_trial.number
     assert attrs["named_by_verdict"].startswith(f"trial {number} (s=0.10 structured good, +1.0 points [")
     assert attrs["best_trial_card"].endswith("the verdict names it: sparsest winning ticket")
-    record_verdict(study["url"], "views", study["verdict"], study["lines"])  # back to the study's own verdict
+    record_verdict(study["url"], "views", study["verdict"], study["lines"], ROLE_NAMES, OBJECTIVE_NAME)  # back to the study's own verdict
 
 
 def test_intermediate_values_are_one_seeds_epochs_not_a_sawtooth(study):

@@ -70,7 +70,8 @@ def _sqlite_tables(path: Path) -> set[str] | None:
         return None
 
 
-def record_verdict(url: str, study_name: str, verdict, lines: list[str]) -> dict[str, str]:
+def record_verdict(url: str, study_name: str, verdict, lines: list[str], role_names: dict[str, str],
+                   objective: str) -> dict[str, str]:
     """Write the verdict into the study's Optuna study, where optuna-dashboard shows it: the study's user attributes
     ``verdict`` (the verdict line, as in the terminal and MLflow's ``verdict.line`` tag), ``verdict_kind``,
     ``named_by_verdict`` (each ticket the verdict names, by its Optuna trial number and run name, or that it names
@@ -83,14 +84,15 @@ def record_verdict(url: str, study_name: str, verdict, lines: list[str]) -> dict
     Args:
         url: the Optuna storage; study_name: the study (made by ``search.strategy.searcher.TicketSearch``).
         verdict: the study's ``search.verdict.analysis.Verdict``; lines: its verdict lines.
+        role_names: what each verdict role is called (``search.verdict.report.ROLE_NAMES``); objective: the
+            Optuna objective's name (``search.strategy.searcher.OBJECTIVE_NAME``). Passed in: records sit below
+            the verdict and the strategy and import neither.
 
     Returns:
         the user attributes written.
     """
     import optuna
 
-    from search.strategy.searcher import OBJECTIVE_NAME
-    from search.verdict.report import ROLE_NAMES
 
     study = optuna.load_study(study_name=study_name, storage=url)
     trials = study.get_trials(deepcopy=False)
@@ -98,7 +100,7 @@ def record_verdict(url: str, study_name: str, verdict, lines: list[str]) -> dict
     named = {}  # Optuna trial number -> what the verdict calls it
     for role, ticket in verdict.named.items():
         if ticket.trial_id in number:
-            named.setdefault(number[ticket.trial_id], []).append(ROLE_NAMES[role])
+            named.setdefault(number[ticket.trial_id], []).append(role_names[role])
     by_ticket = {t.trial_id: t for t in verdict.named.values()}
     names = "; ".join(f"trial {n} ({by_ticket[trial_id].config.run_name}, "
                       f"{by_ticket[trial_id].difference.points()}): {' and '.join(named[n])}"
@@ -109,7 +111,7 @@ def record_verdict(url: str, study_name: str, verdict, lines: list[str]) -> dict
     else:
         best = study.best_trial.number
         dense = verdict.dense is not None and number.get(verdict.dense.trial_id) == best
-        card = (f"'Best Trial' ({best}) is the trial with the largest {OBJECTIVE_NAME}; "
+        card = (f"'Best Trial' ({best}) is the trial with the largest {objective}; "
                 + (f"the verdict names it: {' and '.join(named[best])}" if best in named else
                    "it is the dense model, no ticket" if dense else
                    "the verdict does not name it: it is not shown to be a super or winning ticket"))

@@ -310,7 +310,7 @@ def _metrics(report: TrialReport, seed_metrics: list[dict], primary: str,
     Scores and ``paired_difference`` are fractions of the metric, rounded to what the dev set resolves
     (``round_score``: 4 decimals on RTE, as the terminal shows them); training losses to 4 decimals.
     """
-    from search.verdict.statistics import round_score  # scipy: not imported by the command line's --help
+    from trainables.resolution import round_score
 
     seed, epoch, current = report.seed, report.epoch, report.current
     others = [name for name in current.metrics if name not in ("dev_score", primary)]
@@ -477,7 +477,7 @@ def log_intervals(client: MlflowClient, tickets: list) -> None:
     Args:
         tickets: ``TicketResult`` s after ``search.verdict.analysis.decide`` (which sets their intervals).
     """
-    from search.verdict.statistics import round_points
+    from trainables.resolution import round_points
 
     for ticket in tickets:
         if not ticket.run_id or (ticket.is_dense and ticket.control == "good"):

@@ -32,7 +32,8 @@ from ray.tune.search import Searcher
 
 from search.strategy.policy import FINISHED, SEQUENCE, Outcome, VerdictPolicy, dense_outcome
 from search.strategy.racing import race_decision, seed_interval
-from search.verdict.statistics import round_points, round_score, versus_constant
+from search.verdict.statistics import versus_constant
+from trainables.resolution import round_points, round_score
 from spaces.search_space import TicketSpace
 from trainables.config import TrialConfig
 from trainables.report import TrialReport

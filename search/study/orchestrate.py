@@ -21,9 +21,9 @@ from search.verdict.analysis import TicketResult, Verdict, decide, ticket_from_r
 from search.study.progress import Plan, ScalarCSVLogger, StudyDisplay
 from search.strategy.racing import SeedRacingScheduler
 from search.study.local_ray import init_ray, joins_cluster
-from search.verdict.report import (description, kept_units_heatmap, phase_transition_plot, summary, trial_table,
-                           verdict_lines, verdict_tags)
-from search.strategy.searcher import TicketSearch
+from search.verdict.report import (ROLE_NAMES, description, kept_units_heatmap, phase_transition_plot, summary,
+                                   trial_table, verdict_lines, verdict_tags)
+from search.strategy.searcher import OBJECTIVE_NAME, TicketSearch
 from search.errors import UsageError, failure_summary
 from search.study.checks import check_fits, check_resume, trial_slots
 from search.study.settings import StudySettings
@@ -33,7 +33,6 @@ from search.records.optuna_storage import record_verdict
 from search.records.tracking import (REASON_TAG, STOP_TAG, MlflowTrialCallback, log_intervals, log_params,
                                      open_experiment, resolve_tracking_uri, run_url, share_study_view, source_tags,
                                      study_view_url, tag_verdict)
-from search.verdict.statistics import round_score
 from trainables.pruning.registry import PLUGINS_ENV, get_method, plugins_for_workers
 from spaces.search_space import TicketSpace
 from filelock import FileLock, Timeout
@@ -46,6 +45,7 @@ from trainables.tasks import HUB_DATASET
 from trainables.progress import BOARD_ENV, ProgressBoard
 from trainables.report import TrialReport
 from trainables.model import REMOTE_CODE_ENV, load_config
+from trainables.resolution import round_score
 from trainables.tasks import get_task
 from trainables.trial import TrialContext, tune_trainable
 
@@ -451,7 +451,7 @@ def _report(settings: StudySettings, tickets, client: MlflowClient, parent_run_i
     tag_verdict(client, verdict.named)
     log_intervals(client, tickets)
     if settings.optuna_storage:
-        record_verdict(settings.optuna_storage, settings.study_name, verdict, lines)
+        record_verdict(settings.optuna_storage, settings.study_name, verdict, lines, ROLE_NAMES, OBJECTIVE_NAME)
     kept = keep_weights(client, verdict, tickets, settings.weights_dir, settings.keep_weights)
     for path in settings.study_dir.iterdir():  # the report's files (the kept weights are uploaded already)
         if path.is_file():
