@@ -107,6 +107,41 @@ def _time(fn, repeats: int) -> float:
     return time.perf_counter() - start
 
 
+def parse_sparsities(text: str) -> list[float]:
+    """``--sparsities``: distinct fractions in (0, 1), comma-separated.
+
+    Raises:
+        UsageError: anything else, with the fix.
+    """
+    try:
+        sparsities = [float(s) for s in text.split(",")]
+    except ValueError:
+        sparsities = []
+    if not sparsities or not all(0 < s < 1 for s in sparsities) or len(set(sparsities)) != len(sparsities):
+        raise UsageError(f"--sparsities {text!r} is not a list of fractions in (0, 1), each named once: pass e.g. "
+                         "0.3,0.5 (not percent)")
+    return sparsities
+
+
+def check_device(text: str) -> None:
+    """``--device``: ``cpu``, or a CUDA device that is here.
+
+    Raises:
+        UsageError: anything else, with the fix.
+    """
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise UsageError(f"--device {text!r} is not a torch device: pass cpu or cuda (cuda:N)") from None
+    if device.type == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
+        raise UsageError(f"--device {text}: no such CUDA device here ({torch.cuda.device_count()} visible): "
+                         "pass --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {text}: measured on cpu or cuda only")
+
+
 def check_args(args) -> list[float]:
     """The flags checked before anything is loaded; returns the sparsities.
 
@@ -117,29 +152,13 @@ def check_args(args) -> list[float]:
 
     from search.cli.preflight import check_model_and_data, check_tasks
 
-    try:
-        sparsities = [float(s) for s in args.sparsities.split(",")]
-    except ValueError:
-        sparsities = []
-    if not sparsities or not all(0 < s < 1 for s in sparsities):
-        raise UsageError(f"--sparsities {args.sparsities!r} is not a list of fractions in (0, 1): pass e.g. 0.3,0.5 "
-                         "(not percent)")
-    if len(set(sparsities)) != len(sparsities):
-        raise UsageError(f"--sparsities {args.sparsities} names a sparsity twice: name each once")
+    sparsities = parse_sparsities(args.sparsities)
     for flag in ("rounds", "batches", "single", "train_steps"):
         if getattr(args, flag) < 1:
             raise UsageError(f"--{flag.replace('_', '-')} {getattr(args, flag)} must be at least 1")
     if args.threads < 0:
         raise UsageError(f"--threads {args.threads} must be 0 (all cores) or more")
-    try:
-        device = torch.device(args.device)
-    except RuntimeError:
-        raise UsageError(f"--device {args.device!r} is not a torch device: pass cpu or cuda (cuda:N)") from None
-    if device.type == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
-        raise UsageError(f"--device {args.device}: no such CUDA device here ({torch.cuda.device_count()} visible): "
-                         "pass --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"--device {args.device}: measured on cpu or cuda only")
+    check_device(args.device)
     if len(check_tasks(args.task, "--task")) != 1:
         raise UsageError(f"--task {args.task}: the speeds are measured on one task's dev set; pass one")
     args.task = args.task.strip().lower()

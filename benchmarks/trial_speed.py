@@ -84,15 +84,11 @@ def check_args(args) -> list[float]:
     Raises:
         UsageError: the first problem, naming it and the fix.
     """
+    from benchmarks.ticket_speed import check_device, parse_sparsities
     from search.cli.preflight import check_model_and_data, check_tasks
 
-    try:
-        sparsities = [float(s) for s in args.sparsities.split(",")]
-    except ValueError:
-        sparsities = []
-    if not sparsities or not all(0 < s < 1 for s in sparsities) or len(set(sparsities)) != len(sparsities):
-        raise UsageError(f"--sparsities {args.sparsities!r} is not a list of distinct fractions in (0, 1): pass e.g. "
-                         "0.3,0.5 (not percent)")
+    sparsities = parse_sparsities(args.sparsities)
+    check_device(args.device)
     for flag in ("rounds", "steps", "batch_size", "max_seq_length", "study_seq_length"):
         if getattr(args, flag) < 1:
             raise UsageError(f"--{flag.replace('_', '-')} {getattr(args, flag)} must be at least 1")
