@@ -319,9 +319,20 @@ def _card_facts(client, run, task, params: dict, seed: int, out: Path) -> dict:
             "difference_low": metrics.get("difference_low"), "difference_high": metrics.get("difference_high"),
             "verdict": parent.data.tags.get("verdict.line", "") if parent else "",
             "seeds": len(params.get("seeds", "0").split(",")),
-            "dev_examples": parent_params.get("data.max_dev_examples", "all"),
+            "dev_examples": _dev_examples(client, run, task, parent_params.get("data.max_dev_examples")),
             "study_command": tags.get("supertickets.command", ""),
             "export_command": f"python -m search.export --run-id {run.info.run_id} --seed {seed} --out {out}"}
+
+
+def _dev_examples(client, run, task, cap: str | None) -> str:
+    """How many dev examples the study scored: its ``--max-dev-examples`` cap, else its dev split's size."""
+    from trainables.data import load_raw
+
+    glue = _glue_dir(client, run)
+    total = len(load_raw(task, glue)["validation"]) if glue else None
+    if cap not in (None, "None", ""):
+        return str(min(int(cap), total) if total else int(cap))
+    return str(total) if total else "all the"
 
 
 def _points(difference: float | None) -> float | None:

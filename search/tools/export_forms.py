@@ -137,7 +137,7 @@ def model_card(facts, study: dict) -> str:
         f"| kept | {study['kept']} |",
         f"| parameters | {facts.parameters:,} of the dense {facts.dense_parameters:,} "
         f"({100 * facts.parameters / facts.dense_parameters:.1f} %), non-zero {facts.nonzero_parameters:,} |",
-        f"| dev {study['metric']} (this seed's ticket; dense) | {_score(study['dev_score'])}; "
+        f"| dev {study['metric']}, mean over the study's seeds (ticket; dense) | {_score(study['dev_score'])}; "
         f"{_score(study['dense_dev_score'])} |",
         f"| difference from dense | {interval} (95 % interval over {study['seeds']} seed(s) and "
         f"{study['dev_examples']} dev examples) |",
