@@ -60,17 +60,23 @@ def _structure(model) -> tuple[list[int], list[int]]:
     return list(heads), list(inner)
 
 
+def ticket_masks(dense, batches, sparsities) -> dict:
+    """``{sparsity: StructuredMask}``: Liang et al.'s counts of heads and FFN blocks with the lowest per-token
+    importance of ``dense`` (a sequence classifier, put in eval mode) on ``batches`` (labelled)."""
+    from trainables.pruning.structured import normalize_by_layer, structured_mask, unit_importance
+
+    head, ffn = unit_importance(dense.eval(), batches).of("per-token")
+    return {sparsity: structured_mask(normalize_by_layer(head), ffn, sparsity) for sparsity in sparsities}
+
+
 def _tickets(model_dir: str, task, batches, sparsities):
     import torch
 
     from trainables.model import load_model
-    from trainables.pruning.structured import normalize_by_layer, structured_mask, unit_importance
 
     dense = load_model(model_dir, task, seed=0).eval()
-    head, ffn = unit_importance(dense, batches).of("per-token")
     models = {"dense": dense}
-    for sparsity in sparsities:
-        mask = structured_mask(normalize_by_layer(head), ffn, sparsity)
+    for sparsity, mask in ticket_masks(dense, batches, sparsities).items():
         models[f"{round(100 * sparsity)}% ticket"] = mask.export(dense)
     torch.manual_seed(0)
     return models
@@ -148,8 +154,6 @@ def check_args(args) -> list[float]:
     Raises:
         UsageError: the first problem, naming it and the fix.
     """
-    import torch
-
     from search.cli.preflight import check_model_and_data, check_tasks
 
     sparsities = parse_sparsities(args.sparsities)

@@ -43,17 +43,16 @@ def _models(model_dir: str, task, split, collate, sparsities: list[float], devic
     """``{row name: {"smaller": model, "gated": model}}`` (the dense row has one model), rewound to pre-trained."""
     import torch
 
+    from benchmarks.ticket_speed import ticket_masks
     from trainables.data import batches
     from trainables.model import load_model
-    from trainables.pruning.structured import normalize_by_layer, structured_mask, unit_importance
     from trainables.pruning.tickets import Ticket
 
     dense = load_model(model_dir, task, seed=0)
     sample = split["train"].select(range(min(64, len(split["train"]))))
-    head, ffn = unit_importance(dense.eval(), list(batches(sample, collate, 16, "cpu"))).of("per-token")
+    masks = ticket_masks(dense, list(batches(sample, collate, 16, "cpu")), sparsities)
     rows = {"dense": {"smaller": dense.to(device)}}
-    for sparsity in sparsities:
-        mask = structured_mask(normalize_by_layer(head), ffn, sparsity)
+    for sparsity, mask in masks.items():
         rows[f"structured {round(100 * sparsity)} %"] = {
             form: Ticket(mask, smaller=form == "smaller").model_to_train(copy.deepcopy(dense).to(device))
             for form in ("smaller", "gated")}

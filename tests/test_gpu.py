@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from test_smaller_training import _no_dropout
 from trainables.data import DataSettings, batches, collator, load_tokenized
 from trainables.finetune import FinetuneSettings, FineTuneRun, autocast_dtype
 from trainables.model import load_model, load_tokenizer
@@ -29,13 +30,6 @@ def _mask() -> StructuredMask:
     head[0, [1, 5, 7]] = False
     head[3, ::2] = False
     return StructuredMask(head, torch.tensor([True, False, True, True, True, False]))
-
-
-def _no_dropout(model):
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-    return model
 
 
 def test_a_ticket_trained_smaller_on_the_gpu_is_the_gated_ticket(model_dir, rte):

@@ -50,7 +50,7 @@ def shrink(model: nn.Module, head: torch.Tensor, ffn: torch.Tensor) -> nn.Module
 
     Returns:
         a copy of ``model``, the same stock class, in eval mode, whose logits equal the gated model's (to float
-        rounding); ``config.ticket`` (``ticket_entry``) records the kept structure.
+        rounding); ``config.ticket`` (``ticket_entry``) records the kept structure, unless nothing was pruned.
 
     Raises:
         ValueError: a layer with no head left, or mask shapes that do not fit.
@@ -61,6 +61,7 @@ def shrink(model: nn.Module, head: torch.Tensor, ffn: torch.Tensor) -> nn.Module
     ticket = type(model)(copy.deepcopy(model.config))  # a fresh module tree: the gates' hooks stay on ``model``
     ticket.load_state_dict(model.state_dict())
     ticket.to(parameter.device, parameter.dtype)
-    remove_units(ticket, entry["layout"], entry["heads"], entry["ffn"])
-    ticket.config.ticket = entry
+    if not (head.all() and ffn.all()):  # a dense ticket stays what the stock class holds: no entry, no remote code
+        remove_units(ticket, entry["layout"], entry["heads"], entry["ffn"])
+        ticket.config.ticket = entry
     return ticket.eval()

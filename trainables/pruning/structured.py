@@ -23,7 +23,6 @@ blocks at 50-80 % on BERT-base.
 
 from __future__ import annotations
 
-import copy
 
 import json
 import logging
@@ -183,11 +182,6 @@ class StructuredMask:
         """
         from trainables.pruning.shrink import shrink
 
-        if self.is_dense:  # nothing removed: the stock class holds it as it is (no ticket entry, no remote code)
-            dense = type(model)(copy.deepcopy(model.config))
-            dense.load_state_dict(model.state_dict())
-            parameter = next(model.parameters())
-            return dense.to(parameter.device, parameter.dtype).eval()
         return shrink(model, self.head, self.ffn)
 
 
