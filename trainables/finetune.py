@@ -46,6 +46,23 @@ def show_progress() -> None:
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax}
 
 
+def make_optimizer(params: list[nn.Parameter], settings: FinetuneSettings, device: torch.device) -> torch.optim.Optimizer:
+    """The optimiser ``settings.optimizer`` names over ``params``: AdamW as PyTorch's fused kernel where the device
+    has one (CPU and CUDA), the same update in one pass over each tensor.
+
+    Why: the step over every parameter, the word embeddings included (half of a MiniLM), costs the same for a
+    ticket trained physically smaller as for the dense model; fused, an AdamW step of MiniLM on 2 CPU cores takes
+    10 ms instead of 71 ms. Adamax has no fused kernel (its for-each form is slower than the loop on the CPU).
+
+    Raises:
+        KeyError: an optimiser not in ``OPTIMIZERS`` (the command line checks it first).
+    """
+    options = {"lr": settings.learning_rate, "weight_decay": settings.weight_decay}
+    if settings.optimizer == "adamw" and device.type in ("cpu", "cuda"):
+        options["fused"] = True
+    return OPTIMIZERS[settings.optimizer](params, **options)
+
+
 @dataclass(frozen=True)
 class FinetuneSettings:
     """Hyper-parameters of one fine-tune.
@@ -208,8 +225,7 @@ class Optimisation:
         self.dtype = autocast_dtype(settings.precision, device)
         # fp16 needs loss scaling (its range is narrow); bf16 and fp32 do not
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
-        self.optimizer = OPTIMIZERS[settings.optimizer](params, lr=settings.learning_rate,
-                                                        weight_decay=settings.weight_decay)
+        self.optimizer = make_optimizer(params, settings, device)
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, int(settings.warmup_ratio * total_steps),
                                                          total_steps)
 
