@@ -268,11 +268,15 @@ def _new_tuner(settings: StudySettings, trainable, space, callbacks: list, stop_
     searcher = TicketSearch(space, settings.search, settings.search_seed, task.primary_metric, settings.confidence,
                             settings.match_tolerance, task.is_regression, settings.optuna_storage,
                             settings.study_name)
+    # reuse_actors: a trial runs in the worker process of the one before it, so the 5-15 s of starting a process and
+    # importing torch and transformers is paid once per slot, not per trial (nothing of a trial outlives it there:
+    # each builds its model, data and optimiser afresh and sets its own threads).
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(metric="dev_score", mode="max", search_alg=searcher,
-                                    scheduler=_scheduler(settings, stop_reasons, searcher), num_samples=settings.num_trials,
-                                    max_concurrent_trials=concurrent_trials(settings)),
+                                    scheduler=_scheduler(settings, stop_reasons, searcher),
+                                    num_samples=settings.num_trials, max_concurrent_trials=concurrent_trials(settings),
+                                    reuse_actors=True),
         run_config=tune.RunConfig(name=settings.study_name, storage_path=settings.storage_path, callbacks=callbacks,
                                   verbose=0, failure_config=tune.FailureConfig(max_failures=settings.max_failures)))
 
