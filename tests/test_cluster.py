@@ -32,9 +32,11 @@ def two_nodes(monkeypatch):
 
 def test_a_study_on_a_two_node_cluster_runs_trials_on_both_nodes(two_nodes, tmp_path, model_dir, glue_dir):
     storage, uri = tmp_path / "results", f"sqlite:///{tmp_path}/mlflow.db"
+    # Trials long enough to outlast a worker's start: Tune reuses a finished trial's worker (reuse_actors), so a
+    # ticket trial shorter than starting a worker on the other node would take the first trial's worker instead.
     argv = ["--task", "rte", "--budget", "smoke", "--model", model_dir, "--glue-dir", glue_dir, "--storage-path",
-            str(storage), "--mlflow-uri", uri, "--max-train-examples", "32", "--max-dev-examples", "32",
-            "--max-seq-length", "32", "--epochs", "1", "--seeds", "1", "--cpus-per-trial", "1", "--search", "grid",
+            str(storage), "--mlflow-uri", uri, "--max-train-examples", "160", "--max-dev-examples", "32",
+            "--max-seq-length", "32", "--epochs", "3", "--seeds", "1", "--cpus-per-trial", "1", "--search", "grid",
             "--num-trials", "3", "--study-name", "two-nodes"]
     assert main(argv) == 0
     nodes = {two_nodes.head_node.node_id, *(node.node_id for node in two_nodes.worker_nodes)}
