@@ -261,13 +261,16 @@ def _cases(w: dict, model_dir: str, glue_dir: str) -> dict:
         "ticket_speed: no such GPU": ("ticket_speed", ["--device", "cuda:64"], "no such CUDA device here"),
         "ticket_speed: negative threads": ("ticket_speed", ["--threads", "-1"], "--threads -1 must be 0"),
         "ticket_speed: unknown task": ("ticket_speed", ["--task", "squad"], "unknown task 'squad'"),
-        # python -m benchmarks.trial_speed / gpu_packing
+        # python -m benchmarks.trial_speed / gpu_packing / optimizer_step
         "trial_speed: sparsities in percent": ("trial_speed", ["--sparsities", "30,50"], "not a list of fractions"),
         "trial_speed: zero steps": ("trial_speed", ["--steps", "0"], "--steps 0 must be at least 1"),
         "trial_speed: unknown device": ("trial_speed", ["--device", "tpu"], "--device 'tpu' is not a torch device"),
         "trial_speed: negative study rounds": ("trial_speed", ["--study-rounds", "-1"], "--study-rounds -1 must be 0"),
         "trial_speed: unknown study task": ("trial_speed", ["--study-task", "squad"], "unknown task 'squad'"),
         "gpu_packing: zero tickets": ("gpu_packing", ["--tickets", "0"], "--tickets 0 must be at least 1"),
+        "optimizer_step: zero steps": ("optimizer_step", ["--steps", "0"], "--steps 0 must be at least 1"),
+        "optimizer_step: unknown device": ("optimizer_step", ["--device", "tpu"], "--device 'tpu' is not a torch device"),
+        "optimizer_step: missing model": ("optimizer_step", ["--model", "/no/such/model"], "model path /no/such/model"),
         # python -m benchmarks.adaptive_error / shapes / multitask_cost / storage_uri
         "adaptive_error: zero worlds": ("adaptive_error", ["--worlds", "0"], "--worlds 0 must be at least 1"),
         "adaptive_error: a shape twice": ("adaptive_error", ["--shapes", "flat,flat"], "names a shape twice"),

@@ -47,12 +47,19 @@ OPTIMIZERS = {"adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax}
 
 
 def make_optimizer(params: list[nn.Parameter], settings: FinetuneSettings, device: torch.device) -> torch.optim.Optimizer:
-    """The optimiser ``settings.optimizer`` names over ``params``: AdamW as PyTorch's fused kernel where the device
-    has one (CPU and CUDA), the same update in one pass over each tensor.
+    """The optimiser ``settings.optimizer`` names over ``params``: AdamW (Loshchilov & Hutter 2019, decoupled weight
+    decay) as PyTorch's fused kernel where the device has one (CPU and CUDA), the same update in one pass over each
+    tensor; Adamax (Kingma & Ba 2015, section 7.1) as PyTorch's default form.
 
-    Why: the step over every parameter, the word embeddings included (half of a MiniLM), costs the same for a
-    ticket trained physically smaller as for the dense model; fused, an AdamW step of MiniLM on 2 CPU cores takes
-    10 ms instead of 71 ms. Adamax has no fused kernel (its for-each form is slower than the loop on the CPU).
+    Why fused: the step over every parameter, the word embeddings included (half of a MiniLM), costs a ticket
+    trained physically smaller what it costs the dense model; an AdamW step of MiniLM on 2 CPU cores takes 14 ms
+    fused instead of 79 ms (``python -m benchmarks.optimizer_step``). Adamax has no fused kernel, and its for-each
+    form is slower than the loop on the CPU.
+
+    Args:
+        params: the parameters to train (each once, all on ``device``).
+        settings: ``optimizer``, ``learning_rate`` (peak, per step) and ``weight_decay``.
+        device: where the parameters live.
 
     Raises:
         KeyError: an optimiser not in ``OPTIMIZERS`` (the command line checks it first).
