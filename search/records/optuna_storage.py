@@ -93,7 +93,6 @@ def record_verdict(url: str, study_name: str, verdict, lines: list[str], role_na
     """
     import optuna
 
-
     study = optuna.load_study(study_name=study_name, storage=url)
     trials = study.get_trials(deepcopy=False)
     number = {t.user_attrs.get("ray_trial_id"): t.number for t in trials}

@@ -23,7 +23,6 @@ blocks at 50-80 % on BERT-base.
 
 from __future__ import annotations
 
-
 import json
 import logging
 import math
